@@ -1,0 +1,156 @@
+"""Build and run the workflow, then publish derivatives, dataset description and reports."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from importlib import resources
+from pathlib import Path
+
+from ..errors import EXIT_PROCESSING
+
+LOGGER = logging.getLogger("qmriprep")
+
+
+def run_workflow(config, plans) -> int:
+    """Run all subjects; publish those that finished; returns the exit code."""
+    from nipype import config as ncfg
+    from nipype import logging as nlogging
+
+    from ..workflows.base import init_qmriprep_wf
+
+    ex, ny = config.execution, config.nipype
+    output_dir = Path(ex.output_dir)
+    staging = output_dir / f".qmriprep-staging-{ex.run_uuid}"
+    workflow = init_qmriprep_wf(plans=plans, config=config, staging_dir=str(staging))
+    workflow.base_dir = ex.work_dir
+    for subject in plans:
+        log_dir = _log_dir(config, subject)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        config.to_toml(log_dir / "qmriprep.toml")
+    write_boilerplate(config, plans, workflow)
+    ncfg.update_config({
+        "execution": {"crashfile_format": "txt", "stop_on_first_crash": ex.stop_on_first_crash,
+                      "remove_unnecessary_outputs": False, "hash_method": "content",
+                      "parameterize_dirs": False},
+        "logging": {"workflow_level": "INFO" if ex.log_level < 25 else "WARNING",
+                    "interface_level": "INFO" if ex.log_level < 20 else "WARNING"},
+    })
+    nlogging.update_logging(ncfg)
+    plugin_args = {"status_callback": _progress}
+    plugin = "Linear"
+    if ny.nprocs > 1:
+        plugin, plugin_args = "MultiProc", {**plugin_args, "n_procs": ny.nprocs,
+                                            "raise_insufficient": False}
+        if ny.mem_gb:
+            plugin_args["memory_gb"] = ny.mem_gb
+    LOGGER.log(25, "running %d subject(s) in %s (work dir %s)", len(plans), output_dir, ex.work_dir)
+    failed = False
+    try:
+        workflow.run(plugin=plugin, plugin_args=plugin_args)
+    except Exception as err:  # noqa: BLE001 (nipype raises RuntimeError for failed nodes)
+        failed = True
+        LOGGER.error("processing failed: %s", str(err).splitlines()[0] if str(err) else type(err).__name__)
+    code = 0
+    for subject in plans:
+        crashes = sorted(_log_dir(config, subject).glob("crash-*"))
+        errors = [c.read_text(errors="replace") for c in crashes]
+        if crashes or (failed and ex.stop_on_first_crash):
+            LOGGER.error("sub-%s failed; nothing published (crash files in %s)", subject,
+                         _log_dir(config, subject))
+            code = EXIT_PROCESSING
+        else:
+            _publish(staging, output_dir, subject)
+            LOGGER.log(25, "sub-%s: derivatives written to %s", subject, output_dir / f"sub-{subject}")
+        report = _report(config, subject, plans[subject], errors)
+        LOGGER.log(25, "sub-%s: report at %s", subject, report)
+    if failed and code == 0:
+        code = EXIT_PROCESSING
+    shutil.rmtree(staging, ignore_errors=True)
+    _write_dataset_description(output_dir, ex)
+    return code
+
+
+def _progress(node, status) -> None:
+    """Which subject and step is running, visible without ``-v``."""
+    if status in ("start", "end") and not node.name.startswith(("ds_", "merge", "b1_first")):
+        parts = node.fullname.split(".")
+        subject = next((p for p in parts if p.startswith("sub_")), "")
+        step = ".".join(p for p in parts[1:] if not p.startswith("sub_"))
+        LOGGER.log(25, "%s | %s %s", subject.replace("sub_", "sub-").replace("_wf", ""), step,
+                   "started" if status == "start" else "done")
+
+
+def _publish(staging: Path, output_dir: Path, subject: str) -> None:
+    """Move one subject's staged derivatives into the output folder (atomic renames)."""
+    src_root = staging / f"sub-{subject}"
+    for src in sorted(p for p in src_root.rglob("*") if p.is_file()):
+        dest = output_dir / src.relative_to(staging)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        src.replace(dest)
+
+
+def _log_dir(config, subject) -> Path:
+    return Path(config.execution.output_dir) / f"sub-{subject}" / "log" / config.execution.run_uuid
+
+
+def write_boilerplate(config, plans, workflow=None) -> Path:
+    """Methods text (Markdown with citation keys) and its BibTeX, in ``<output>/logs``."""
+    from ..workflows.base import collect_boilerplate, init_qmriprep_wf
+
+    if workflow is None:
+        staging = Path(config.execution.output_dir) / ".qmriprep-staging"
+        workflow = init_qmriprep_wf(plans=plans, config=config, staging_dir=str(staging))
+    logs = Path(config.execution.output_dir) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    text = collect_boilerplate(workflow)
+    (logs / "CITATION.md").write_text(text + "\n")
+    bib = resources.files("qmriprep").joinpath("data/boilerplate.bib").read_text()
+    (logs / "CITATION.bib").write_text(bib)
+    LOGGER.log(25, "methods boilerplate written to %s", logs / "CITATION.md")
+    return logs / "CITATION.md"
+
+
+def _report(config, subject, collections, errors) -> Path:
+    from ..reports.subject import build_report
+
+    from .plan import decision
+
+    decisions = [decision(c) for c in collections]
+    boilerplate = (Path(config.execution.output_dir) / "logs" / "CITATION.md").read_text()
+    return build_report(config.execution.output_dir, subject,
+                        sessions=sorted({c.session for c in collections if c.session}) or None,
+                        decisions=decisions, boilerplate=boilerplate,
+                        config_file=_log_dir(config, subject) / "qmriprep.toml", errors=errors,
+                        version=config.execution.version)
+
+
+def _write_dataset_description(output_dir: Path, ex) -> None:
+    """BIDS-derivatives ``dataset_description.json`` (GeneratedBy with version and container)."""
+    import os
+
+    generated_by = {"Name": "qmriprep", "Version": ex.version,
+                    "CodeURL": "https://github.com/qmriprep/qmriprep"}
+    container = _container()
+    if container:
+        generated_by["Container"] = container
+    desc = {"Name": "qmriprep outputs", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
+            "GeneratedBy": [generated_by],
+            "DatasetLinks": {"raw": Path(ex.bids_dir).as_uri()},
+            "HowToAcknowledge": "Cite qmriprep and the methods in logs/CITATION.md."}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = output_dir / f".dataset_description.json.{os.getpid()}"
+    tmp.write_text(json.dumps(desc, indent=2) + "\n")
+    tmp.replace(output_dir / "dataset_description.json")
+
+
+def _container() -> dict | None:
+    import os
+
+    if os.getenv("APPTAINER_CONTAINER") or os.getenv("SINGULARITY_CONTAINER"):
+        return {"Type": "singularity",
+                "Tag": os.getenv("APPTAINER_NAME") or os.getenv("SINGULARITY_NAME", "")}
+    if os.getenv("QMRIPREP_DOCKER_TAG") or Path("/.dockerenv").exists():
+        return {"Type": "docker", "Tag": f"qmriprep/qmriprep:{os.getenv('QMRIPREP_DOCKER_TAG', 'unknown')}"}
+    return None

@@ -1,0 +1,115 @@
+"""BIDS-App argument parser (BIDS-Apps and fMRIPrep conventions)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .. import __version__
+from ..config import ESTIMATORS
+
+
+def _path_exists(value: str) -> Path:
+    path = Path(value).expanduser().absolute()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"path does not exist: {path}")
+    return path
+
+
+def _label(value: str) -> str:
+    return value[4:] if value.startswith(("sub-", "ses-")) else value
+
+
+def _estimator(value: str) -> tuple[str, list[str]]:
+    """``KIND:METHOD[,METHOD...]``, e.g. ``mese:varpro,nlls`` or ``vfa:all``."""
+    kind, _, methods = value.partition(":")
+    kind = kind.lower()
+    if kind not in ESTIMATORS or not methods:
+        raise argparse.ArgumentTypeError(
+            f"'{value}': expected KIND:METHOD[,METHOD] with KIND one of {', '.join(ESTIMATORS)}")
+    chosen = list(ESTIMATORS[kind]) if methods == "all" else methods.split(",")
+    unknown = sorted(set(chosen) - set(ESTIMATORS[kind]))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"'{value}': unknown method(s) {', '.join(unknown)} for {kind}; "
+            f"choose from {', '.join(ESTIMATORS[kind])} or 'all'")
+    return kind, chosen
+
+
+def _filter_file(value: str) -> dict:
+    path = _path_exists(value)
+    try:
+        filters = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(filters, dict):
+        raise argparse.ArgumentTypeError(f"{path}: the filter file must hold a JSON object")
+    return filters
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The qmriprep command line."""
+    parser = argparse.ArgumentParser(
+        prog="qmriprep",
+        description="qmriprep: quantitative MRI maps (T1, T2, T2*, M0, B1+) from a BIDS dataset.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("bids_dir", type=_path_exists, help="the root of the input BIDS dataset")
+    parser.add_argument("output_dir", type=Path, help="where derivatives and reports are written")
+    parser.add_argument("analysis_level", choices=["participant", "group"],
+                        help="participant: maps per subject; group: one TSV summary of all subjects")
+    parser.add_argument("--version", action="version", version=f"qmriprep v{__version__}")
+
+    g = parser.add_argument_group("BIDS filtering")
+    g.add_argument("--participant-label", "--participant_label", nargs="+", type=_label, default=[],
+                   metavar="LABEL", help="subjects to process (with or without 'sub-'); default all")
+    g.add_argument("--session-label", nargs="+", type=_label, default=[], metavar="LABEL",
+                   help="sessions to process (with or without 'ses-'); default all")
+    g.add_argument("--bids-filter-file", type=_filter_file, metavar="FILE",
+                   help="JSON of pybids filters per collection kind, e.g. {\"vfa\": {\"acquisition\": \"hr\"}}")
+    g.add_argument("--skip-bids-validation", "--skip_bids_validation", action="store_true",
+                   help="do not run the BIDS validator (the structure checks qmriprep needs always run)")
+
+    g = parser.add_argument_group("Resources")
+    g.add_argument("-w", "--work-dir", type=Path, default=Path("work"),
+                   help="working directory (intermediate results; reused by reruns)")
+    g.add_argument("--nprocs", "--n-cpus", type=int, default=None, metavar="N",
+                   help="maximum number of processes (default: all CPUs)")
+    g.add_argument("--omp-nthreads", type=int, default=None, metavar="N",
+                   help="threads per process for numpy/torch (default: min(8, nprocs))")
+    g.add_argument("--mem", "--mem-gb", type=float, default=None, metavar="GB",
+                   help="memory limit for the scheduler, in GB")
+    g.add_argument("--device", default="cpu", help="torch device for learned estimators (cpu, cuda, cuda:1)")
+    g.add_argument("--random-seed", type=int, default=None, metavar="SEED",
+                   help="seed of every random choice (recorded in the sidecars)")
+
+    g = parser.add_argument_group("Estimation")
+    g.add_argument("--estimators", nargs="+", type=_estimator, default=[], metavar="KIND:METHODS",
+                   help="methods per collection kind, e.g. mese:varpro,nlls megre:loglinear vfa:all; "
+                        + "; ".join(f"{k}: {', '.join(v)} (default {v[0]})" for k, v in ESTIMATORS.items()))
+    g.add_argument("--drop-first-echo", action="store_true",
+                   help="exclude the first echo of MESE/MEGRE fits (stimulated-echo contamination)")
+    g.add_argument("--fit-offset", action="store_true",
+                   help="fit a constant noise-floor offset in multi-echo fits")
+    g.add_argument("--b1-source", default=None,
+                   choices=["auto", "TB1map", "TB1TFL", "TB1AFI", "TB1DAM", "none"],
+                   help="which B1+ collection corrects VFA (auto: IntendedFor, else nearest in session)")
+    g.add_argument("--b1-registration", default=None, choices=["rigid", "header"],
+                   help="bring B1+ maps to the target by rigid registration or scanner coordinates only")
+    g.add_argument("--b1-fwhm", type=float, default=None, metavar="MM",
+                   help="Gaussian smoothing of B1+ maps (mm FWHM; 0 disables)")
+    g.add_argument("--align-series", default=None, choices=["auto", "always", "never"],
+                   help="rigid alignment of volumes within a collection (auto: VFA yes, echo trains no)")
+
+    g = parser.add_argument_group("Workflow")
+    g.add_argument("--config-file", type=_path_exists, metavar="FILE",
+                   help="TOML settings of an earlier run (as saved in its log folder); options given "
+                        "on the command line take precedence")
+    g.add_argument("--boilerplate-only", "--boilerplate_only", action="store_true",
+                   help="write the methods boilerplate and exit")
+    g.add_argument("--stop-on-first-crash", action="store_true",
+                   help="stop at the first failing node instead of running what can run")
+    g.add_argument("-v", "--verbose", dest="verbose_count", action="count", default=0,
+                   help="more log output (-vv for debugging)")
+    return parser

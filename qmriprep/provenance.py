@@ -1,0 +1,65 @@
+"""Sidecar provenance of every output: units, algorithm, reference, sources.
+
+One table of what each estimator is and where it comes from, used by the workflows (sidecars)
+and the methods boilerplate (``data/boilerplate.bib`` keys in brackets).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+UNITS = {
+    "T1map": "s", "T2map": "s", "T2starmap": "s",
+    "R1map": "1/s", "R2map": "1/s", "R2starmap": "1/s",
+    "M0map": "arbitrary", "TB1map": "percent",
+    "T1mapRMSE": "arbitrary", "T2mapRMSE": "arbitrary", "T2starmapRMSE": "arbitrary",
+}
+
+ALGORITHMS = {
+    ("MESE", "loglinear"): "Mono-exponential T2 fit S = M0 exp(-TE/T2): weighted log-linear least squares (weights S^2)",
+    ("MESE", "nlls"): "Mono-exponential T2 fit S = M0 exp(-TE/T2): non-linear least squares (vectorised Levenberg-Marquardt)",
+    ("MESE", "varpro"): "Mono-exponential T2 fit S = M0 exp(-TE/T2): variable projection (M0 in closed form, 1-D search over R2)",
+    ("VFA", "linear"): "Variable flip angle T1, linear DESPOT1 (S/sin a vs S/tan a), B1+ corrected flip angles",
+    ("VFA", "nlls"): "Variable flip angle T1, non-linear least squares on the SPGR equation, B1+ corrected flip angles",
+    ("TB1DAM", ""): "Double angle method: B1 = arccos(S(2a) / (2 S(a))) / a",
+    ("TB1AFI", ""): "Actual flip angle imaging: B1 = arccos((r n - 1)/(n - r)) / a, r = S2/S1, n = TR2/TR1",
+    ("TB1TFL", ""): "Siemens turbo-FLASH B1 map: B1 = famp / (10 a_nominal)",
+    ("TB1map", ""): "B1+ map provided by the scanner, resampled",
+}
+ALGORITHMS.update({("MEGRE", m): v.replace("T2", "T2*").replace("R2", "R2*")
+                   for (k, m), v in list(ALGORITHMS.items()) if k == "MESE"})
+
+REFERENCES = {
+    "MESE": "Meiboom S, Gill D. Rev Sci Instrum 1958;29:688. Golub G, Pereyra V. SIAM J Numer Anal 1973;10:413 (VarPro).",
+    "MEGRE": "Chavhan GB et al. Radiographics 2009;29:1433. Golub G, Pereyra V. SIAM J Numer Anal 1973;10:413 (VarPro).",
+    "VFA": "Fram EK et al. Magn Reson Imaging 1987;5:201. Deoni SCL et al. Magn Reson Med 2003;49:515.",
+    "TB1DAM": "Insko EK, Bolinger L. J Magn Reson A 1993;103:82.",
+    "TB1AFI": "Yarnykh VL. Magn Reson Med 2007;57:192.",
+    "TB1TFL": "Chung S et al. Magn Reson Med 2010;64:439.",
+    "TB1map": "",
+}
+
+
+def bids_uris(files, bids_dir) -> list[str]:
+    """``bids:raw:<relative path>`` URIs of raw files (BIDS 1.8 ``Sources``)."""
+    root = Path(bids_dir).absolute()
+    out = []
+    for f in files:
+        try:
+            out.append("bids:raw:" + Path(f).absolute().relative_to(root).as_posix())
+        except ValueError:
+            out.append(Path(f).absolute().as_uri())
+    return out
+
+
+def map_meta(suffix: str, kind: str, method: str, sources: list[str], **extra) -> dict:
+    """Sidecar of one parameter map."""
+    meta = {
+        "Units": UNITS.get(suffix, "arbitrary"),
+        "EstimationAlgorithm": ALGORITHMS[(kind, method)],
+        "EstimationReference": REFERENCES[kind],
+        "Sources": list(sources),
+        "SkullStripped": False,
+    }
+    meta.update(extra)
+    return meta

@@ -1,0 +1,1 @@
+"""Small shared helpers of the Nipype shell (file IO only, no science)."""

@@ -1,0 +1,1 @@
+"""Nipype workflow graphs: they only wire interfaces (``init_*_wf`` factories, keyword-only)."""

@@ -1,0 +1,124 @@
+"""Top-level graphs: one sub-workflow per subject, one per collection inside it."""
+
+from __future__ import annotations
+
+import math
+
+from nipype.pipeline import engine as pe
+
+from ..provenance import bids_uris
+from .b1 import init_b1_wf
+from .multiecho import init_multiecho_wf
+from .vfa import init_vfa_wf
+
+B1_KINDS = ("TB1DAM", "TB1AFI", "TB1TFL", "TB1map")
+
+
+def init_qmriprep_wf(*, plans: dict, config, staging_dir: str, name: str = "qmriprep_wf"):
+    """All subjects: ``plans`` maps a subject label to its list of collections."""
+    workflow = pe.Workflow(name=name)
+    for subject, collections in plans.items():
+        single_subject_wf = init_single_subject_wf(
+            subject=subject, collections=collections, config=config, staging_dir=staging_dir)
+        single_subject_wf.config["execution"]["crashdump_dir"] = str(
+            _log_dir(config, subject))
+        workflow.add_nodes([single_subject_wf])
+    return workflow
+
+
+def init_single_subject_wf(*, subject: str, collections, config, staging_dir: str, name=None):
+    """Every processed collection of one subject, with B1+ maps wired to the VFA series they correct.
+
+    Parameters: ``subject`` label, its ``collections`` (:func:`qmriprep.bids.collections.find_collections`),
+    the run ``config`` and the ``staging_dir`` derivatives are written to before the run moves them.
+    """
+    workflow = pe.Workflow(name=name or f"sub_{subject}_wf")
+    workflow.__desc__ = (
+        "Results included in this manuscript come from quantitative MRI processing performed with "
+        f"*qmriprep* {config.execution.version} [@qmriprep], based on *Nipype* [@nipype] and the BIDS "
+        "standard [@bids]."
+    )
+    wcfg, bids_dir = config.workflow, config.execution.bids_dir
+    b1_wfs = {}
+    for col in (c for c in collections if c.supported and c.kind in B1_KINDS):
+        b1_wf = _b1_wf(col, wcfg, bids_dir, staging_dir)
+        b1_wf.get_node("inputnode").inputs.in_files = [str(f) for f in col.files]
+        b1_wf.get_node("inputnode").inputs.source_files = [str(f) for f in col.files]
+        b1_wfs[id(col)] = b1_wf
+        workflow.add_nodes([b1_wf])
+    for col in (c for c in collections if c.supported and c.kind not in B1_KINDS):
+        sources = bids_uris(col.files, bids_dir)
+        kind = col.kind.lower()
+        if col.kind in ("MESE", "MEGRE"):
+            wf = init_multiecho_wf(kind=col.kind, echo_times=list(col.protocol.echo_times),
+                                   methods=wcfg.estimators[kind], output_dir=staging_dir,
+                                   sources=sources, drop_first_echo=wcfg.drop_first_echo,
+                                   fit_offset=wcfg.fit_offset, name=_wf_name(col))
+        else:  # VFA
+            b1_col = col.b1 if wcfg.b1_source != "none" else None
+            b1_mode = None
+            if b1_col is not None:
+                b1_mode = "header" if b1_col.kind == "TB1map" else wcfg.b1_registration
+            wf = init_vfa_wf(flip_angles=[math.degrees(a) for a in col.protocol.flip_angles],
+                             repetition_time=col.protocol.tr, methods=wcfg.estimators[kind],
+                             output_dir=staging_dir, sources=sources,
+                             align=wcfg.align_series in ("auto", "always"),
+                             b1_registration=b1_mode,
+                             b1_sources=bids_uris(b1_col.files, bids_dir) if b1_col else (),
+                             name=_wf_name(col))
+            if b1_col is not None:
+                b1_wf = b1_wfs[id(b1_col)]
+                workflow.connect(b1_wf, "outputnode.b1", wf, "inputnode.b1")
+                workflow.connect(b1_wf, "outputnode.reference", wf, "inputnode.b1_reference")
+        wf.get_node("inputnode").inputs.in_files = [str(f) for f in col.files]
+        wf.get_node("inputnode").inputs.source_files = [str(f) for f in col.files]
+        workflow.add_nodes([wf])
+    return workflow
+
+
+def _b1_wf(col, wcfg, bids_dir, staging_dir):
+    p = col.protocol
+    kwargs = {}
+    if col.kind in ("TB1DAM", "TB1AFI", "TB1TFL"):
+        kwargs["flip_angle"] = math.degrees(p.flip_angle)
+    if col.kind == "TB1AFI":
+        kwargs["repetition_times"] = (p.tr1, p.tr2)
+    if col.kind == "TB1map":
+        kwargs["scale"] = p.scale
+    return init_b1_wf(kind=col.kind, output_dir=staging_dir, sources=bids_uris(col.files, bids_dir),
+                      fwhm_mm=wcfg.b1_fwhm_mm, name=_wf_name(col), **kwargs)
+
+
+def _wf_name(col) -> str:
+    """``<kind>[_ses<s>][_acq<a>][_run<r>]_wf``: unique per collection, a valid node name."""
+    parts = [col.kind.lower()]
+    if col.session:
+        parts.append(f"ses{col.session}")
+    for key in ("acquisition", "reconstruction", "run"):
+        value = (col.entities or {}).get(key)
+        if value not in (None, ""):
+            parts.append(f"{key[:3]}{value}")
+    return "_".join(parts) + "_wf"
+
+
+def _log_dir(config, subject):
+    from pathlib import Path
+
+    return Path(config.execution.output_dir) / f"sub-{subject}" / "log" / config.execution.run_uuid
+
+
+def collect_boilerplate(workflow) -> str:
+    """The ``__desc__`` paragraphs of a workflow tree, in graph order, de-duplicated."""
+    seen, paragraphs = set(), []
+
+    def visit(wf):
+        desc = getattr(wf, "__desc__", None)
+        if desc and desc not in seen:
+            seen.add(desc)
+            paragraphs.append(desc)
+        for node in wf._graph.nodes():  # noqa: SLF001 (nipype exposes no public iterator)
+            if isinstance(node, pe.Workflow):
+                visit(node)
+
+    visit(workflow)
+    return "\n\n".join(paragraphs)

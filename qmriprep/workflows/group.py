@@ -1,0 +1,59 @@
+"""Group level: one tidy TSV with summary statistics of every map of every subject."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from ..errors import InputError
+
+_MAP = re.compile(r"^(?P<stem>sub-[^/]+?)_(?P<suffix>T1map|T2map|T2starmap|R1map|R2map|R2starmap|"
+                  r"M0map|TB1map)\.nii(\.gz)?$")
+_ENTITY = re.compile(r"(sub|ses|acq|rec|run|desc)-([a-zA-Z0-9]+)")
+COLUMNS = ("subject", "session", "acquisition", "reconstruction", "run", "desc", "suffix", "units",
+           "n_voxels", "mean", "median", "p25", "p75", "p05", "p95", "file")
+
+
+def summarize_map(path: Path) -> dict:
+    """Statistics of a map over its non-zero finite voxels (maps are 0 outside their mask)."""
+    data = np.asarray(nib.load(path).dataobj, dtype=np.float64)
+    values = data[np.isfinite(data) & (data != 0)]
+    stats = dict.fromkeys(("mean", "median", "p25", "p75", "p05", "p95"), "n/a")
+    if values.size:
+        p05, p25, p50, p75, p95 = np.percentile(values, [5, 25, 50, 75, 95])
+        stats = {"mean": values.mean(), "median": p50, "p25": p25, "p75": p75, "p05": p05, "p95": p95}
+        stats = {k: f"{v:.6g}" for k, v in stats.items()}
+    return {"n_voxels": int(values.size), **stats}
+
+
+def write_group_summary(output_dir) -> Path:
+    """Write ``<output_dir>/group/qmriprep_maps.tsv`` (one row per map file); returns its path."""
+    output_dir = Path(output_dir)
+    files = sorted(p for p in output_dir.glob("sub-*/**/*.nii*") if _MAP.match(p.name))
+    if not files:
+        raise InputError(output_dir, "no qmriprep parameter maps found: run the participant level first")
+    rows = []
+    for path in files:
+        entities = dict(_ENTITY.findall(_MAP.match(path.name)["stem"]))
+        sidecar = path.with_name(path.name.split(".")[0] + ".json")
+        units = json.loads(sidecar.read_text()).get("Units", "") if sidecar.exists() else ""
+        rows.append({"subject": entities.get("sub"), "session": entities.get("ses", "n/a"),
+                     "acquisition": entities.get("acq", "n/a"),
+                     "reconstruction": entities.get("rec", "n/a"), "run": entities.get("run", "n/a"),
+                     "desc": entities.get("desc", "n/a"), "suffix": _MAP.match(path.name)["suffix"],
+                     "units": units, **summarize_map(path),
+                     "file": path.relative_to(output_dir).as_posix()})
+    out = output_dir / "group" / "qmriprep_maps.tsv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tsv.part")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, delimiter="\t")
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(out)
+    return out

@@ -1,0 +1,46 @@
+"""Derivative writers: one :class:`~qmriprep.interfaces.bids.DerivativesDataSink` per output map."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from ..interfaces.bids import DerivativesDataSink
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """One derivative: the workflow field it comes from, its BIDS name parts and sidecar."""
+
+    field: str
+    suffix: str
+    desc: str | None = None
+    datatype: str = "anat"
+    meta: dict = field(default_factory=dict)
+
+
+def init_ds_maps_wf(*, output_dir: str, maps: list[MapSpec], name: str = "ds_maps_wf"):
+    """Write each map in ``maps`` as a BIDS derivative named after ``inputnode.source_files``.
+
+    Inputs: ``source_files`` (raw files the maps derive from) and one field per map.
+    Outputs: ``out_files`` (the derivative paths, in the order of ``maps``).
+    """
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(niu.IdentityInterface(fields=["source_files"] + [m.field for m in maps]),
+                        name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=["out_files"]), name="outputnode")
+    merge = pe.Node(niu.Merge(len(maps)), name="merge", run_without_submitting=True)
+    for i, spec in enumerate(maps):
+        ds = pe.Node(DerivativesDataSink(base_directory=output_dir, suffix=spec.suffix, desc=spec.desc,
+                                         datatype=spec.datatype, compress=True,
+                                         dismiss_entities=("echo", "flip", "part", "inv", "mt"),
+                                         **spec.meta),
+                     name=f"ds_{spec.field}", run_without_submitting=True)
+        workflow.connect([
+            (inputnode, ds, [("source_files", "source_file"), (spec.field, "in_file")]),
+            (ds, merge, [("out_file", f"in{i + 1}")]),
+        ])
+    workflow.connect(merge, "out", outputnode, "out_files")
+    return workflow

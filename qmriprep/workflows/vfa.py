@@ -1,0 +1,95 @@
+"""Variable flip angle T1 mapping with B1+ correction."""
+
+from __future__ import annotations
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from ..interfaces.estimate import ForegroundMask, VFAFit
+from ..interfaces.registration import AlignSeries, RegisterToReference
+from ..provenance import map_meta
+from .outputs import MapSpec, init_ds_maps_wf
+
+
+def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str, sources,
+                align: bool = True, b1_registration: str | None = "rigid", b1_sources=(),
+                name: str = "vfa_wf"):
+    """T1 and M0 maps from a variable flip angle SPGR series, corrected with a B1+ map.
+
+    .. workflow::
+
+        from qmriprep.workflows.vfa import init_vfa_wf
+        wf = init_vfa_wf(flip_angles=[3, 20], repetition_time=0.015, methods=["nlls"],
+                         output_dir=".", sources=["bids:raw:sub-01/anat/sub-01_flip-1_VFA.nii.gz"])
+
+    Parameters: nominal ``flip_angles`` (deg), ``repetition_time`` (s), ``methods`` (nlls, linear),
+    ``align`` (rigidly align the flip angles to the middle one), ``b1_registration``
+    (rigid | header | None: no B1 map, B1 = 1 assumed), ``b1_sources`` (BIDS URIs).
+
+    Inputs: ``in_files``, ``source_files``, ``b1`` (fraction, B1 grid), ``b1_reference``.
+    Outputs: ``mask``, ``reference``, ``out_files``.
+    """
+    workflow = pe.Workflow(name=name)
+    b1_text = ("with flip angles corrected by the B1+ map, brought into the VFA space by "
+               + ("rigid registration of its magnitude image [@simpleitk]" if b1_registration == "rigid"
+                  else "its scanner coordinates") if b1_registration
+               else "assuming the nominal flip angles (no B1+ map was available)")
+    workflow.__desc__ = (
+        f"T1 maps were estimated from the spoiled gradient-echo series at flip angles "
+        f"{', '.join(f'{a:g}' for a in flip_angles)} deg (TR {1e3 * repetition_time:g} ms) "
+        + ("after rigid alignment of the flip-angle volumes to the middle one [@simpleitk] " if align else "")
+        + f"by {', '.join(methods)} fitting of the SPGR signal equation [@despot1], {b1_text}."
+    )
+    inputnode = pe.Node(niu.IdentityInterface(fields=["in_files", "source_files", "b1", "b1_reference"]),
+                        name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=["mask", "reference", "out_files"]),
+                         name="outputnode")
+    series = pe.Node(niu.IdentityInterface(fields=["files"]), name="series")
+    if align:
+        align_series = pe.Node(AlignSeries(), name="align_series")
+        workflow.connect([(inputnode, align_series, [("in_files", "in_files")]),
+                          (align_series, series, [("out_files", "files")])])
+    else:
+        workflow.connect(inputnode, "in_files", series, "files")
+    mask = pe.Node(ForegroundMask(), name="mask")
+    workflow.connect(series, "files", mask, "in_files")
+
+    b1_meta = {"B1Correction": "none: B1 = 1 assumed (no B1+ map found)"}
+    if b1_registration:
+        b1_to_vfa = pe.Node(RegisterToReference(mode=b1_registration), name="b1_to_vfa")
+        b1_first = pe.Node(niu.Select(index=0), name="b1_first", run_without_submitting=True)
+        workflow.connect([
+            (inputnode, b1_to_vfa, [("b1_reference", "moving"), (("b1", _listify), "apply_to")]),
+            (mask, b1_to_vfa, [("out_reference", "fixed")]),
+            (b1_to_vfa, b1_first, [("out_files", "inlist")]),
+        ])
+        b1_meta = {"B1Correction": f"B1+ map ({b1_registration} alignment)", "B1Sources": list(b1_sources)}
+    maps = [MapSpec("mask", "mask", desc="vfabrain", meta={"Type": "Brain", "Sources": list(sources)})]
+    ds_inputs = [(mask, "out_mask", "mask")]
+    for method in methods:
+        fit = pe.Node(VFAFit(flip_angles=list(flip_angles), repetition_time=repetition_time,
+                             method=method), name=f"fit_{method}")
+        workflow.connect([(series, fit, [("files", "in_files")]),
+                          (mask, fit, [("out_mask", "mask_file")])])
+        if b1_registration:
+            workflow.connect(b1_first, "out", fit, "b1_file")
+        extra = {"FlipAngle": list(flip_angles), "RepetitionTimeExcitation": repetition_time, **b1_meta}
+        for field, suffix, desc in (("t1", "T1map", method), ("r1", "R1map", method),
+                                    ("m0", "M0map", f"{method}T1"), ("rmse", "T1mapRMSE", method)):
+            spec = MapSpec(f"{field}_{method}", suffix, desc=desc,
+                           meta=map_meta(suffix, "VFA", method, list(sources) + list(b1_sources), **extra))
+            maps.append(spec)
+            ds_inputs.append((fit, field, spec.field))
+    ds_maps_wf = init_ds_maps_wf(output_dir=output_dir, maps=maps, name="ds_maps_wf")
+    workflow.connect([
+        (inputnode, ds_maps_wf, [("source_files", "inputnode.source_files")]),
+        (mask, outputnode, [("out_mask", "mask"), ("out_reference", "reference")]),
+        (ds_maps_wf, outputnode, [("outputnode.out_files", "out_files")]),
+    ])
+    for node, out, field in ds_inputs:
+        workflow.connect(node, out, ds_maps_wf, f"inputnode.{field}")
+    return workflow
+
+
+def _listify(value):
+    return [value]
