@@ -233,11 +233,11 @@ def _number(sc: Sidecar, key: str, kind: str, *, required: bool = True,
 
 def _positive_bounded(v: float, sc: Sidecar, key: str, maximum: float | None, unit: str) -> None:
     if v <= 0:
-        raise InputError(sc.where(key), f"{key} = {v!r} must be positive")
+        raise InputError(sc.where(key), f"{key} = {v:g} must be positive")
     if maximum is not None and v > maximum:
         hint = ("looks like milliseconds (BIDS wants seconds)" if unit == "s"
                 else f"is above {maximum:g} {unit}")
-        raise InputError(sc.where(key), f"{key} = {v!r} {hint}")
+        raise InputError(sc.where(key), f"{key} = {v:g} {hint}")
 
 
 def _series(scs: Sequence[Sidecar], key: str, kind: str, *, maximum: float | None = None,
@@ -271,13 +271,15 @@ def _no_duplicates(pairs: list[tuple[float, Sidecar]], key: str) -> None:
 
 def _common(scs: Sequence[Sidecar], keys: Sequence[str], kind: str, *, required: bool = True,
             maximum: float | None = None, unit: str = "s") -> float | None:
-    """A value every image must share (TR, flip angle): the first key present, checked equal."""
+    """A value the series shares (TR, flip angle): the first of ``keys`` any image has; the
+    images that give it must agree (an image without it takes the others' value)."""
     key = next((k for k in keys if any(sc.values.get(k) is not None for sc in scs)), None)
     if key is None:
         if required:
             raise InputError(scs[0].name, f"{' or '.join(keys)} is missing (required for {kind})")
         return None
-    vals = [(_number(sc, key, kind, maximum=maximum, unit=unit), sc) for sc in scs]
+    vals = [(_number(sc, key, kind, maximum=maximum, unit=unit), sc) for sc in scs
+            if sc.values.get(key) is not None]
     v0, sc0 = vals[0]
     for v, sc in vals[1:]:
         if not math.isclose(v, v0, rel_tol=1e-4):
@@ -298,7 +300,8 @@ def _in_order(pairs: list[tuple[float, Sidecar]], key: str) -> tuple[float, ...]
 def _count(scs: Sequence[Sidecar], n: int, kind: str, what: str) -> None:
     if len(scs) != n:
         raise InputError(scs[0].name if scs else None,
-                         f"{kind} needs {n} images ({what}); found {len(scs)}")
+                         f"{kind} needs {n} images ({what}); found {len(scs)}: "
+                         + ", ".join(Path(sc.name).stem for sc in scs))
 
 
 # -------------------------------------------------------------------------------- builders
@@ -308,7 +311,8 @@ def multiecho_protocol(scs: Sequence[Sidecar], kind: str = "MESE") -> MultiEchoP
     if len(pairs) < 2:
         raise InputError(scs[0].name, f"{kind} needs at least 2 echoes; found 1")
     _no_duplicates(pairs, "EchoTime")
-    tr = _common(scs, ("RepetitionTime",), kind, required=False, maximum=MAX_TR)
+    tr = _common(scs, ("RepetitionTimeExcitation", "RepetitionTime"), kind, required=False,
+                 maximum=MAX_TR)
     fa = _common(scs, ("FlipAngle",), kind, required=False, maximum=180.0, unit="deg")
     return MultiEchoProtocol(_in_order(pairs, "EchoTime"), tr,
                              None if fa is None else math.radians(fa))

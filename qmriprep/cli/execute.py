@@ -151,6 +151,6 @@ def _container() -> dict | None:
     if os.getenv("APPTAINER_CONTAINER") or os.getenv("SINGULARITY_CONTAINER"):
         return {"Type": "singularity",
                 "Tag": os.getenv("APPTAINER_NAME") or os.getenv("SINGULARITY_NAME", "")}
-    if os.getenv("QMRIPREP_DOCKER_TAG") or Path("/.dockerenv").exists():
-        return {"Type": "docker", "Tag": f"qmriprep/qmriprep:{os.getenv('QMRIPREP_DOCKER_TAG', 'unknown')}"}
+    if os.getenv("QMRIPREP_DOCKER_TAG"):  # set by our Dockerfile only
+        return {"Type": "docker", "Tag": f"qmriprep/qmriprep:{os.getenv('QMRIPREP_DOCKER_TAG')}"}
     return None

@@ -12,7 +12,8 @@ Methods
 ``nlls``
     Levenberg-Marquardt on ``(M0, R2[, c])`` (Marquardt 1963, SIAM J Appl Math 11:431),
     started from ``loglinear``; all voxels advance together (batched normal equations solved
-    in closed form, converged voxels drop out).
+    in closed form, converged voxels drop out, the slowest ~1 % of every chunk are finished
+    together in one batch).
 ``varpro``
     Variable projection (Golub & Pereyra 1973, SIAM J Numer Anal 10:413): for a given R2 the
     linear parameters are solved in closed form, ``M0 = e.y / e.e`` with ``e = exp(-TE R2)``
@@ -26,8 +27,10 @@ numerical precision; ``varpro`` is the more robust (global grid) and faster.
 Conventions: T2 (s) is clipped to ``[T2_MIN, T2_MAX] = [0.1 ms, 10 s]``; voxels outside
 ``mask``, with a non-finite echo, fewer than two positive echoes, or a non-positive or
 non-finite fitted M0 get 0 in every output. Internally each voxel is scaled by its largest
-echo and fitted in float32 with torch on chunks of ``CHUNK`` voxels (time origin shifted to
-the first echo for conditioning); M0 is reported at ``TE = 0``.
+echo and fitted in float64 with torch on chunks of ``CHUNK`` voxels (time origin shifted to
+the first echo for conditioning; float32 would be faster but leaves a tail of voxels whose
+Newton steps stall at its rounding level); M0 is reported at ``TE = 0``. The torch thread
+count is the caller's (``torch.set_num_threads``).
 """
 
 from __future__ import annotations
@@ -43,13 +46,14 @@ T2_MIN = 1e-4  # s
 T2_MAX = 10.0  # s
 R2_MIN, R2_MAX = 1.0 / T2_MAX, 1.0 / T2_MIN
 CHUNK = 32768  # voxels per batch: the working set of a chunk stays in cache
-DTYPE = torch.float32
+DTYPE = torch.float64
 N_GRID = 64  # log-spaced R2 grid of the VarPro search (neighbour ratio 1.2)
 _NEWTON_ITERS = 30
-_NEWTON_TOL = 1e-4  # last Newton step on log R2 (quadratic: error after it ~1e-7, float32 level)
+_NEWTON_TOL = 1e-4  # last Newton step on log R2 (quadratic convergence: error after it ~1e-8)
 _LM_ITERS = 60
-_LM_TOL = 1e-4  # relative parameter step after which the fit is taken as converged
-_LM_FTOL = 1e-6  # relative cost change below float32 resolution: converged
+_LM_TOL = 1e-4  # converged when the next relative step is below this (then taken unchecked)
+_LM_TOL_OFFSET = 1e-5  # with an offset the valley is flatter and convergence slower: stricter
+_LM_FTOL = 1e-6  # relative cost change below which the fit is taken as converged
 METHODS = ("loglinear", "nlls", "varpro")
 
 
@@ -74,7 +78,7 @@ def fit_monoexp(signal, te, *, method="varpro", drop_first_echo=False, offset=Fa
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if offset and method == "loglinear":
-        raise ValueError("offset=True needs method 'nlls' or 'varpro' (log-linear cannot fit a floor)")
+        raise ValueError("offset=True needs method 'nlls' or 'varpro' (not log-linear)")
     signal = np.asarray(signal)
     te = np.asarray(te, dtype=np.float64).ravel()
     if signal.ndim < 1 or signal.shape[-1] != te.size:
@@ -90,28 +94,44 @@ def fit_monoexp(signal, te, *, method="varpro", drop_first_echo=False, offset=Fa
     flat = {k: np.zeros(y_flat.shape[0], np.float32) for k in keys}
     t0 = float(te.min())
     tt = torch.as_tensor(te - t0, dtype=DTYPE)  # shifted echo times: e(first) = 1
-    fitter = {"loglinear": _loglinear, "nlls": _nlls, "varpro": _varpro}[method]
+    tail = []  # nlls: voxels still iterating when their chunk is nearly done, fitted together
     for start in range(0, idx.size, CHUNK):
         ii = idx[start : start + CHUNK]
-        y = torch.from_numpy(np.ascontiguousarray(y_flat[ii], dtype=np.float32)).to(DTYPE)
+        y = torch.from_numpy(np.ascontiguousarray(y_flat[ii], dtype=np.float64)).to(DTYPE)
         scale = y.amax(1, keepdim=True)
         y = y / scale
         if method == "loglinear":
-            amp, r2, c = fitter(y, tt)
+            amp, r2, c = _loglinear(y, tt)
+        elif method == "varpro":
+            amp, r2, c = _varpro(y, tt, offset)
         else:
-            amp, r2, c = fitter(y, tt, offset)
-        r2 = r2.clamp(R2_MIN, R2_MAX)
-        resid = y - monoexp(amp[:, None], 1.0 / r2[:, None], tt, c[:, None])
-        rmse = resid.square().mean(1).sqrt()
-        s = scale[:, 0].double()
-        r2d = r2.double()
+            amp, r2, c, left = _nlls(y, tt, offset, min_active=max(64, ii.size // 100))
+            if left.numel():
+                tail.append((ii[left.numpy()], y[left], scale[left], amp[left], r2[left], c[left]))
+        _store(flat, ii, y, scale, amp, r2, c, tt, t0, offset)
+    if tail:  # one batch for the slow voxels of every chunk: per-iteration overhead paid once
+        cols = list(zip(*tail))
+        ii = np.concatenate(cols[0])
+        y, scale, amp, r2, c = (torch.cat(v) for v in cols[1:])
+        amp, r2, c, _ = _nlls(y, tt, offset, start=(amp, r2, c))
+        _store(flat, ii, y, scale, amp, r2, c, tt, t0, offset)
+    return _finish(flat, spatial, positive="m0")
+
+
+def _store(flat, ii, y, scale, amp, r2, c, t, t0, offset):
+    """Write the maps of voxels ``ii`` (scaled fit at shifted times) in physical units."""
+    r2 = r2.clamp(R2_MIN, R2_MAX)
+    resid = y - monoexp(amp[:, None], 1.0 / r2[:, None], t, c[:, None])
+    rmse = resid.square().mean(1).sqrt()
+    s = scale[:, 0].double()
+    r2d = r2.double()
+    with np.errstate(over="ignore", invalid="ignore"):  # float32 overflow -> inf -> zeroed
         flat["r2"][ii] = r2d.numpy()
         flat["t2"][ii] = (1.0 / r2d).numpy()
         flat["m0"][ii] = (amp.double() * s * torch.exp(r2d * t0)).numpy()  # back to TE = 0
         flat["rmse"][ii] = (rmse.double() * s).numpy()
         if offset:
             flat["offset"][ii] = (c.double() * s).numpy()
-    return _finish(flat, spatial, positive="m0")
 
 
 # ----------------------------------------------------------------------------------------
@@ -198,8 +218,8 @@ def _varpro(y, t, offset):
     egrid = monoexp(1.0, torch.exp(-ugrid)[None, :], t.double()[:, None])  # (n, G)
     if offset:
         egrid = egrid - egrid.mean(0, keepdim=True)
-    egrid = (egrid / egrid.norm(dim=0, keepdim=True).clamp_min(1e-300)).to(y.dtype)
-    k = (yc @ egrid).argmax(1)
+    egrid = egrid / egrid.norm(dim=0, keepdim=True).clamp_min(1e-300)
+    k = (yc.float() @ egrid.float()).argmax(1)  # float32 is plenty to bracket the maximum
     ug = ugrid.to(y.dtype)
     u = ug[k]
     lo = ug[(k - 1).clamp(min=0)]
@@ -218,7 +238,8 @@ def _varpro(y, t, offset):
         ib = b.clamp_min(1e-30).rsqrt()  # b^-1/2
         ib3 = ib * ib * ib
         g_r = a_r * ib - 0.5 * a * b_r * ib3
-        g_rr = a_rr * ib - a_r * b_r * ib3 + ib3 * ib * ib * (0.75 * a * b_r * b_r) - 0.5 * a * b_rr * ib3
+        g_rr = a_rr * ib - a_r * b_r * ib3 + 0.75 * a * b_r * b_r * ib3 * ib * ib
+        g_rr = g_rr - 0.5 * a * b_rr * ib3
         g_u = r * g_r
         g_uu = r * r * g_rr + g_u
         up = g_u > 0  # maximum lies to the right of u
@@ -246,86 +267,95 @@ def _varpro(y, t, offset):
 # Levenberg-Marquardt
 
 
-def _lm_eval(y, t, amp, r2, c, offset, blk):
-    """Cost, normal matrix entries and gradient at (amp, r2, c)."""
+def _lm_eval(y, ysum, ysq, t, amp, r2, c, offset, mom):
+    """Cost, normal matrix ``[aa, ar, rr, ac, rc, cc]`` and gradient ``[a, r, c]`` (N, 10).
+
+    ``J = [df/dA, df/dR, df/dc] = [e, -A t e, 1]``. The residual ``r = y - (A e + c)`` is
+    never formed: its sums follow from the moments of ``e.y``, ``e.e`` and ``e`` (float64
+    keeps the expanded cost accurate).
+    """
     n = t.numel()
     e = monoexp(1.0, 1.0 / r2[:, None], t)
-    res = y - monoexp(amp[:, None], 1.0 / r2[:, None], t, c[:, None])
-    z = torch.cat([e * e, e * res, e, res, res * res], 1) @ blk
-    q0, q1, q2, p0, p1, s0, s1, rs, cost = z.T.clone().unbind(0)
-    # J = [de/dA, d/dR, d/dc] = [e, -A t e, 1]
-    h = {
-        "aa": q0,
-        "ar": -amp * q1,
-        "rr": amp * amp * q2,
-        "ac": s0,
-        "rc": -amp * s1,
-        "cc": torch.full_like(q0, float(n)),
-    }
-    g = {"a": p0, "r": -amp * p1, "c": rs}
-    if not offset:
-        h = {k: h[k] for k in ("aa", "ar", "rr")}
-        g = {k: g[k] for k in ("a", "r")}
-    return cost, h, g
+    p0, p1, _ = ((e * y) @ mom).unbind(1)  # sum e y, sum t e y
+    q0, q1, q2 = ((e * e) @ mom).unbind(1)
+    a2 = amp * amp
+    if offset:
+        s0, s1, _ = (e @ mom).unbind(1)
+        er0 = p0 - amp * q0 - c * s0  # sum e r
+        er1 = p1 - amp * q1 - c * s1  # sum t e r
+        rs = ysum - amp * s0 - n * c  # sum r
+        cost = ysq - 2 * amp * p0 - 2 * c * ysum + a2 * q0 + 2 * amp * c * s0 + n * c * c
+        cc = torch.full_like(q0, float(n))
+    else:
+        er0 = p0 - amp * q0
+        er1 = p1 - amp * q1
+        cost = ysq - 2 * amp * p0 + a2 * q0
+        s0 = s1 = rs = torch.zeros_like(q0)
+        cc = torch.ones_like(q0)  # decoupled dummy: dc = 0
+    return torch.stack(
+        [cost.clamp_min(0.0), q0, -amp * q1, a2 * q2, s0, -amp * s1, cc, er0, -amp * er1, rs], 1
+    )
 
 
-def _lm_step(h, g, lam, offset):
-    """Solve (H + lam diag H) d = g in closed form (2x2 or 3x3, Cramer)."""
-    daa = h["aa"] * (1 + lam)
-    drr = h["rr"] * (1 + lam)
-    if not offset:
-        det = daa * drr - h["ar"] ** 2
-        da = (g["a"] * drr - h["ar"] * g["r"]) / det
-        dr = (daa * g["r"] - h["ar"] * g["a"]) / det
-        return da, dr, torch.zeros_like(da)
-    dcc = h["cc"] * (1 + lam)
-    ar, ac, rc = h["ar"], h["ac"], h["rc"]
+def _lm_step(hg, lam):
+    """Solve (H + lam diag H) d = g for (N, 3) in closed form (Cramer); hg as _lm_eval."""
+    aa, ar, rr, ac, rc, cc, ga, gr, gc = hg[:, 1:].unbind(1)
+    f = 1 + lam
+    daa, drr, dcc = aa * f, rr * f, cc * f
     c00, c01, c02 = drr * dcc - rc * rc, -(ar * dcc - rc * ac), ar * rc - drr * ac
     c11, c12 = daa * dcc - ac * ac, -(daa * rc - ar * ac)
     c22 = daa * drr - ar * ar
     det = daa * c00 + ar * c01 + ac * c02
-    ga, gr, gc = g["a"], g["r"], g["c"]
-    da = (c00 * ga + c01 * gr + c02 * gc) / det
-    dr = (c01 * ga + c11 * gr + c12 * gc) / det
-    dc = (c02 * ga + c12 * gr + c22 * gc) / det
-    return da, dr, dc
+    d = torch.stack(
+        [
+            c00 * ga + c01 * gr + c02 * gc,
+            c01 * ga + c11 * gr + c12 * gc,
+            c02 * ga + c12 * gr + c22 * gc,
+        ],
+        1,
+    )
+    return torch.nan_to_num(d / det[:, None], 0.0, 0.0, 0.0)
 
 
-def _nlls(y, t, offset):
-    """LM on (A, R2[, c]) from the log-linear start; y scaled to max 1, t shifted."""
-    n = t.numel()
-    amp, r2, c = _loglinear(y, t)
-    ones = torch.ones(n, 1, dtype=y.dtype)
-    blk = torch.block_diag(_moments(t, 3), _moments(t, 2), _moments(t, 2), ones, ones)
-    cost, h, g = _lm_eval(y, t, amp, r2, c, offset, blk)
-    lam = torch.full_like(amp, 1e-3)
+def _nlls(y, t, offset, start=None, min_active=0):
+    """LM on (A, R2[, c]) from the log-linear start (or ``start``); y scaled, t shifted.
+
+    Stops early once at most ``min_active`` voxels still iterate and returns their indices
+    (to be resumed in a batch with other chunks' stragglers) after the parameters. The
+    per-voxel state is one (N, 14) tensor [A, R2, c, cost, H (6), g (3), lambda]: one gather
+    and one scatter per iteration.
+    """
+    amp, r2, c = _loglinear(y, t) if start is None else (v.clone() for v in start)
+    mom = _moments(t, 3)
+    ysum, ysq = y.sum(1), (y * y).sum(1)
+    hg = _lm_eval(y, ysum, ysq, t, amp, r2, c, offset, mom)
+    state = torch.cat([torch.stack([amp, r2, c], 1), hg, torch.full_like(amp, 1e-3)[:, None]], 1)
     act = torch.arange(y.shape[0])
+    tol = _LM_TOL_OFFSET if offset else _LM_TOL
     for _ in range(_LM_ITERS):
-        if act.numel() == 0:
+        if act.numel() <= min_active:
             break
-        ha = {k: v[act] for k, v in h.items()}
-        ga = {k: v[act] for k, v in g.items()}
-        la = lam[act]
-        aa, ra, ca = amp[act], r2[act], c[act]
-        da, dr, dc = _lm_step(ha, ga, la, offset)
-        da, dr, dc = (torch.nan_to_num(v, 0.0, 0.0, 0.0) for v in (da, dr, dc))
-        an, rn, cn = aa + da, (ra + dr).clamp(R2_MIN, R2_MAX), ca + dc
-        cost_n, hn, gn = _lm_eval(y[act], t, an, rn, cn, offset, blk)
-        cost_old = cost[act]
-        ok = cost_n <= cost_old
-        amp[act] = torch.where(ok, an, aa)
-        r2[act] = torch.where(ok, rn, ra)
-        c[act] = torch.where(ok, cn, ca)
-        cost[act] = torch.where(ok, cost_n, cost_old)
-        for k in h:
-            h[k][act] = torch.where(ok, hn[k], ha[k])
-        for k in g:
-            g[k][act] = torch.where(ok, gn[k], ga[k])
-        lam[act] = torch.where(ok, la * 0.1, la * 10.0).clamp(1e-9, 1e9)
-        small = ((rn - ra).abs() <= _LM_TOL * ra) & ((an - aa).abs() <= _LM_TOL * aa.abs())
+        st = state[act]
+        p_old, hg_old, lam = st[:, :3], st[:, 3:13], st[:, 13]
+        p_new = p_old + _lm_step(hg_old, lam)
+        p_new[:, 1].clamp_(R2_MIN, R2_MAX)
+        an, rn, cn = p_new.unbind(1)
+        hg_new = _lm_eval(y[act], ysum[act], ysq[act], t, an, rn, cn, offset, mom)
+        cost_old, cost_new = hg_old[:, 0], hg_new[:, 0]
+        ok = cost_new <= cost_old
+        lam = torch.where(ok, lam * 0.1, lam * 10.0).clamp(1e-9, 1e9)
+        keep = torch.where(ok[:, None], torch.cat([p_new, hg_new], 1), st[:, :13])
+        # converged when the next step, known without a new evaluation, is small: take it
+        # unchecked (Gauss-Newton near the minimum: the error after it is ~ step^2)
+        nxt = _lm_step(keep[:, 3:], lam)
+        small = ok & (nxt[:, 1].abs() <= tol * keep[:, 1]) & (nxt[:, 0].abs() <= tol * keep[:, 0].abs())
         if offset:
-            small &= (cn - ca).abs() <= _LM_TOL * (aa.abs() + ca.abs())
-        flat = (cost_n - cost_old).abs() <= _LM_FTOL * cost_old + 1e-12
-        done = (ok & small) | flat | (la >= 1e9)
+            small &= nxt[:, 2].abs() <= tol * (keep[:, 0].abs() + keep[:, 2].abs())
+        keep[:, :3] += torch.where(small[:, None], nxt, torch.zeros_like(nxt))
+        keep[:, 1].clamp_(R2_MIN, R2_MAX)
+        state[act] = torch.cat([keep, lam[:, None]], 1)
+        flat = ok & ((cost_old - cost_new) <= _LM_FTOL * cost_old + 1e-24)
+        done = small | flat | (st[:, 13] >= 1e9)
         act = act[~done]
-    return amp, r2, c
+    amp, r2, c = state[:, :3].unbind(1)
+    return amp, r2, (c if offset else torch.zeros_like(c)), act

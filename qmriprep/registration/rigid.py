@@ -15,14 +15,15 @@ Conventions (the one place where they are converted):
 Registration starts from the scanner's world coordinates (images of one session share them);
 the rotation centre is the centre of the fixed field of view. It works in the fixed image's own
 axis frame, so an image with one axis of fewer than 4 voxels (a single slice, ``(nx, ny, 1)``)
-is registered in-plane (rotation about that axis, translation within the plane) and one with two
-such axes is left at identity, each with a logged warning.
+is registered in-plane (Euler2D: rotation about that axis, translation within the plane) and one
+with two such axes is left at identity, each with a logged warning.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
@@ -38,7 +39,7 @@ _LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _INTERPOLATORS = {0: sitk.sitkNearestNeighbor, 1: sitk.sitkLinear, 3: sitk.sitkBSpline}
 #: fewest voxels along an axis for it to take part in registration
 _MIN_AXIS = 4
-#: above this many fixed voxels per level, the metric uses a random (seeded) subset
+#: above this many fixed voxels in a pyramid level, the metric uses a random (seeded) subset
 _MAX_SAMPLES = 60_000
 
 
@@ -94,21 +95,16 @@ def _to_itk(matrix):
     return tx
 
 
-def _itk_lps(tx):
-    """4x4 LPS matrix of any linear ITK transform (Euler, versor, affine, composite of them)."""
-    pts = np.vstack([np.zeros(3), np.eye(3), [[10.0, -20.0, 30.0]]])
+def _itk_lps(tx, dim=3):
+    """Homogeneous LPS matrix of any linear ITK transform (Euler, affine, composite of them)."""
+    pts = np.vstack([np.zeros(dim), np.eye(dim), [[10.0, -20.0, 30.0][:dim]]])
     mapped = np.array([tx.TransformPoint(p.tolist()) for p in pts])
-    lps = np.eye(4)
-    lps[:3, 3] = mapped[0]
-    lps[:3, :3] = (mapped[1:4] - mapped[0]).T
-    if not np.allclose(lps[:3, :3] @ pts[4] + lps[:3, 3], mapped[4], atol=1e-4):
+    lps = np.eye(dim + 1)
+    lps[:dim, dim] = mapped[0]
+    lps[:dim, :dim] = (mapped[1 : dim + 1] - mapped[0]).T
+    if not np.allclose(lps[:dim, :dim] @ pts[-1] + lps[:dim, dim], mapped[-1], atol=1e-4):
         raise ValueError("not a linear (affine) transform")
     return lps
-
-
-def _from_itk(tx):
-    """4x4 RAS matrix of a linear ITK transform."""
-    return _LPS @ _itk_lps(tx) @ _LPS
 
 
 def save_transform(matrix, path):
@@ -129,7 +125,7 @@ def save_transform(matrix, path):
 def load_transform(path):
     """4x4 RAS matrix (fixed -> moving points) of an ITK/ANTs linear transform file."""
     try:
-        return _from_itk(sitk.ReadTransform(str(path)))
+        return _LPS @ _itk_lps(sitk.ReadTransform(str(path))) @ _LPS
     except (RuntimeError, ValueError) as err:
         raise InputError(path, f"not a readable linear ITK transform ({err})") from err
 
@@ -146,13 +142,8 @@ def motion_parameters(matrix, *, center=None):
     rot = u @ vt
     c = np.zeros(3) if center is None else np.asarray(center, dtype=float)
     translation = m[:3, :3] @ c + m[:3, 3] - c
-    angles = np.array(
-        [
-            np.arctan2(rot[2, 1], rot[2, 2]),
-            -np.arcsin(np.clip(rot[2, 0], -1.0, 1.0)),
-            np.arctan2(rot[1, 0], rot[0, 0]),
-        ]
-    )
+    angles = (np.arctan2(rot[2, 1], rot[2, 2]), -np.arcsin(np.clip(rot[2, 0], -1.0, 1.0)),
+              np.arctan2(rot[1, 0], rot[0, 0]))
     return translation, np.degrees(angles)
 
 
@@ -162,6 +153,18 @@ def rotation_angle_deg(matrix):
     return float(np.degrees(np.arccos(np.clip((np.trace(rot) - 1.0) / 2.0, -1.0, 1.0))))
 
 
+def motion_table(transforms, *, center=None):
+    """One dict per transform (JSON-ready): translation at ``center``, rotations, magnitudes."""
+    rows = []
+    for i, matrix in enumerate(transforms):
+        shift, angles = motion_parameters(matrix, center=center)
+        rows.append({"index": i, "translation_mm": [round(float(v), 4) for v in shift],
+                     "rotation_deg": [round(float(v), 4) for v in angles],
+                     "displacement_mm": round(float(np.linalg.norm(shift)), 4),
+                     "rotation_angle_deg": round(rotation_angle_deg(matrix), 4)})
+    return rows
+
+
 def image_center(img):
     """World (RAS) position of the centre of an image's field of view."""
     ijk = (np.asarray(img.shape[:3], dtype=float) - 1.0) / 2.0
@@ -169,33 +172,85 @@ def image_center(img):
 
 
 # ---------------------------------------------------------------- registration
-def _in_frame(simg, rot):
-    """The same image expressed in the frame whose axes are the columns of ``rot`` (LPS)."""
-    out = sitk.Image(simg)
-    out.SetOrigin((rot.T @ np.asarray(simg.GetOrigin())).tolist())
-    out.SetDirection((rot.T @ np.reshape(simg.GetDirection(), (3, 3))).ravel().tolist())
-    return out
+def _local_image(img, data, rot, plane=None):
+    """``data`` on ``img``'s grid as a SimpleITK image in the frame ``rot`` (columns: LPS axes).
+
+    With ``plane=(a, b)`` (frame axes) the image is 2D: the middle slice along ``img``'s thin
+    axis, its geometry projected on the plane (the offset across the plane is dropped).
+    """
+    origin, spacing, direction = affine_to_itk(img.affine)
+    origin, direction = rot.T @ origin, rot.T @ direction
+    data = np.asarray(data)
+    if plane is not None:
+        thin = int(np.argmin(data.shape))
+        own = [ax for ax in range(3) if ax != thin]
+        mid = data.shape[thin] // 2
+        origin = origin + direction[:, thin] * spacing[thin] * mid
+        data = np.take(data, mid, axis=thin)
+        origin, spacing, direction = origin[plane], spacing[own], direction[np.ix_(plane, own)]
+    simg = sitk.GetImageFromArray(np.ascontiguousarray(data.T))
+    simg.SetOrigin(origin.tolist())
+    simg.SetSpacing(spacing.tolist())
+    simg.SetDirection(direction.ravel().tolist())
+    return simg
+
+
+def _volume(img, name):
+    """``img`` as a 3D image (a trailing axis of length 1 is dropped)."""
+    if img.ndim == 4 and img.shape[3] == 1:
+        return img.slicer[..., 0]
+    if img.ndim != 3:
+        raise ValueError(f"{name}: expected a 3D image, got shape {img.shape}")
+    return img
 
 
 def _shrink_levels(sizes, shrink):
     """Multi-resolution factors, dropping levels that leave fewer than 4 voxels on an axis."""
     shrink = (4, 2, 1) if shrink is None else tuple(int(f) for f in shrink)
     levels = [f for f in shrink if f > 1 and min(sizes) // f >= _MIN_AXIS]
-    return levels + [1] if not levels or levels[-1] != 1 else levels
+    return levels + [1]
 
 
-def register_rigid(
-    moving,
-    fixed,
-    *,
-    metric="mattes",
-    fixed_mask=None,
-    seed=0,
-    shrink=None,
-    initialize="header",
-    num_threads=1,
-    max_iterations=200,
-):
+@contextmanager
+def _itk_threads(num_threads):
+    """ITK's default thread count for the duration (the metric ignores the method's setting)."""
+    old = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(num_threads))
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(old)
+
+
+def _method(metric, sizes, levels, *, seed, num_threads, max_iterations):
+    """SimpleITK registration method: metric, seeded sampling, optimizer, pyramid."""
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetNumberOfThreads(int(num_threads))
+    if metric == "mattes":
+        reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    else:
+        reg.SetMetricAsCorrelation()
+    # at most _MAX_SAMPLES fixed voxels per level (random, seeded), else all of them
+    fractions = [min(1.0, _MAX_SAMPLES * f ** len(sizes) / np.prod(sizes)) for f in levels]
+    if min(fractions) < 1.0:
+        reg.SetMetricSamplingStrategy(reg.RANDOM)
+        reg.SetMetricSamplingPercentagePerLevel(fractions, int(seed))
+    else:
+        reg.SetMetricSamplingStrategy(reg.NONE)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=1.0, minStep=1e-5, numberOfIterations=int(max_iterations),
+        relaxationFactor=0.7, gradientMagnitudeTolerance=1e-8,
+    )
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel(levels)
+    reg.SetSmoothingSigmasPerLevel([f / 2.0 for f in levels])
+    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
+    return reg
+
+
+def register_rigid(moving, fixed, *, metric="mattes", fixed_mask=None, seed=0, shrink=None,
+                   initialize="header", num_threads=1, max_iterations=200):
     """Rigid (Euler) transform aligning ``moving`` to ``fixed`` (3D nibabel images).
 
     Returns a 4x4 RAS matrix mapping fixed-space points to moving-space points (module
@@ -204,79 +259,70 @@ def register_rigid(
     on the fixed grid) limits the metric to its non-zero voxels. ``shrink`` is the pyramid
     (default ``(4, 2, 1)``; levels that would leave < 4 voxels on an axis are dropped).
     ``initialize``: ``"header"`` (scanner coordinates), ``"geometry"`` (align field-of-view
-    centres) or ``"moments"`` (align centres of mass). The result is deterministic for a given
-    ``seed`` and ``num_threads``. If ITK fails, the initial transform is returned with a warning.
+    centres) or ``"moments"`` (align centres of mass). With ``num_threads=1`` (default) the
+    result is bit-identical between runs for a given ``seed``; more threads are faster but
+    differ in the last digits (~1e-13).
+
+    Images with one axis of < 4 voxels are registered in-plane (Euler2D on their middle
+    slices); with more such axes, or slices that are not parallel, the result is the identity.
+    Both cases, and an ITK failure (the initial transform is returned), log a warning.
     """
     if metric not in ("mattes", "correlation"):
         raise ValueError(f"unknown metric {metric!r}")
-    fshape, mshape = np.array(fixed.shape[:3]), np.array(moving.shape[:3])
-    thin = np.flatnonzero(fshape < _MIN_AXIS)
-    if len(thin) > 1 or (mshape < _MIN_AXIS).sum() != len(thin):
-        LOGGER.warning(
-            "Images too small for rigid registration (fixed %s, moving %s voxels): identity.",
-            tuple(fshape), tuple(mshape),
-        )
-        return np.eye(4)
-    if len(thin):
-        LOGGER.warning("Axis %d of %s voxels has < 4 voxels: in-plane rigid registration.",
-                       thin[0], tuple(fshape))
+    if initialize not in ("header", "geometry", "moments"):
+        raise ValueError(f"unknown initialization {initialize!r}")
+    moving, fixed = _volume(moving, "moving"), _volume(fixed, "fixed")
+    fshape = tuple(int(n) for n in fixed.shape[:3])
+    mshape = tuple(int(n) for n in moving.shape[:3])
+    thin = [ax for ax in range(3) if fshape[ax] < _MIN_AXIS]
+    mthin = [ax for ax in range(3) if mshape[ax] < _MIN_AXIS]
+    u, _, vt = np.linalg.svd(affine_to_itk(fixed.affine)[2])
+    rot = u @ vt  # frame of the fixed image's axes (orthonormalised), LPS
+    plane = None
+    if thin or mthin:
+        plane = [ax for ax in range(3) if ax not in thin]
+        mdir = rot.T @ affine_to_itk(moving.affine)[2]
+        if len(thin) != 1 or len(mthin) != 1 or abs(mdir[thin[0], mthin[0]]) < 0.99:
+            LOGGER.warning("Images of %s and %s voxels cannot be registered: identity.",
+                           mshape, fshape)
+            return np.eye(4)
+        LOGGER.warning("Images of %s and %s voxels: in-plane registration.", mshape, fshape)
 
-    fimg = nib_to_sitk(fixed, np.asarray(fixed.dataobj, dtype=np.float32))
-    mimg = nib_to_sitk(moving, np.asarray(moving.dataobj, dtype=np.float32))
-    u, _, vt = np.linalg.svd(np.reshape(fimg.GetDirection(), (3, 3)))
-    rot = u @ vt  # frame of the fixed image's axes (orthonormalised)
-    fimg, mimg = _in_frame(fimg, rot), _in_frame(mimg, rot)
-
-    center = fimg.TransformContinuousIndexToPhysicalPoint(((fshape - 1) / 2.0).tolist())
-    tx = sitk.Euler3DTransform()
-    tx.SetCenter(center)
+    fimg = _local_image(fixed, np.asarray(fixed.dataobj, dtype=np.float32), rot, plane)
+    mimg = _local_image(moving, np.asarray(moving.dataobj, dtype=np.float32), rot, plane)
+    tx = sitk.Euler2DTransform() if plane else sitk.Euler3DTransform()
+    center = (np.array(fimg.GetSize(), dtype=float) - 1.0) / 2.0
+    tx.SetCenter(fimg.TransformContinuousIndexToPhysicalPoint(center.tolist()))
     if initialize != "header":
-        mode = {"geometry": sitk.CenteredTransformInitializerFilter.GEOMETRY,
-                "moments": sitk.CenteredTransformInitializerFilter.MOMENTS}[initialize]
-        tx = sitk.Euler3DTransform(sitk.CenteredTransformInitializer(fimg, mimg, tx, mode))
-        tx.SetCenter(center)
+        mode = getattr(sitk.CenteredTransformInitializerFilter, initialize.upper())
+        tx = sitk.CenteredTransformInitializer(fimg, mimg, tx, mode)
 
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetNumberOfThreads(int(num_threads))
-    if metric == "mattes":
-        reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    else:
-        reg.SetMetricAsCorrelation()
-    fraction = _MAX_SAMPLES / float(np.prod(fshape))
-    if fraction < 1.0:
-        reg.SetMetricSamplingStrategy(reg.RANDOM)
-        reg.SetMetricSamplingPercentage(fraction, int(seed))
-    else:
-        reg.SetMetricSamplingStrategy(reg.NONE)
+    sizes = [fshape[ax] for ax in range(3) if ax not in thin]
+    reg = _method(metric, sizes, _shrink_levels(sizes, shrink), seed=seed,
+                  num_threads=num_threads, max_iterations=max_iterations)
     if fixed_mask is not None:
         mdata = np.asanyarray(getattr(fixed_mask, "dataobj", fixed_mask)) != 0
-        reg.SetMetricFixedMask(_in_frame(nib_to_sitk(fixed, mdata.astype(np.uint8)), rot))
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0, minStep=1e-5, numberOfIterations=int(max_iterations),
-        relaxationFactor=0.7, gradientMagnitudeTolerance=1e-8,
-    )
-    reg.SetOptimizerScalesFromPhysicalShift()
-    if len(thin):  # Euler3D parameters: angles about x, y, z, then translations
-        weights = [0.0] * 6
-        weights[thin[0]] = 1.0
-        for ax in range(3):
-            weights[3 + ax] = float(ax != thin[0])
-        reg.SetOptimizerWeights(weights)
-    levels = _shrink_levels(np.delete(fshape, thin), shrink)
-    reg.SetShrinkFactorsPerLevel(levels)
-    reg.SetSmoothingSigmasPerLevel([f / 2.0 for f in levels])
-    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
+        if mdata.shape != fshape:
+            raise ValueError(f"fixed_mask of shape {mdata.shape} is not on the fixed grid")
+        reg.SetMetricFixedMask(_local_image(fixed, mdata.astype(np.uint8), rot, plane))
     reg.SetInitialTransform(tx, inPlace=False)
     try:
-        final = reg.Execute(fimg, mimg)
+        with _itk_threads(num_threads):
+            final = reg.Execute(fimg, mimg)
         LOGGER.debug("Registration: %s", reg.GetOptimizerStopConditionDescription())
     except RuntimeError as err:
         LOGGER.warning("Rigid registration failed, keeping the initial alignment: %s", err)
         final = tx
+
+    local = np.eye(4)  # fixed -> moving in the frame, LPS
+    if plane:
+        m2 = _itk_lps(final, 2)
+        local[np.ix_(plane, plane)], local[plane, 3] = m2[:2, :2], m2[:2, 2]
+    else:
+        local = _itk_lps(final, 3)
     frame = np.eye(4)
     frame[:3, :3] = rot
-    return _LPS @ frame @ _itk_lps(final) @ frame.T @ _LPS
+    return _LPS @ frame @ local @ frame.T @ _LPS
 
 
 # ---------------------------------------------------------------- resampling

@@ -161,7 +161,7 @@ class Phantom:
             return self
         if n_slices < 1:
             raise ValueError(f"n_slices must be >= 1, got {n_slices}")
-        k0 = (nz - n_slices) // 2
+        k0 = slab_start(nz, n_slices)
         affine = self.affine.copy()
         affine[:3, 3] = self.affine[:3, :3] @ [0, 0, k0] + self.affine[:3, 3]
         cut = {f: getattr(self, f)[..., k0:k0 + n_slices] for f in _ARRAYS}
@@ -188,6 +188,11 @@ class Phantom:
 _ARRAYS = ("gm", "wm", "csf", "pd", "t1", "t2", "t2star")
 
 
+def slab_start(nz, n_slices):
+    """First slice of the ``n_slices`` central slices of ``nz`` (0 for None or too many)."""
+    return 0 if n_slices is None or n_slices >= nz else (nz - n_slices) // 2
+
+
 def make_phantom(*, downsample=4, crop=True, n_slices=None, seed=0, texture=0.03):
     """Build the brain phantom on an MNI grid of ``downsample`` mm isotropic voxels.
 
@@ -207,21 +212,11 @@ def make_phantom(*, downsample=4, crop=True, n_slices=None, seed=0, texture=0.03
     downsample = int(downsample)
     if downsample < 1:
         raise ValueError(f"downsample must be a positive integer, got {downsample}")
-    gm, wm, csf, affine1 = _templates()
+    frac, affine, centre = _grid(downsample, bool(crop))
     rng = np.random.default_rng(seed)
-    fields = _fields(affine1, gm + wm + csf, rng)
-    if crop:
-        lo, hi = _bbox(gm + wm + csf > 0.01)
-        lo = lo - downsample
-        hi = hi + downsample
-    else:
-        lo, hi = np.zeros(3, int), np.array(gm.shape)
-    size = -(-(hi - lo) // downsample) * downsample
-    frac = {n: _block_mean(_extract(a, lo, size), downsample) for n, a in
-            (("gm", gm), ("wm", wm), ("csf", csf))}
-    affine = affine1 @ _scaling(downsample, lo)
+    fields = _fields(centre, rng)
     pd, times = _mix(frac, rng, texture, sigma_vox=10.0 / downsample)
-    ph = Phantom(affine=affine, pd=pd, fields=fields, **frac, **times)
+    ph = Phantom(affine=affine.copy(), pd=pd, fields=fields, **frac, **times)
     return ph.slab(n_slices)
 
 
@@ -253,6 +248,25 @@ def _rate_to_time(weighted_rate_sum, pd):
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _grid(downsample, crop):
+    """Tissue fractions on the ``downsample`` grid, its affine and the brain centre (cached)."""
+    gm, wm, csf, affine1 = _templates()
+    brain = gm + wm + csf
+    if crop:
+        lo, hi = _bbox(brain > 0.01)
+        lo, hi = lo - downsample, hi + downsample
+    else:
+        lo, hi = np.zeros(3, int), np.array(gm.shape)
+    size = -(-(hi - lo) // downsample) * downsample
+    frac = {n: _block_mean(_extract(a, lo, size), downsample) for n, a in
+            (("gm", gm), ("wm", wm), ("csf", csf))}
+    for a in frac.values():
+        a.setflags(write=False)
+    centre = tuple(affine1[:3, :3] @ np.argwhere(brain > 0.5).mean(0) + affine1[:3, 3])
+    return frac, affine1 @ _scaling(downsample, lo), centre
+
+
 @functools.lru_cache(maxsize=1)
 def _templates():
     """1 mm GM, WM, CSF probabilities and their affine (cached for the process)."""
@@ -260,7 +274,8 @@ def _templates():
 
     gm_img = datasets.load_mni152_gm_template(resolution=1)
     gm = np.clip(np.asarray(gm_img.dataobj, np.float32), 0, 1)
-    wm = np.clip(np.asarray(datasets.load_mni152_wm_template(resolution=1).dataobj, np.float32), 0, 1)
+    wm_img = datasets.load_mni152_wm_template(resolution=1)
+    wm = np.clip(np.asarray(wm_img.dataobj, np.float32), 0, 1)
     mask = np.asarray(datasets.load_mni152_brain_mask(resolution=1).dataobj) > 0
     total = gm + wm
     scale = np.where(total > 1, 1 / np.maximum(total, 1e-6), 1).astype(np.float32)
@@ -271,9 +286,7 @@ def _templates():
     return gm, wm, csf, np.asarray(gm_img.affine, float)
 
 
-def _fields(affine1, brain, rng):
-    ijk = np.argwhere(brain > 0.5)
-    centre = tuple(affine1[:3, :3] @ ijk.mean(0) + affine1[:3, 3])
+def _fields(centre, rng):
     return Fields(
         centre=centre,
         b1_offset=tuple(rng.normal(0, 6.0, 3)),

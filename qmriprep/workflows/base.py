@@ -59,20 +59,19 @@ def init_single_subject_wf(*, subject: str, collections, config, staging_dir: st
             b1_mode = None
             if b1_col is not None:
                 b1_mode = "header" if b1_col.kind == "TB1map" else wcfg.b1_registration
-            wf = init_vfa_wf(flip_angles=[math.degrees(a) for a in col.protocol.flip_angles],
+            wf = init_vfa_wf(flip_angles=[round(math.degrees(a), 6) for a in col.protocol.flip_angles],
                              repetition_time=col.protocol.tr, methods=wcfg.estimators[kind],
                              output_dir=staging_dir, sources=sources,
                              align=wcfg.align_series in ("auto", "always"),
                              b1_registration=b1_mode,
                              b1_sources=bids_uris(b1_col.files, bids_dir) if b1_col else (),
                              name=_wf_name(col))
-            if b1_col is not None:
-                b1_wf = b1_wfs[id(b1_col)]
-                workflow.connect(b1_wf, "outputnode.b1", wf, "inputnode.b1")
-                workflow.connect(b1_wf, "outputnode.reference", wf, "inputnode.b1_reference")
         wf.get_node("inputnode").inputs.in_files = [str(f) for f in col.files]
         wf.get_node("inputnode").inputs.source_files = [str(f) for f in col.files]
         workflow.add_nodes([wf])
+        if col.kind == "VFA" and b1_col is not None:
+            workflow.connect([(b1_wfs[id(b1_col)], wf, [("outputnode.b1", "inputnode.b1"),
+                                                        ("outputnode.reference", "inputnode.b1_reference")])])
     return workflow
 
 
@@ -80,7 +79,7 @@ def _b1_wf(col, wcfg, bids_dir, staging_dir):
     p = col.protocol
     kwargs = {}
     if col.kind in ("TB1DAM", "TB1AFI", "TB1TFL"):
-        kwargs["flip_angle"] = math.degrees(p.flip_angle)
+        kwargs["flip_angle"] = round(math.degrees(p.flip_angle), 6)
     if col.kind == "TB1AFI":
         kwargs["repetition_times"] = (p.tr1, p.tr2)
     if col.kind == "TB1map":

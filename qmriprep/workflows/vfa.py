@@ -5,6 +5,7 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from ..interfaces.b1 import ScaleImage
 from ..interfaces.estimate import ForegroundMask, VFAFit
 from ..interfaces.registration import AlignSeries, RegisterToReference
 from ..provenance import map_meta
@@ -56,7 +57,7 @@ def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str
 
     b1_meta = {"B1Correction": "none: B1 = 1 assumed (no B1+ map found)"}
     if b1_registration:
-        b1_to_vfa = pe.Node(RegisterToReference(mode=b1_registration), name="b1_to_vfa")
+        b1_to_vfa = pe.Node(RegisterToReference(mode=b1_registration, order=1), name="b1_to_vfa")
         b1_first = pe.Node(niu.Select(index=0), name="b1_first", run_without_submitting=True)
         workflow.connect([
             (inputnode, b1_to_vfa, [("b1_reference", "moving"), (("b1", _listify), "apply_to")]),
@@ -66,6 +67,13 @@ def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str
         b1_meta = {"B1Correction": f"B1+ map ({b1_registration} alignment)", "B1Sources": list(b1_sources)}
     maps = [MapSpec("mask", "mask", desc="vfabrain", meta={"Type": "Brain", "Sources": list(sources)})]
     ds_inputs = [(mask, "out_mask", "mask")]
+    if b1_registration:
+        b1_pct = pe.Node(ScaleImage(factor=100.0), name="b1_pct")
+        workflow.connect(b1_first, "out", b1_pct, "in_file")
+        maps.append(MapSpec("b1", "TB1map", desc="vfa", meta={
+            "Units": "percent", "Sources": list(b1_sources),
+            "Description": "the smoothed B1+ map on the VFA grid, as used to correct the flip angles"}))
+        ds_inputs.append((b1_pct, "out_file", "b1"))
     for method in methods:
         fit = pe.Node(VFAFit(flip_angles=list(flip_angles), repetition_time=repetition_time,
                              method=method), name=f"fit_{method}")

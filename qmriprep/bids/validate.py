@@ -1,0 +1,153 @@
+"""Checks on the image data of a collection, before any processing starts.
+
+:func:`check_collection_data` reads every image of a collection (one volume at a time, so a
+large series never sits in memory at once) and raises an :class:`~qmriprep.errors.InputError`
+naming the file for: an empty or unreadable file, the wrong number of dimensions or volumes,
+images of one series on different grids, NaN or inf values, and an all-zero volume.
+:func:`check_b1_overlap` accepts a B1+ map on another grid (it is resampled) but not one whose
+field of view misses the target.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+
+from ..errors import InputError
+from .metadata import _rel
+
+#: largest difference (mm) between affines of images that must share a grid
+AFFINE_TOLERANCE = 1e-3
+
+
+def _load(path: Path, name: str):
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(name, "does not exist")
+    if path.stat().st_size == 0:
+        raise InputError(name, "is empty (0 bytes)")
+    try:
+        img = nb.load(str(path))
+    except Exception as exc:  # nibabel raises many types for a damaged header
+        raise InputError(name, f"cannot be read as NIfTI ({exc})") from exc
+    return img
+
+
+def _spatial_shape(img, name: str, n_points: int | None) -> tuple[tuple[int, ...], int]:
+    """(3-D grid, number of volumes); trailing singleton axes are ignored."""
+    shape = tuple(int(s) for s in img.shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) not in (3, 4):
+        raise InputError(name, f"has {len(shape)} dimensions {tuple(img.shape)}; expected a 3-D "
+                         "volume" + (f" or 4-D with {n_points} volumes" if n_points and n_points > 1 else ""))
+    return shape[:3], (shape[3] if len(shape) == 4 else 1)
+
+
+def _volumes(img, grid: tuple[int, ...], n_vols: int):
+    """The volumes of ``img`` one at a time (a 4-D file is sliced, not loaded whole)."""
+    if len(img.shape) == 4:
+        for v in range(n_vols):
+            yield np.asanyarray(img.dataobj[..., v])
+    else:
+        data = np.asanyarray(img.dataobj).reshape(grid + (n_vols,))
+        for v in range(n_vols):
+            yield data[..., v]
+
+
+def _check_values(img, name: str, grid: tuple[int, ...], n_vols: int, *,
+                  allow_zero: bool = False) -> None:
+    """NaN/inf anywhere or an all-zero volume."""
+    try:
+        for v, vol in enumerate(_volumes(img, grid, n_vols)):
+            where = f" in volume {v + 1}" if n_vols > 1 else ""
+            if np.issubdtype(vol.dtype, np.floating) or np.iscomplexobj(vol):
+                bad = int(np.count_nonzero(~np.isfinite(vol)))
+                if bad:
+                    raise InputError(name, f"has {bad} NaN or infinite "
+                                     f"voxel{'s' if bad > 1 else ''}{where}")
+            if not allow_zero and not np.any(vol):
+                raise InputError(name, f"is all zeros{where}")
+    except InputError:
+        raise
+    except Exception as exc:  # truncated or corrupt data block
+        raise InputError(name, f"image data cannot be read ({exc})") from exc
+
+
+def expected_volumes(collection) -> int | None:
+    """Volumes each file of ``collection`` must hold: 1 for one file per protocol point, else
+    the number of points (a single 4-D file holding the series; every bSSFP part)."""
+    protocol = collection.protocol
+    n_points = getattr(protocol, "n_points", None)
+    if n_points is None:
+        return None
+    if collection.kind == "bSSFP" or (len(collection.files) == 1 and n_points > 1):
+        return n_points
+    return 1
+
+
+def check_collection_data(collection) -> None:
+    """Raise :class:`InputError` for the first problem in the images of ``collection``."""
+    if collection.kind == "kspace":
+        return
+    root = getattr(collection, "root", None)
+    n_vols_expected = expected_volumes(collection)
+    reference = None
+    files = [(f, False) for f in collection.files] + [(f, True) for f in collection.phase_files]
+    for path, is_phase in files:
+        name = _rel(Path(path), root)
+        img = _load(path, name)
+        grid, n_vols = _spatial_shape(img, name, n_vols_expected)
+        if n_vols_expected is not None and n_vols != n_vols_expected:
+            want = ("a 3-D volume" if n_vols_expected == 1
+                    else f"{n_vols_expected} volumes (one per protocol point)")
+            raise InputError(name, f"has {n_vols} volumes {tuple(img.shape)}; expected {want} "
+                             f"for this {collection.kind} collection")
+        if reference is None:
+            reference = (name, grid, img.affine)
+        else:
+            ref_name, ref_grid, ref_affine = reference
+            if grid != ref_grid:
+                raise InputError(name, f"has grid {grid} but {ref_name} has {ref_grid}; the images "
+                                 f"of one {collection.kind} collection must share a grid")
+            if not np.allclose(img.affine, ref_affine, atol=AFFINE_TOLERANCE):
+                raise InputError(name, f"has a different affine (position/orientation) from "
+                                 f"{ref_name}; the images of one {collection.kind} collection "
+                                 "must share a grid")
+        _check_values(img, name, grid, n_vols, allow_zero=is_phase)
+
+
+def _corners(img) -> np.ndarray:
+    """World coordinates (mm) of the 8 outer corners of the voxel grid."""
+    shape = np.asarray(img.shape[:3], dtype=float)
+    idx = np.array(list(itertools.product(*[(-0.5, s - 0.5) for s in shape])))
+    return nb.affines.apply_affine(img.affine, idx)
+
+
+def check_b1_overlap(b1_img, target_img, *, b1_name: str | None = None) -> float:
+    """Fraction of the target's bounding box (world coordinates) covered by the B1+ map's.
+
+    A different grid is fine (the map is resampled); no overlap at all is an
+    :class:`InputError` naming the B1+ file. Accepts images or paths.
+    """
+    if isinstance(b1_img, (str, Path)):
+        b1_name = b1_name or str(b1_img)
+        b1_img = _load(b1_img, b1_name)
+    if isinstance(target_img, (str, Path)):
+        target_img = _load(target_img, str(target_img))
+    b1_name = b1_name or b1_img.get_filename() or "B1+ map"
+    b_lo, b_hi = _corners(b1_img).min(0), _corners(b1_img).max(0)
+    t_lo, t_hi = _corners(target_img).min(0), _corners(target_img).max(0)
+    overlap = np.clip(np.minimum(b_hi, t_hi) - np.maximum(b_lo, t_lo), 0, None)
+    size = np.maximum(t_hi - t_lo, 1e-9)
+    fraction = float(np.prod(overlap / size))
+    if fraction <= 0:
+        target_name = target_img.get_filename() or "the target"
+        raise InputError(b1_name, "field of view does not overlap the image it should correct "
+                         f"({target_name}): B1+ map spans {np.round(b_lo, 1).tolist()} to "
+                         f"{np.round(b_hi, 1).tolist()} mm, target {np.round(t_lo, 1).tolist()} "
+                         f"to {np.round(t_hi, 1).tolist()} mm")
+    return fraction

@@ -1,0 +1,1 @@
+"""Rigid registration and resampling of nibabel images (SimpleITK), see :mod:`.rigid`."""
