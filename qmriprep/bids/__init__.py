@@ -2,27 +2,34 @@
 
 A pure layer (pybids, nibabel; no Nipype) that runs before any workflow is built:
 
-- :mod:`~qmriprep.bids.collections`: find and group a subject's qMRI collections, choose the
-  B1+ map for each flip-angle-dependent collection, record the reason for every decision;
-- :mod:`~qmriprep.bids.metadata`: required sidecar fields, BIDS units to SI once, typed
-  protocols;
+- :mod:`~qmriprep.bids.layout`: open the dataset, list subjects, read BIDS filters;
+- :mod:`~qmriprep.bids.collections`: find and group a subject's qMRI collections, record the
+  reason for every decision;
+- :mod:`~qmriprep.bids.b1choice`: choose the B1+ map for each flip-angle-dependent collection;
+- :mod:`~qmriprep.bids.sidecars`: read sidecar JSON with the inheritance principle, remembering
+  which file set each field;
+- :mod:`~qmriprep.bids.metadata`: required sidecar fields, BIDS units to SI once, protocol
+  builders;
+- :mod:`~qmriprep.bids.protocols`: the typed, checked protocols;
 - :mod:`~qmriprep.bids.validate`: checks on the image data (shape, grid, NaN, all-zero, B1+
   field of view).
 """
 
-from .collections import Collection, choose_b1, find_collections, list_subjects, load_layout
-from .metadata import (
+from .b1choice import choose_b1
+from .collections import Collection, find_collections
+from .layout import list_subjects, load_layout
+from .metadata import build_protocol
+from .protocols import (
     AFIProtocol,
     B1MapProtocol,
     BSSFPProtocol,
     DAMProtocol,
     DESSProtocol,
     MultiEchoProtocol,
-    Sidecar,
     TFLProtocol,
     VFAProtocol,
-    build_protocol,
 )
+from .sidecars import Sidecar
 from .validate import check_b1_overlap, check_collection_data
 
 __all__ = [

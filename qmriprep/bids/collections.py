@@ -15,20 +15,26 @@ bSSFP and DESS, and ``get_metadata`` applies sidecar inheritance). A layout buil
 DESS, and a single 4-D MESE/MEGRE file without ``echo-``; no layout indexes ``sourcedata/``.
 Such files are found by globbing the subject folder, their entities parsed with
 ``bids.layout.parse_file_entities`` and their metadata resolved by
-:func:`qmriprep.bids.metadata.resolve_sidecar` (same inheritance rules).
+:func:`qmriprep.bids.sidecars.resolve_sidecar` (same inheritance rules).
+
+Opening the dataset and filters live in :mod:`.layout`, the B1+ choice in :mod:`.b1choice`
+(module size); ``load_layout``, ``list_subjects`` and ``choose_b1`` stay importable from here.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 from . import metadata as md
+from .b1choice import B1_CONSUMERS, assign_b1, choose_b1  # noqa: F401  (choose_b1 re-exported)
+from .layout import SHORT, check_filters, list_subjects, load_layout, passes, strip_prefix
+from .protocols import Protocol
+from .sidecars import Sidecar, relpath, resolve_sidecar, sidecar_name
 
 LOGGER = logging.getLogger(__name__)
 
@@ -41,13 +47,8 @@ ACQ_ROLES = {"TB1AFI": ("tr1", "tr2"), "TB1TFL": ("anat", "famp")}
 BSSFP_PARTS = ("mag", "phase", "real", "imag")
 #: kinds whose ``part-phase`` images ride along with the magnitude series
 PHASE_KINDS = frozenset({"MESE", "MEGRE", "VFA", "DESS"})
-#: kinds whose flip angles a B1+ map corrects
-B1_CONSUMERS = ("VFA", "bSSFP", "DESS")
 #: entity order in collection names (others follow alphabetically)
 _ENTITY_ORDER = ("task", "acquisition", "ceagent", "reconstruction", "direction", "run")
-_SHORT = {"acquisition": "acq", "ceagent": "ce", "reconstruction": "rec", "direction": "dir",
-          "session": "ses", "subject": "sub", "inversion": "inv", "mtransfer": "mt"}
-_LONG = {v: k for k, v in _SHORT.items()}
 _NOT_GROUPING = {"subject", "session", "suffix", "extension", "datatype", "part", "echo", "flip"}
 
 
@@ -68,25 +69,25 @@ class Collection:
     entities: dict[str, Any]
     files: tuple[Path, ...]
     metadata: list[dict]
-    protocol: md.Protocol | None
+    protocol: Protocol | None
     supported: bool
     reason: str
     b1: Collection | None = None
     b1_reason: str = ""
     phase_files: tuple[Path, ...] = ()
     root: Path | None = None
-    sidecars: tuple[md.Sidecar, ...] = field(default=(), repr=False)
+    sidecars: tuple[Sidecar, ...] = field(default=(), repr=False)
 
     @property
     def name(self) -> str:
         """BIDS-like name, e.g. ``sub-01_ses-1_acq-fast_MESE`` (k-space: ``..._MESE_kspace``)."""
         parts = [f"sub-{self.subject}"] + ([f"ses-{self.session}"] if self.session else [])
-        parts += [f"{_SHORT.get(k, k)}-{v}" for k, v in _ordered(self.entities) if k != "suffix"]
+        parts += [f"{SHORT.get(k, k)}-{v}" for k, v in _ordered(self.entities) if k != "suffix"]
         tail = [self.entities.get("suffix", "kspace"), "kspace"] if self.kind == "kspace" else [self.kind]
         return "_".join(parts + tail)
 
     def relpaths(self) -> list[str]:
-        return [_rel(f, self.root) for f in self.files]
+        return [relpath(f, self.root) for f in self.files]
 
     def describe(self) -> str:
         """A few lines for logs and the report: what, with what protocol, processed or not, why."""
@@ -94,7 +95,7 @@ class Collection:
         lines = [f"{self.name}: {md.describe_protocol(self.protocol)}; {status}",
                  "  files: " + _abridged(self.relpaths())]
         if self.phase_files:
-            lines.append("  phase: " + _abridged([_rel(f, self.root) for f in self.phase_files]))
+            lines.append("  phase: " + _abridged([relpath(f, self.root) for f in self.phase_files]))
         lines.append(f"  why: {self.reason}")
         if self.kind in B1_CONSUMERS:
             lines.append(f"  B1+: {self.b1.name if self.b1 else 'none'} ({self.b1_reason})")
@@ -110,101 +111,6 @@ def _ordered(entities: dict) -> list[tuple[str, Any]]:
     return sorted(entities.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
 
 
-def _rel(path: Path | str, root: Path | None) -> str:
-    return md._rel(Path(path), root)
-
-
-def _strip(label: str, prefix: str) -> str:
-    label = str(label)
-    return label[len(prefix):] if label.startswith(prefix) else label
-
-
-# ------------------------------------------------------------------------- layout, subjects
-def load_layout(bids_dir: str | Path, *, validate: bool = False, database_dir: str | Path | None = None):
-    """A pybids ``BIDSLayout`` of ``bids_dir``; an :class:`InputError` if it is not a BIDS dataset."""
-    root = Path(bids_dir).expanduser()
-    if not root.exists():
-        raise InputError(root, "does not exist")
-    if not root.is_dir():
-        raise InputError(root, "is not a directory (expected a BIDS dataset folder)")
-    if not (root / "dataset_description.json").is_file():
-        raise InputError(root, "is not a BIDS dataset: dataset_description.json is missing")
-    md.read_json(root / "dataset_description.json", root.parent)
-    if not any(p.is_dir() for p in root.glob("sub-*")):
-        raise InputError(root, "is not a BIDS dataset: no sub-<label> folders")
-    from bids import BIDSLayout
-
-    root = root.resolve()
-    try:
-        return BIDSLayout(str(root), validate=validate,
-                          database_path=None if database_dir is None else str(database_dir))
-    except OSError as exc:  # pybids reports unreadable JSON this way while indexing
-        bad = re.search(r"filename='([^']+)'", str(exc))
-        if bad:
-            md.read_json(Path(bad.group(1)), root)  # raises the precise InputError
-        raise InputError(root, f"cannot be indexed ({exc})") from exc
-
-
-def _root(layout) -> Path:
-    return Path(layout.root)
-
-
-def list_subjects(layout, participant_label: str | list[str] | None = None) -> list[str]:
-    """Subject labels to process: all, or ``participant_label`` (with or without ``sub-``)."""
-    root = _root(layout)
-    available = sorted(set(layout.get_subjects())
-                       | {p.name[4:] for p in root.glob("sub-*") if p.is_dir()})
-    if not participant_label:
-        if not available:
-            raise InputError(root, "has no sub-<label> folders")
-        return available
-    labels = [participant_label] if isinstance(participant_label, str) else list(participant_label)
-    labels = list(dict.fromkeys(_strip(lb, "sub-") for lb in labels))
-    missing = [lb for lb in labels if lb not in available]
-    if missing:
-        which = ", ".join(f"'{lb}'" for lb in missing)
-        raise InputError(None, f"participant{'s' if len(missing) > 1 else ''} {which} not found "
-                         f"in {root}; available: {', '.join(available) or 'none'}")
-    return labels
-
-
-# ------------------------------------------------------------------------------ filters
-def _check_filters(bids_filters: dict | None) -> dict[str, dict]:
-    """fMRIPrep-style ``--bids-filter-file`` content keyed by kind (lower case)."""
-    known = {k.lower(): k for k in md.KINDS}
-    out = {}
-    for key, query in (bids_filters or {}).items():
-        if key.lower() not in known:
-            raise InputError(None, f"BIDS filter key '{key}' is not a collection kind; "
-                             f"use one of: {', '.join(sorted(known))}")
-        if not isinstance(query, dict):
-            raise InputError(None, f"BIDS filter '{key}' must map entities to values")
-        out[known[key.lower()]] = {_LONG.get(k, k): v for k, v in query.items()}
-    return out
-
-
-def _same(a: Any, b: Any) -> bool:
-    sa, sb = str(a), str(b)
-    return sa == sb or (sa.isdigit() and sb.isdigit() and int(sa) == int(sb))
-
-
-def _passes(entities: dict, query: dict) -> bool:
-    """``None``: entity absent; ``"*"``: present; list: any of; else equal."""
-    for key, want in query.items():
-        have = entities.get(key)
-        if want is None:
-            ok = have is None
-        elif want == "*":
-            ok = have is not None
-        elif isinstance(want, (list, tuple)):
-            ok = have is not None and any(_same(have, w) for w in want)
-        else:
-            ok = have is not None and _same(have, want)
-        if not ok:
-            return False
-    return True
-
-
 # ---------------------------------------------------------------------------- discovery
 def find_collections(bids_dir_or_layout, subject: str, *, session: str | None = None,
                      bids_filters: dict | None = None) -> list[Collection]:
@@ -217,23 +123,23 @@ def find_collections(bids_dir_or_layout, subject: str, *, session: str | None = 
               else bids_dir_or_layout)
     from bids.layout import parse_file_entities
 
-    root = _root(layout)
-    subject = list_subjects(layout, _strip(subject, "sub-"))[0]
-    session = None if session is None else _strip(session, "ses-")
+    root = Path(layout.root)
+    subject = list_subjects(layout, strip_prefix(subject, "sub-"))[0]
+    session = None if session is None else strip_prefix(session, "ses-")
     if session is not None:
         sessions = sorted({str(s) for s in layout.get_sessions(subject=subject)}
                           | {p.name[4:] for p in (root / f"sub-{subject}").glob("ses-*") if p.is_dir()})
         if session not in sessions:
             raise InputError(None, f"session '{session}' not found for sub-{subject} in {root}; "
                              f"available: {', '.join(sessions) or 'none'}")
-    filters = _check_filters(bids_filters)
+    filters = check_filters(bids_filters)
     indexed = {str(Path(f)) for f in layout.get(subject=subject, extension=list(IMAGE_EXTENSIONS),
                                                  return_type="filename")}
     on_disk = {str(p) for ext in IMAGE_EXTENSIONS for p in (root / f"sub-{subject}").rglob(f"*{ext}")}
 
     groups: dict[tuple, dict[str, list]] = {}
     for path in sorted(indexed | on_disk):
-        rel = _rel(path, root)
+        rel = relpath(path, root)
         ents = dict(parse_file_entities(path))
         kind = ents.get("suffix")
         if kind not in SERIES_ENTITY:
@@ -241,7 +147,7 @@ def find_collections(bids_dir_or_layout, subject: str, *, session: str | None = 
             continue
         if session is not None and str(ents.get("session")) != session:
             continue
-        if not _passes(ents, filters.get(kind, {})):
+        if not passes(ents, filters.get(kind, {})):
             LOGGER.info("ignoring %s: excluded by the BIDS filter for %s", rel, kind.lower())
             continue
         part = ents.get("part")
@@ -265,7 +171,7 @@ def find_collections(bids_dir_or_layout, subject: str, *, session: str | None = 
     colls += _kspace_collections(root, subject, session, filters.get("kspace", {}))
     rank = {k: i for i, k in enumerate(md.KINDS)}
     colls.sort(key=lambda c: (c.session or "", rank[c.kind], c.name))
-    _assign_b1(colls)
+    assign_b1(colls)
     for c in colls:
         LOGGER.info("%s", c.describe())
     return colls
@@ -292,11 +198,11 @@ def _role(kind: str, ents: dict) -> int | None:
     return next((i for i, r in enumerate(ACQ_ROLES[kind]) if label.endswith(r)), None)
 
 
-def _sidecar(path: Path, ents: dict, root: Path, layout, indexed: set[str]) -> md.Sidecar:
-    values, origins = md.resolve_sidecar(root, path)
+def _sidecar(path: Path, ents: dict, root: Path, layout, indexed: set[str]) -> Sidecar:
+    values, origins = resolve_sidecar(root, path)
     if str(path) in indexed:
         values = dict(layout.get_metadata(str(path)))
-    return md.Sidecar(md.sidecar_name(path, root), values, ents, origins)
+    return Sidecar(sidecar_name(path, root), values, ents, origins)
 
 
 def _index(ents: dict, key: str | None) -> int:
@@ -307,7 +213,7 @@ def _index(ents: dict, key: str | None) -> int:
         return 0
 
 
-def _order(kind: str, members: list, scs: list[md.Sidecar]) -> list[int]:
+def _order(kind: str, members: list, scs: list[Sidecar]) -> list[int]:
     """Series order: echoes by EchoTime, flips by FlipAngle, AFI/TFL by role, bSSFP by part."""
     def number(sc, key):
         v = sc.values.get(key)
@@ -331,21 +237,21 @@ def _check_members(kind: str, members: list, root: Path) -> None:
     for path, ents in members:
         sig = tuple(sorted((k, str(v)) for k, v in ents.items() if k != "extension"))
         if sig in seen:
-            raise InputError(_rel(path, root), f"duplicates {_rel(seen[sig], root)} "
+            raise InputError(relpath(path, root), f"duplicates {relpath(seen[sig], root)} "
                              "(same entities; keep one of .nii / .nii.gz)")
         seen[sig] = path
     if ent in ("echo", "flip") and len(members) > 1:
         without = [p for p, e in members if e.get(ent) is None]
         if without:
-            raise InputError(_rel(without[0], root), f"has no {ent}- entity but other {kind} "
+            raise InputError(relpath(without[0], root), f"has no {ent}- entity but other {kind} "
                              f"images of this collection do")
 
 
 def _build(kind, subject, session, gents, members, layout, indexed) -> Collection:
-    root = _root(layout)
+    root = Path(layout.root)
     files = members["files"]
     if not files:
-        raise InputError(_rel(members["phase"][0][0], root),
+        raise InputError(relpath(members["phase"][0][0], root),
                          f"part-phase {kind} images without the magnitude (part-mag) images")
     _check_members(kind, files, root)
     scs = [_sidecar(p, e, root, layout, indexed) for p, e in files]
@@ -358,7 +264,7 @@ def _build(kind, subject, session, gents, members, layout, indexed) -> Collectio
         try:
             shape = nb.load(files[0][0]).shape
         except Exception as exc:
-            raise InputError(_rel(files[0][0], root), f"cannot be read as NIfTI ({exc})") from exc
+            raise InputError(relpath(files[0][0], root), f"cannot be read as NIfTI ({exc})") from exc
         n_volumes = shape[3] if len(shape) > 3 else 1
     protocol = md.build_protocol(kind, scs, n_volumes=n_volumes)
     phase = _phase_files(kind, members["phase"], len(files), root, layout, indexed)
@@ -367,7 +273,7 @@ def _build(kind, subject, session, gents, members, layout, indexed) -> Collectio
     how = {"echo": "EchoTime", "flip": "FlipAngle", "part": "part (mag, phase / real, imag)"}.get(ent)
     if kind in ACQ_ROLES:
         how = "acq- role (" + ", ".join(ACQ_ROLES[kind]) + ")"
-    sharing = " ".join(f"{_SHORT.get(k, k)}-{v}" for k, v in _ordered(gents))
+    sharing = " ".join(f"{SHORT.get(k, k)}-{v}" for k, v in _ordered(gents))
     reason = (f"{len(files)} image{'s' if len(files) > 1 else ''} with suffix {kind}"
               + (f" in ses-{session}" if session else "") + (f" sharing {sharing}" if sharing else "")
               + (f", ordered by {how}" if how and len(files) > 1 else "")
@@ -390,7 +296,7 @@ def _safe_build(kind, subject, session, gents, members, layout, indexed) -> Coll
         files = tuple(p for p, _ in members["files"] + members["phase"])
         return Collection(kind, subject, session, gents, files, [], None, False,
                           f"found, not yet processed; its input has a problem: {err}",
-                          root=_root(layout))
+                          root=Path(layout.root))
 
 
 def _phase_files(kind, phase, n_mag, root, layout, indexed) -> tuple[Path, ...]:
@@ -413,7 +319,7 @@ def _kspace_collections(root: Path, subject: str, session: str | None, query: di
         ents = dict(parse_file_entities(str(path)))
         if session is not None and str(ents.get("session")) != session:
             continue
-        if not _passes(ents, query):
+        if not passes(ents, query):
             continue
         gents = {k: str(v) for k, v in ents.items() if k not in _NOT_GROUPING}
         gents["suffix"] = str(ents.get("suffix"))
@@ -422,79 +328,9 @@ def _kspace_collections(root: Path, subject: str, session: str | None, query: di
     for (ses, gents), members in groups.items():
         members.sort(key=lambda m: (_index(m[1], "echo"), _index(m[1], "flip"), m[0].name))
         gents = dict(gents)
-        metas = [md.resolve_sidecar(root, p)[0] for p, _ in members]
+        metas = [resolve_sidecar(root, p)[0] for p, _ in members]
         reason = (f"{len(members)} raw k-space file{'s' if len(members) > 1 else ''} (ISMRMRD) "
                   f"for {gents['suffix']} under sourcedata/kspace; found, not yet processed")
         out.append(Collection("kspace", subject, ses, gents, tuple(p for p, _ in members), metas,
                               None, False, reason, root=root))
     return out
-
-
-# ------------------------------------------------------------------------------ B1+ choice
-def _intended_for(c: Collection) -> dict[str, str]:
-    """Targets (paths relative to the root) named by the IntendedFor of ``c``, with the source."""
-    out = {}
-    for sc in c.sidecars:
-        value = sc.values.get("IntendedFor")
-        for v in [value] if isinstance(value, str) else list(value or []):
-            if not isinstance(v, str):
-                continue
-            if v.startswith("bids::"):
-                out[v[len("bids::"):].lstrip("/")] = sc.where("IntendedFor")
-            elif v.startswith("bids:"):
-                LOGGER.info("%s: IntendedFor %r names another dataset; ignored", sc.where("IntendedFor"), v)
-            else:
-                out[f"sub-{c.subject}/{v.lstrip('/')}"] = sc.where("IntendedFor")
-    return out
-
-
-def _acq_time(c: Collection) -> float | None:
-    value = c.metadata[0].get("AcquisitionTime") if c.metadata else None
-    m = re.fullmatch(r"(\d{1,2}):?(\d{2}):?(\d{2}(?:\.\d*)?)", str(value or "").strip())
-    return None if m is None else 3600 * int(m[1]) + 60 * int(m[2]) + float(m[3])
-
-
-def choose_b1(target: Collection, b1s: list[Collection]) -> tuple[Collection | None, str]:
-    """The B1+ collection that corrects ``target`` and why.
-
-    ``IntendedFor`` naming one of the target's files wins; otherwise the only B1+ map of the
-    same subject and session, or the one nearest in AcquisitionTime (when every candidate has
-    one), or the preferred kind ``TB1map > TB1TFL > TB1AFI > TB1DAM``.
-    """
-    pref = {k: i for i, k in enumerate(md.B1_KINDS)}
-    order = " > ".join(md.B1_KINDS)
-    mine = set(target.relpaths())
-    claims = []
-    for c in b1s:
-        hits = [(t, src) for t, src in _intended_for(c).items() if t in mine]
-        if hits:
-            claims.append((pref[c.kind], c.name, c, hits[0]))
-    if claims:
-        claims.sort(key=lambda x: x[:2])
-        _, _, best, (target_file, src) = claims[0]
-        reason = f"IntendedFor in {src} names {target_file}"
-        if len(claims) > 1:
-            reason += f"; {len(claims)} B1+ maps name it, chose the preferred kind ({order})"
-        return best, reason
-    where = f"sub-{target.subject}" + (f" ses-{target.session}" if target.session else "")
-    same = [c for c in b1s if c.subject == target.subject and c.session == target.session]
-    if not same:
-        return None, f"no B1+ map in {where}: nominal flip angles are used (no B1+ correction)"
-    if len(same) == 1:
-        return same[0], f"the only B1+ map in {where} (no IntendedFor names this collection)"
-    t0 = _acq_time(target)
-    times = [_acq_time(c) for c in same]
-    if t0 is not None and None not in times:
-        dt, _, _, best = min((abs(t - t0), pref[c.kind], c.name, c) for c, t in zip(same, times))
-        return best, (f"nearest in AcquisitionTime ({dt:.0f} s apart) of {len(same)} B1+ maps "
-                      f"in {where}")
-    best = min(same, key=lambda c: (pref[c.kind], c.name))
-    return best, (f"preferred kind ({order}) of {len(same)} B1+ maps in {where}; "
-                  "set IntendedFor to choose another")
-
-
-def _assign_b1(colls: list[Collection]) -> None:
-    b1s = [c for c in colls if c.kind in md.B1_KINDS]
-    for c in colls:
-        if c.kind in B1_CONSUMERS:
-            c.b1, c.b1_reason = choose_b1(c, b1s)

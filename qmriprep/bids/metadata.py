@@ -1,27 +1,44 @@
 """Protocol of each qMRI collection, read from its BIDS sidecars and checked once.
 
 BIDS gives times in seconds and flip angles and RF phase increments in degrees; this module
-turns them into SI (s, rad) exactly once and returns a small frozen dataclass per protocol, so
+turns them into SI (s, rad) exactly once and returns a protocol from :mod:`.protocols`, so
 nothing downstream checks units again. Every problem is an :class:`~qmriprep.errors.InputError`
 naming the sidecar (the one that set the field when it was inherited) and the field, e.g.
 ``sub-01/anat/sub-01_echo-2_MESE.json: EchoTime is missing (required for MESE)``.
 
-The builders are pure: they take :class:`Sidecar` records (merged metadata of one image,
-already ordered along the series) and return a protocol. :func:`resolve_sidecar` applies the
-BIDS inheritance principle by itself, for files pybids does not index and to name where an
-inherited value came from.
+The builders are pure: they take :class:`~.sidecars.Sidecar` records (merged metadata of one
+image, already ordered along the series) and return a protocol. Sidecar reading and the
+protocol classes live in :mod:`.sidecars` and :mod:`.protocols` (module size); they are
+re-exported here because ``metadata`` was their public home.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from ..errors import InputError
+from .protocols import (  # noqa: F401  (re-exported: public home before the split)
+    AFIProtocol,
+    B1MapProtocol,
+    BSSFPProtocol,
+    DAMProtocol,
+    DESSProtocol,
+    MultiEchoProtocol,
+    Protocol,
+    TFLProtocol,
+    VFAProtocol,
+    ascending,
+)
+from .sidecars import (  # noqa: F401  (re-exported: public home before the split)
+    Sidecar,
+    parse_name,
+    read_json,
+    resolve_sidecar,
+    sidecar_name,
+)
 
 #: every collection kind qmriprep recognises, in report order
 KINDS = ("MESE", "MEGRE", "VFA", "TB1map", "TB1TFL", "TB1AFI", "TB1DAM", "bSSFP", "DESS", "kspace")
@@ -30,7 +47,7 @@ SUPPORTED = frozenset({"MESE", "MEGRE", "VFA", "TB1map", "TB1TFL", "TB1AFI", "TB
 #: B1+ map kinds, in order of preference when several could correct one collection
 B1_KINDS = ("TB1map", "TB1TFL", "TB1AFI", "TB1DAM")
 
-#: required sidecar fields per kind ("A|B": A, else B); documented in the README and the report
+#: required sidecar fields per kind ("A|B": A, else B), as the builders below enforce them
 REQUIRED_FIELDS = {
     "MESE": ("EchoTime",),
     "MEGRE": ("EchoTime",),
@@ -42,6 +59,8 @@ REQUIRED_FIELDS = {
     "bSSFP": ("FlipAngle", "RepetitionTimeExcitation|RepetitionTime", "RFPhaseIncrement"),
     "DESS": ("EchoTime", "FlipAngle", "RepetitionTimeExcitation|RepetitionTime"),
 }
+#: where a TR is read from, in order of preference
+TR_KEYS = ("RepetitionTimeExcitation", "RepetitionTime")
 
 #: longest plausible echo time (s); larger values are milliseconds written as seconds
 MAX_ECHO_TIME = 1.0
@@ -49,162 +68,14 @@ MAX_ECHO_TIME = 1.0
 MAX_GRE_TR = 1.0
 #: longest plausible TR of anything (MESE, DAM), s
 MAX_TR = 100.0
+#: largest flip angle (deg)
+MAX_FLIP = 180.0
 #: relative tolerance for "the second DAM angle is twice the first"
 DAM_TOLERANCE = 0.02
 #: TB1map ``Units`` read as percent (scale 0.01) and as a fraction (scale 1)
 PERCENT_UNITS = frozenset({"percent", "%", "pct", "percentage"})
 FRACTION_UNITS = frozenset({"fraction", "ratio", "relative", "1", "unitless", "a.u.", "au",
                             "arbitrary", "arbitrary units", "none", "n/a"})
-
-
-@dataclass(frozen=True)
-class Sidecar:
-    """Merged metadata of one image and where it came from.
-
-    ``name`` is the image's own sidecar path relative to the dataset root (named in errors even
-    when it does not exist); ``origins`` maps a field to the JSON file that set it.
-    """
-
-    name: str
-    values: Mapping[str, Any]
-    entities: Mapping[str, Any] = field(default_factory=dict)
-    origins: Mapping[str, str] = field(default_factory=dict)
-
-    def where(self, key: str) -> str:
-        return self.origins.get(key, self.name)
-
-
-# --------------------------------------------------------------------------------- protocols
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ValueError(msg)
-
-
-def _ascending(values: Sequence[float]) -> bool:
-    return all(b > a for a, b in zip(values, values[1:]))
-
-
-@dataclass(frozen=True)
-class MultiEchoProtocol:
-    """MESE or MEGRE: echo times (s, ascending); TR (s) and excitation angle (rad) if known."""
-
-    echo_times: tuple[float, ...]
-    repetition_time: float | None = None
-    flip_angle: float | None = None
-
-    def __post_init__(self):
-        _check(len(self.echo_times) >= 2 and _ascending(self.echo_times)
-               and self.echo_times[0] > 0, f"echo times must be >= 2, > 0, ascending: {self.echo_times}")
-
-    @property
-    def n_points(self) -> int:
-        return len(self.echo_times)
-
-
-@dataclass(frozen=True)
-class VFAProtocol:
-    """Variable flip angle SPGR: nominal flip angles (rad, ascending) at one TR (s)."""
-
-    flip_angles: tuple[float, ...]
-    tr: float
-
-    def __post_init__(self):
-        _check(len(self.flip_angles) >= 2 and _ascending(self.flip_angles) and self.tr > 0,
-               f"need >= 2 ascending flip angles and TR > 0: {self}")
-
-    @property
-    def n_points(self) -> int:
-        return len(self.flip_angles)
-
-
-@dataclass(frozen=True)
-class DAMProtocol:
-    """Double angle method: nominal angle ``a`` (rad) of the first image; the second is ``2a``."""
-
-    flip_angle: float
-    tr: float | None = None
-
-    def __post_init__(self):
-        _check(0 < self.flip_angle <= math.pi / 2, f"DAM angle must be in (0, 90] deg: {self}")
-
-    @property
-    def flip_angles(self) -> tuple[float, float]:
-        return (self.flip_angle, 2 * self.flip_angle)
-
-    n_points = 2
-
-
-@dataclass(frozen=True)
-class AFIProtocol:
-    """Actual flip angle imaging: nominal angle (rad) and the two interleaved TRs (s), TR2 > TR1."""
-
-    flip_angle: float
-    tr1: float
-    tr2: float
-
-    def __post_init__(self):
-        _check(self.flip_angle > 0 and 0 < self.tr1 < self.tr2, f"AFI needs TR2 > TR1 > 0: {self}")
-
-    @property
-    def n(self) -> float:
-        """TR ratio ``TR2 / TR1``."""
-        return self.tr2 / self.tr1
-
-    n_points = 2
-
-
-@dataclass(frozen=True)
-class TFLProtocol:
-    """Siemens TFL B1 map: nominal flip angle (rad) of the ``acq-famp`` image."""
-
-    flip_angle: float
-
-    def __post_init__(self):
-        _check(self.flip_angle > 0, f"TFL angle must be > 0: {self}")
-
-    n_points = 2  # acq-anat, acq-famp
-
-
-@dataclass(frozen=True)
-class B1MapProtocol:
-    """Ready-made B1+ map: multiply the stored values by ``scale`` to get B1+ as a fraction."""
-
-    scale: float
-    units: str
-
-    n_points = 1
-
-
-@dataclass(frozen=True)
-class BSSFPProtocol:
-    """Phase-cycled bSSFP: RF phase increments (rad, one per volume), TR (s), angle (rad)."""
-
-    phase_increments: tuple[float, ...]
-    tr: float
-    flip_angle: float
-    echo_time: float | None = None
-    parts: tuple[str, ...] = ("mag",)
-
-    @property
-    def n_points(self) -> int:
-        return len(self.phase_increments)
-
-
-@dataclass(frozen=True)
-class DESSProtocol:
-    """Double-echo steady state: two echo times (s), TR (s), angle (rad), spoiler (T/m, s)."""
-
-    echo_times: tuple[float, ...]
-    tr: float
-    flip_angle: float
-    spoiler_gradient_amplitude: float | None = None
-    spoiler_gradient_duration: float | None = None
-
-    n_points = 2
-
-
-Protocol = Union[MultiEchoProtocol, VFAProtocol, DAMProtocol, AFIProtocol, TFLProtocol,
-                 B1MapProtocol, BSSFPProtocol, DESSProtocol]
 
 
 # ----------------------------------------------------------------------------- field access
@@ -254,9 +125,9 @@ def _series(scs: Sequence[Sidecar], key: str, kind: str, *, maximum: float | Non
     return [(_number(sc, key, kind, maximum=maximum, unit=unit), sc) for sc in scs]
 
 
-def _flip(sc: Sidecar, kind: str, key: str = "FlipAngle") -> float:
+def _flip(sc: Sidecar, kind: str) -> float:
     """A flip angle in degrees, checked to lie in (0, 180], returned in radians."""
-    return math.radians(_number(sc, key, kind, maximum=180.0, unit="deg"))
+    return math.radians(_number(sc, "FlipAngle", kind, maximum=MAX_FLIP, unit="deg"))
 
 
 def _no_duplicates(pairs: list[tuple[float, Sidecar]], key: str) -> None:
@@ -288,10 +159,22 @@ def _common(scs: Sequence[Sidecar], keys: Sequence[str], kind: str, *, required:
     return v0
 
 
+def _tr(scs: Sequence[Sidecar], kind: str, *, required: bool = True,
+        maximum: float = MAX_GRE_TR) -> float | None:
+    """The shared TR: RepetitionTimeExcitation, else RepetitionTime (BIDS keeps both)."""
+    return _common(scs, TR_KEYS, kind, required=required, maximum=maximum)
+
+
+def _common_flip(scs: Sequence[Sidecar], kind: str, *, required: bool = True) -> float | None:
+    """The shared flip angle in radians (degrees in the sidecar)."""
+    fa = _common(scs, ("FlipAngle",), kind, required=required, maximum=MAX_FLIP, unit="deg")
+    return None if fa is None else math.radians(fa)
+
+
 def _in_order(pairs: list[tuple[float, Sidecar]], key: str) -> tuple[float, ...]:
     """Values in series order, which must ascend (files are sorted; a 4-D list must be too)."""
     vals = tuple(v for v, _ in pairs)
-    if not _ascending(vals):
+    if not ascending(vals):
         raise InputError(pairs[0][1].where(key), f"{key} values {list(vals)} must be ascending "
                          "(one per volume, in volume order)")
     return vals
@@ -311,20 +194,18 @@ def multiecho_protocol(scs: Sequence[Sidecar], kind: str = "MESE") -> MultiEchoP
     if len(pairs) < 2:
         raise InputError(scs[0].name, f"{kind} needs at least 2 echoes; found 1")
     _no_duplicates(pairs, "EchoTime")
-    tr = _common(scs, ("RepetitionTimeExcitation", "RepetitionTime"), kind, required=False,
-                 maximum=MAX_TR)
-    fa = _common(scs, ("FlipAngle",), kind, required=False, maximum=180.0, unit="deg")
-    return MultiEchoProtocol(_in_order(pairs, "EchoTime"), tr,
-                             None if fa is None else math.radians(fa))
+    tr = _tr(scs, kind, required=False, maximum=MAX_TR)
+    fa = _common_flip(scs, kind, required=False)
+    return MultiEchoProtocol(_in_order(pairs, "EchoTime"), tr, fa)
 
 
 def vfa_protocol(scs: Sequence[Sidecar]) -> VFAProtocol:
     """Flip angles (rad) and the shared TR (RepetitionTimeExcitation, else RepetitionTime)."""
-    pairs = _series(scs, "FlipAngle", "VFA", maximum=180.0, unit="deg")
+    pairs = _series(scs, "FlipAngle", "VFA", maximum=MAX_FLIP, unit="deg")
     if len(pairs) < 2:
         raise InputError(scs[0].name, "VFA needs at least 2 flip angles; found 1")
     _no_duplicates(pairs, "FlipAngle")
-    tr = _common(scs, ("RepetitionTimeExcitation", "RepetitionTime"), "VFA", maximum=MAX_GRE_TR)
+    tr = _tr(scs, "VFA")
     return VFAProtocol(tuple(math.radians(v) for v in _in_order(pairs, "FlipAngle")), tr)
 
 
@@ -339,9 +220,7 @@ def dam_protocol(scs: Sequence[Sidecar]) -> DAMProtocol:
     if a1 > math.pi / 2:
         raise InputError(scs[0].where("FlipAngle"),
                          f"FlipAngle = {math.degrees(a1):g} deg: DAM needs a <= 90 deg")
-    tr = _common(scs, ("RepetitionTimeExcitation", "RepetitionTime"), "TB1DAM",
-                 required=False, maximum=MAX_TR)
-    return DAMProtocol(a1, tr)
+    return DAMProtocol(a1, _tr(scs, "TB1DAM", required=False, maximum=MAX_TR))
 
 
 def afi_protocol(scs: Sequence[Sidecar]) -> AFIProtocol:
@@ -349,15 +228,13 @@ def afi_protocol(scs: Sequence[Sidecar]) -> AFIProtocol:
     _count(scs, 2, "TB1AFI", "acq-tr1 and acq-tr2")
     trs = []
     for sc in scs:
-        key = ("RepetitionTimeExcitation" if sc.values.get("RepetitionTimeExcitation") is not None
-               else "RepetitionTime")
+        key = next((k for k in TR_KEYS if sc.values.get(k) is not None), TR_KEYS[-1])
         trs.append((_number(sc, key, "TB1AFI", maximum=MAX_GRE_TR), key))
     (tr1, _), (tr2, key2) = trs
     if not tr2 > tr1:
         raise InputError(scs[1].where(key2), f"{key2} = {tr2:g} of acq-tr2 must be longer than "
                          f"{tr1:g} of acq-tr1 ({scs[0].where(trs[0][1])})")
-    fa = _common(scs, ("FlipAngle",), "TB1AFI", maximum=180.0, unit="deg")
-    return AFIProtocol(math.radians(fa), tr1, tr2)
+    return AFIProtocol(_common_flip(scs, "TB1AFI"), tr1, tr2)
 
 
 def tfl_protocol(scs: Sequence[Sidecar]) -> TFLProtocol:
@@ -384,8 +261,7 @@ def bssfp_protocol(scs: Sequence[Sidecar], *, n_volumes: int | None = None) -> B
     """Phase-cycled bSSFP parts (mag/phase or real/imag) sharing one protocol."""
     sc = scs[0]
     incs = _raw(sc, "RFPhaseIncrement", "bSSFP")
-    if not isinstance(incs, list) or not incs or not all(
-            _is_number(v) and not isinstance(v, bool) for v in incs):
+    if not isinstance(incs, list) or not incs or not all(_is_number(v) for v in incs):
         raise InputError(sc.where("RFPhaseIncrement"),
                          f"RFPhaseIncrement = {incs!r} must be a list of numbers (deg), one per volume")
     if n_volumes is not None and len(incs) != n_volumes:
@@ -395,11 +271,11 @@ def bssfp_protocol(scs: Sequence[Sidecar], *, n_volumes: int | None = None) -> B
         if other.values.get("RFPhaseIncrement") != incs:
             raise InputError(other.where("RFPhaseIncrement"),
                              f"RFPhaseIncrement differs from {sc.where('RFPhaseIncrement')}")
-    tr = _common(scs, ("RepetitionTimeExcitation", "RepetitionTime"), "bSSFP", maximum=MAX_GRE_TR)
-    fa = _common(scs, ("FlipAngle",), "bSSFP", maximum=180.0, unit="deg")
+    tr = _tr(scs, "bSSFP")
+    fa = _common_flip(scs, "bSSFP")
     te = _common(scs, ("EchoTime",), "bSSFP", required=False, maximum=MAX_ECHO_TIME)
     parts = tuple(str(s.entities.get("part", "mag")) for s in scs)
-    return BSSFPProtocol(tuple(math.radians(v) for v in incs), tr, math.radians(fa), te, parts)
+    return BSSFPProtocol(tuple(math.radians(v) for v in incs), tr, fa, te, parts)
 
 
 def dess_protocol(scs: Sequence[Sidecar]) -> DESSProtocol:
@@ -407,24 +283,24 @@ def dess_protocol(scs: Sequence[Sidecar]) -> DESSProtocol:
     _count(scs, 2, "DESS", "echo-1 and echo-2")
     pairs = _series(scs, "EchoTime", "DESS", maximum=MAX_ECHO_TIME)
     _no_duplicates(pairs, "EchoTime")
-    tr = _common(scs, ("RepetitionTimeExcitation", "RepetitionTime"), "DESS", maximum=MAX_GRE_TR)
-    fa = _common(scs, ("FlipAngle",), "DESS", maximum=180.0, unit="deg")
+    tr = _tr(scs, "DESS")
+    fa = _common_flip(scs, "DESS")
     amp = _common(scs, ("SpoilerGradientAmplitude",), "DESS", required=False, unit="T/m")
     dur = _common(scs, ("SpoilerGradientDuration",), "DESS", required=False, maximum=MAX_ECHO_TIME)
-    return DESSProtocol(_in_order(pairs, "EchoTime"), tr, math.radians(fa), amp, dur)
+    return DESSProtocol(_in_order(pairs, "EchoTime"), tr, fa, amp, dur)
 
 
 def build_protocol(kind: str, sidecars: Sequence[Sidecar], *, n_volumes: int | None = None
                    ) -> Protocol | None:
     """The checked protocol of a collection of ``kind`` (``None`` for raw k-space)."""
+    if kind == "kspace":
+        return None
     if kind in ("MESE", "MEGRE"):
         return multiecho_protocol(sidecars, kind)
     if kind == "bSSFP":
         return bssfp_protocol(sidecars, n_volumes=n_volumes)
     builders = {"VFA": vfa_protocol, "TB1DAM": dam_protocol, "TB1AFI": afi_protocol,
                 "TB1TFL": tfl_protocol, "TB1map": b1map_protocol, "DESS": dess_protocol}
-    if kind == "kspace":
-        return None
     if kind not in builders:
         raise ValueError(f"unknown collection kind {kind!r}")
     return builders[kind](sidecars)
@@ -459,68 +335,3 @@ def describe_protocol(protocol: Protocol | None) -> str:
     if isinstance(p, DESSProtocol):
         return f"TE = {ms(p.echo_times)}, TR = {ms([p.tr])}, flip angle {deg([p.flip_angle])}"
     return repr(p)
-
-
-# ----------------------------------------------------------------------------- inheritance
-def parse_name(name: str) -> tuple[dict[str, str], str]:
-    """Short entities (``{"sub": "01", "acq": "x"}``) and suffix of a BIDS file name."""
-    stem = name.split(".", 1)[0]
-    parts = stem.split("_")
-    ents = dict(p.split("-", 1) for p in parts[:-1] if "-" in p)
-    return ents, parts[-1]
-
-
-def read_json(path: Path, root: Path | None = None) -> dict:
-    """A JSON object from ``path``; an InputError naming the file otherwise."""
-    name = _rel(path, root)
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(name, f"cannot be read ({exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(name, f"is not valid JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise InputError(name, "is not a JSON object")
-    return data
-
-
-def _rel(path: Path, root: Path | None) -> str:
-    path = Path(path)
-    if root is not None:
-        try:
-            return path.relative_to(root).as_posix()
-        except ValueError:
-            pass
-    return str(path)
-
-
-def sidecar_name(image: Path, root: Path | None = None) -> str:
-    """The image's own sidecar path, relative to ``root``."""
-    image = Path(image)
-    return _rel(image.with_name(image.name.split(".", 1)[0] + ".json"), root)
-
-
-def resolve_sidecar(root: str | Path, image: str | Path) -> tuple[dict, dict[str, str]]:
-    """Metadata of ``image`` by the BIDS inheritance principle, and each field's source.
-
-    Every JSON on the path from ``root`` down to the image's folder whose suffix matches and
-    whose entities are a subset of the image's applies; deeper and more specific files win.
-    Returns ``(values, origins)`` with ``origins[field]`` the source path relative to ``root``.
-    """
-    root, image = Path(root), Path(image)
-    ents, suffix = parse_name(image.name)
-    rel_parts = image.parent.relative_to(root).parts
-    values: dict = {}
-    origins: dict[str, str] = {}
-    for depth in range(len(rel_parts) + 1):
-        level = root.joinpath(*rel_parts[:depth])
-        found = []
-        for js in level.glob(f"*{suffix}.json"):
-            jents, jsuffix = parse_name(js.name)
-            if jsuffix == suffix and all(ents.get(k) == v for k, v in jents.items()):
-                found.append((len(jents), js.name, js))
-        for _, _, js in sorted(found):
-            data = read_json(js, root)
-            values.update(data)
-            origins.update(dict.fromkeys(data, _rel(js, root)))
-    return values, origins

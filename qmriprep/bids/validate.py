@@ -17,7 +17,7 @@ import nibabel as nb
 import numpy as np
 
 from ..errors import InputError
-from .metadata import _rel
+from .sidecars import relpath
 
 #: largest difference (mm) between affines of images that must share a grid
 AFFINE_TOLERANCE = 1e-3
@@ -98,7 +98,7 @@ def check_collection_data(collection) -> None:
     reference = None
     files = [(f, False) for f in collection.files] + [(f, True) for f in collection.phase_files]
     for path, is_phase in files:
-        name = _rel(Path(path), root)
+        name = relpath(path, root)
         img = _load(path, name)
         grid, n_vols = _spatial_shape(img, name, n_vols_expected)
         if n_vols_expected is not None and n_vols != n_vols_expected:

@@ -23,13 +23,7 @@ def run_workflow(config, plans) -> int:
     ex, ny = config.execution, config.nipype
     output_dir = Path(ex.output_dir)
     staging = output_dir / f".qmriprep-staging-{ex.run_uuid}"
-    workflow = init_qmriprep_wf(plans=plans, config=config, staging_dir=str(staging))
-    workflow.base_dir = ex.work_dir
-    for subject in plans:
-        log_dir = _log_dir(config, subject)
-        log_dir.mkdir(parents=True, exist_ok=True)
-        config.to_toml(log_dir / "qmriprep.toml")
-    write_boilerplate(config, plans, workflow)
+    # before the graph is built: nodes copy the configuration when they are created
     ncfg.update_config({
         "execution": {"crashfile_format": "txt", "stop_on_first_crash": ex.stop_on_first_crash,
                       "remove_unnecessary_outputs": False, "hash_method": "content",
@@ -38,6 +32,13 @@ def run_workflow(config, plans) -> int:
                     "interface_level": "INFO" if ex.log_level < 20 else "WARNING"},
     })
     nlogging.update_logging(ncfg)
+    workflow = init_qmriprep_wf(plans=plans, config=config, staging_dir=str(staging))
+    workflow.base_dir = ex.work_dir
+    for subject in plans:
+        log_dir = _log_dir(config, subject)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        config.to_toml(log_dir / "qmriprep.toml")
+    write_boilerplate(config, plans, workflow)
     plugin_args = {"status_callback": _progress}
     plugin = "Linear"
     if ny.nprocs > 1:

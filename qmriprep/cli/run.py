@@ -40,7 +40,7 @@ def main(argv=None) -> int:
 
 
 def _setup_logging(verbose: int) -> None:
-    level = 25 - 5 * verbose if verbose < 2 else logging.DEBUG
+    level = 25 - 5 * verbose if verbose < 2 else logging.DEBUG  # 25: progress lines only
     logging.addLevelName(25, "IMPORTANT")
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | %(message)s", "%H:%M:%S"))
@@ -73,6 +73,7 @@ def _build_config(opts):
     ex.participant_label = opts.participant_label or ex.participant_label
     ex.session_label = opts.session_label or ex.session_label
     ex.bids_filters = opts.bids_filter_file or ex.bids_filters
+    ex.log_level = 25 - 5 * opts.verbose_count if opts.verbose_count < 2 else logging.DEBUG
     ex.skip_bids_validation |= opts.skip_bids_validation
     ex.boilerplate_only |= opts.boilerplate_only
     ex.stop_on_first_crash |= opts.stop_on_first_crash

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from copy import deepcopy
 
 from nipype.pipeline import engine as pe
 
@@ -20,8 +21,9 @@ def init_qmriprep_wf(*, plans: dict, config, staging_dir: str, name: str = "qmri
     for subject, collections in plans.items():
         single_subject_wf = init_single_subject_wf(
             subject=subject, collections=collections, config=config, staging_dir=staging_dir)
-        single_subject_wf.config["execution"]["crashdump_dir"] = str(
-            _log_dir(config, subject))
+        single_subject_wf.config["execution"]["crashdump_dir"] = str(_log_dir(config, subject))
+        for node in single_subject_wf._get_all_nodes():  # noqa: SLF001 (nipype: per-node config)
+            node.config = deepcopy(single_subject_wf.config)
         workflow.add_nodes([single_subject_wf])
     return workflow
 
