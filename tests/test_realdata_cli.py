@@ -14,24 +14,31 @@ sub-04    ``fmap/sub-04_acq-tr<1,2>_TB1AFI`` (60 deg, 20/100 ms)  ``b1_afi``
 ========  ====================================================  ======================
 
 The protocol comes from each JSON's ``volume_ids`` and ``config`` fields. The CLI runs once for
-all subjects (module-scoped fixture, ~30-40 s on 2 cores); the tests then check the exit code,
+all subjects (module-scoped fixture); the tests then check the exit code,
 the derivatives, finite values in the written masks, physiological ranges, and agreement with
 the peer implementation qmrpy on the same voxels.
 
-Agreement measured when this module was written (|ours / qmrpy - 1| over the voxels compared):
+Measured when this module was written (|ours / qmrpy - 1| on the same voxels; the asserted
+tolerances leave a margin of 10x or more):
 
-- T2 (MESE), VarPro: median 2e-7, 95th percentile 2e-6 (on 300 random voxels of the app's
-  mask, excluding flat decays where qmrpy's T2 runs away and ours is clipped at 10 s);
-  NLLS: median 8e-7, 95th percentile 7e-6.
-- T1 (VFA, linear and NLLS; two angles so both interpolate exactly), with qmrpy given the same
-  B1+ map the app used (``desc-vfa_TB1map``, the scanner map smoothed with 8 mm FWHM and
-  resampled on the VFA grid): median 2e-8, max 1e-6. The app's series alignment is switched
-  off (``--align-series never``): with it, the rigid alignment of a 3 deg to a 20 deg image
-  (different contrast, one slice) moves the first flip by a fraction of a voxel and the T1
-  maps then differ from a voxelwise fit of the raw data, as they should.
-- B1+ (raw ``desc-dam`` / ``desc-afi`` maps, percent / 100): median 2e-8, max 6e-8 (float32).
+- T2 (MESE, 30 echoes), 300 random voxels of the app's mask (4,824 voxels; it covers 3,056 of
+  the 3,060 of qMRLab's shipped mask), flat decays excluded (4 %: qmrpy's T2 runs away, ours
+  is clipped at 10 s): VarPro median 2.8e-7, 95th percentile 5.2e-6; NLLS 1.0e-6 / 1.2e-5.
+  Median T2 110 ms (107 ms in the shipped mask); 86.5 % of the mask in 20-300 ms (the rest is
+  CSF and scalp).
+- T1 (VFA 3/20 deg, TR 15 ms), 400 random voxels of the app's mask (6,629 voxels), qmrpy given
+  the B1+ map the app used (``desc-vfa_TB1map``: the scanner map smoothed with 8 mm FWHM and
+  brought onto the VFA grid; median 0.8 % from the raw map): linear and NLLS (two angles:
+  the same interpolating solution) median 4e-8, max 1.2e-7. Median T1 1.17 s, 98.3 % in
+  0.3-5 s. Series alignment is off (``--align-series never``): with the default, the 3 deg
+  flip is rigidly aligned to the 20 deg one (one slice, different contrast; found 0.1 mm and
+  0.24 deg) and resampled with cubic B-splines, which changes T1 by a median 0.7 % (95th
+  percentile 21 %, at the edges) compared with a voxelwise fit of the raw images.
+- B1+ (raw ``desc-dam`` / ``desc-afi`` maps, percent / 100) in the foreground mask of the first
+  image: DAM (2,614 voxels) median 2.2e-8, max 9e-8; AFI (6,239 valid of 6,343) median 2.5e-8,
+  max 9e-8 (float32 rounding). Median B1 0.956 (DAM) and 0.965 (AFI).
 
-The asserted tolerances leave a margin of about 10x over these.
+The CLI run for the four subjects took 38 s wall time on 2 shared cores (whole module ~45 s).
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ pytestmark = pytest.mark.realdata
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 QMRLAB = REAL / "qmrlab"
-NEEDED = ("mono_t2", "vfa_t1", "vfa_t1_B1map", "b1_dam", "b1_afi")
+NEEDED = ("mono_t2", "mono_t2_mask", "vfa_t1", "vfa_t1_B1map", "b1_dam", "b1_afi")
 SCANNER = {"MagneticFieldStrength": 3, "Manufacturer": "qMRLab playground data"}
 
 
@@ -202,7 +209,7 @@ def test_mese_t2(run):
         inside = v[mask]
         assert (inside > 0).mean() > 0.99, m
         assert 0.05 < np.median(inside) < 0.15, m  # brain T2 at 3 T, seconds
-        assert np.mean((inside > 0.02) & (inside < 0.3)) > 0.75, m  # rest: CSF, edges
+        assert np.mean((inside > 0.02) & (inside < 0.3)) > 0.8, m  # rest: CSF, scalp
         assert 0.05 < np.median(v[shipped]) < 0.12
     _qmrpy()
     from qmrpy.models.t2.mono_t2 import T2Mono
@@ -214,7 +221,7 @@ def test_mese_t2(run):
     vox = _subset(mask, 300)
     model = T2Mono(te_ms=te * 1000.0)
     q = np.array([model.fit(data[i])["t2_ms"] / 1000.0 for i in vox])
-    for m, tol_median, tol_p95 in (("varpro", 2e-6, 1e-4), ("nlls", 1e-5, 1e-3)):
+    for m, tol_median, tol_p95 in (("varpro", 3e-6, 1e-4), ("nlls", 1e-5, 2e-4)):
         ours = np.array([t2[m][i] for i in vox])
         ok = (ours > 0) & (ours < T2_MAX * 0.999) & (q < T2_MAX)  # flat decays excluded
         assert ok.mean() > 0.9, m
@@ -229,15 +236,21 @@ def test_vfa_t1(run):
     b1 = _map(run, "sub-02/anat/sub-02_desc-vfa_TB1map") / 100.0  # percent -> fraction
     scanner = _raw(run, "sub-02/fmap/sub-02_TB1map")
     assert 0.5 < np.median(b1[mask]) < 1.5
-    # the smoothed scanner map, on the same grid: close to the raw one in the brain
-    assert np.median(_rel(b1[mask & (scanner > 0)], scanner[mask & (scanner > 0)])) < 0.05
+    # the scanner map is passed through (Units fraction -> written in percent), smoothed, and
+    # brought onto the VFA grid by its header (same grid here: unchanged)
+    raw_out = _map(run, "sub-02/fmap/sub-02_desc-scanner_TB1map") / 100.0
+    smooth = _map(run, "sub-02/fmap/sub-02_desc-scannersmooth_TB1map") / 100.0
+    assert np.allclose(raw_out, scanner, rtol=1e-6, atol=0)
+    assert np.allclose(b1[mask], smooth[mask], rtol=1e-6, atol=0)
+    ok = mask & (scanner > 0)
+    assert np.median(_rel(b1[ok], scanner[ok])) < 0.05  # 8 mm smoothing: measured 0.8 %
     t1 = {m: _map(run, f"sub-02/anat/sub-02_desc-{m}_T1map") for m in ("linear", "nlls")}
     for m, v in t1.items():
         assert np.isfinite(v).all() and (v[~mask] == 0).all()
         inside = v[mask]
         assert (inside > 0).mean() > 0.99, m
         assert 0.8 < np.median(inside) < 2.0, m  # brain T1 at 3 T, seconds
-        assert np.mean((inside > 0.3) & (inside < 5.0)) > 0.9, m
+        assert np.mean((inside > 0.3) & (inside < 5.0)) > 0.95, m
     _qmrpy()
     from qmrpy.models.t1.vfa_t1 import T1VFA
 
@@ -248,7 +261,7 @@ def test_vfa_t1(run):
     for m in ("linear", "nlls"):
         d = _rel([t1[m][i] for i in vox], q)
         assert np.median(d) < 1e-6, (m, np.median(d))
-        assert d.max() < 1e-4, (m, d.max())
+        assert d.max() < 2e-6, (m, d.max())
 
 
 @pytest.mark.parametrize("sub,kind", [("03", "dam"), ("04", "afi")])
@@ -268,7 +281,7 @@ def test_b1(run, sub, kind):
     ok = head & (raw > 0)
     assert ok.sum() > 0.95 * head.sum()
     assert 0.8 < np.median(raw[ok]) < 1.2
-    assert np.mean((raw[ok] > 0.5) & (raw[ok] < 1.5)) > 0.9
+    assert np.mean((raw[ok] > 0.5) & (raw[ok] < 1.5)) > 0.95
     assert np.mean((smooth[head] > 0.5) & (smooth[head] < 1.5)) > 0.95
     _qmrpy()
     if kind == "dam":
@@ -281,7 +294,7 @@ def test_b1(run, sub, kind):
         q = B1AFI(nom_fa_deg=60.0, tr1_ms=20.0, tr2_ms=100.0).fit_image(data)["b1_raw"]
     d = _rel(raw[ok], q[ok])
     assert np.median(d) < 1e-6, np.median(d)
-    assert d.max() < 1e-5, d.max()
+    assert d.max() < 1e-6, d.max()
 
 
 def test_runtime(run):
