@@ -106,9 +106,8 @@ def write_boilerplate(config, plans, workflow=None) -> Path:
     logs = Path(config.execution.output_dir) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     text = collect_boilerplate(workflow)
-    (logs / "CITATION.md").write_text(text + "\n")
-    bib = resources.files("qmriprep").joinpath("data/boilerplate.bib").read_text()
-    (logs / "CITATION.bib").write_text(bib)
+    _write_atomic(logs / "CITATION.md", text + "\n")
+    _write_atomic(logs / "CITATION.bib", resources.files("qmriprep").joinpath("data/boilerplate.bib").read_text())
     LOGGER.log(25, "methods boilerplate written to %s", logs / "CITATION.md")
     return logs / "CITATION.md"
 
@@ -129,8 +128,6 @@ def _report(config, subject, collections, errors) -> Path:
 
 def _write_dataset_description(output_dir: Path, ex) -> None:
     """BIDS-derivatives ``dataset_description.json`` (GeneratedBy with version and container)."""
-    import os
-
     generated_by = {"Name": "qmriprep", "Version": ex.version,
                     "CodeURL": "https://github.com/qmriprep/qmriprep"}
     container = _container()
@@ -141,9 +138,16 @@ def _write_dataset_description(output_dir: Path, ex) -> None:
             "DatasetLinks": {"raw": Path(ex.bids_dir).as_uri()},
             "HowToAcknowledge": "Cite qmriprep and the methods in logs/CITATION.md."}
     output_dir.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir / f".dataset_description.json.{os.getpid()}"
-    tmp.write_text(json.dumps(desc, indent=2) + "\n")
-    tmp.replace(output_dir / "dataset_description.json")
+    _write_atomic(output_dir / "dataset_description.json", json.dumps(desc, indent=2) + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename: concurrent jobs never see a partial file."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _container() -> dict | None:

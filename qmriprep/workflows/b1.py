@@ -7,7 +7,7 @@ from nipype.pipeline import engine as pe
 
 from ..interfaces.b1 import B1Map, ScaleImage
 from ..provenance import map_meta
-from .outputs import MapSpec, init_ds_maps_wf
+from .outputs import MapSpec, connect_ds_maps
 
 _LABEL = {"TB1DAM": "double-angle", "TB1AFI": "actual flip angle imaging (AFI)",
           "TB1TFL": "turbo-FLASH (TFL)", "TB1map": "scanner-provided"}
@@ -47,19 +47,15 @@ def init_b1_wf(*, kind: str, output_dir: str, sources, flip_angle: float = 0.0,
     smooth_pct = pe.Node(ScaleImage(factor=100.0), name="smooth_pct")
     label = kind[3:].lower() if kind != "TB1map" else "scanner"
     meta = map_meta("TB1map", kind, "", sources)
-    ds_maps_wf = init_ds_maps_wf(output_dir=output_dir, name="ds_maps_wf", maps=[
-        MapSpec("raw", "TB1map", desc=label, datatype="fmap", meta=meta),
-        MapSpec("smooth", "TB1map", desc=f"{label}smooth", datatype="fmap",
-                meta={**meta, "SmoothingFWHM": fwhm_mm}),
-    ])
     workflow.connect([
         (inputnode, b1map, [("in_files", "in_files")]),
         (b1map, raw_pct, [("out_raw", "in_file")]),
         (b1map, smooth_pct, [("out_b1", "in_file")]),
-        (inputnode, ds_maps_wf, [("source_files", "inputnode.source_files")]),
-        (raw_pct, ds_maps_wf, [("out_file", "inputnode.raw")]),
-        (smooth_pct, ds_maps_wf, [("out_file", "inputnode.smooth")]),
         (b1map, outputnode, [("out_b1", "b1"), ("out_reference", "reference")]),
-        (ds_maps_wf, outputnode, [("outputnode.out_files", "out_files")]),
+    ])
+    connect_ds_maps(workflow, inputnode=inputnode, outputnode=outputnode, output_dir=output_dir, outputs=[
+        (raw_pct, "out_file", MapSpec("raw", "TB1map", desc=label, datatype="fmap", meta=meta)),
+        (smooth_pct, "out_file", MapSpec("smooth", "TB1map", desc=f"{label}smooth", datatype="fmap",
+                                         meta={**meta, "SmoothingFWHM": fwhm_mm})),
     ])
     return workflow

@@ -7,7 +7,7 @@ from nipype.pipeline import engine as pe
 
 from ..interfaces.estimate import ForegroundMask, MonoExpFit
 from ..provenance import map_meta
-from .outputs import MapSpec, init_ds_maps_wf
+from .outputs import MapSpec, connect_ds_maps
 
 _NAMES = {"MESE": ("T2map", "R2map", "T2"), "MEGRE": ("T2starmap", "R2starmap", "T2star")}
 
@@ -43,9 +43,8 @@ def init_multiecho_wf(*, kind: str, echo_times, methods, output_dir: str, source
     outputnode = pe.Node(niu.IdentityInterface(fields=["mask", "reference", "out_files"]),
                          name="outputnode")
     mask = pe.Node(ForegroundMask(), name="mask")
-    maps = [MapSpec("mask", "mask", desc=f"{kind.lower()}brain",
-                    meta={"Type": "Brain", "Sources": list(sources)})]
-    ds_inputs = [(mask, "out_mask", "mask")]
+    outputs = [(mask, "out_mask", MapSpec("mask", "mask", desc=f"{kind.lower()}brain",
+                                          meta={"Type": "Brain", "Sources": list(sources)}))]
     for method in methods:
         fit = pe.Node(MonoExpFit(echo_times=list(echo_times), method=method,
                                  drop_first_echo=drop_first_echo, offset=fit_offset),
@@ -57,17 +56,12 @@ def init_multiecho_wf(*, kind: str, echo_times, methods, output_dir: str, source
         for field, suffix, desc in (("t2", tmap, method), ("r2", rmap, method),
                                     ("m0", "M0map", f"{method}{label}"),
                                     ("rmse", f"{tmap}RMSE", method)):
-            spec = MapSpec(f"{field}_{method}", suffix, desc=desc,
-                           meta=map_meta(suffix, kind, method, sources, **extra))
-            maps.append(spec)
-            ds_inputs.append((fit, field, spec.field))
-    ds_maps_wf = init_ds_maps_wf(output_dir=output_dir, maps=maps, name="ds_maps_wf")
+            outputs.append((fit, field, MapSpec(f"{field}_{method}", suffix, desc=desc,
+                                                meta=map_meta(suffix, kind, method, sources, **extra))))
     workflow.connect([
         (inputnode, mask, [("in_files", "in_files")]),
-        (inputnode, ds_maps_wf, [("source_files", "inputnode.source_files")]),
         (mask, outputnode, [("out_mask", "mask"), ("out_reference", "reference")]),
-        (ds_maps_wf, outputnode, [("outputnode.out_files", "out_files")]),
     ])
-    for node, out, field in ds_inputs:
-        workflow.connect(node, out, ds_maps_wf, f"inputnode.{field}")
+    connect_ds_maps(workflow, inputnode=inputnode, outputnode=outputnode, outputs=outputs,
+                    output_dir=output_dir)
     return workflow

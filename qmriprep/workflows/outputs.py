@@ -44,3 +44,17 @@ def init_ds_maps_wf(*, output_dir: str, maps: list[MapSpec], name: str = "ds_map
         ])
     workflow.connect(merge, "out", outputnode, "out_files")
     return workflow
+
+
+def connect_ds_maps(workflow, *, inputnode, outputnode, outputs, output_dir: str):
+    """Add a ``ds_maps_wf`` writing ``outputs`` — ``(node, node_output, MapSpec)`` triples — named
+    after ``inputnode.source_files``; its paths go to ``outputnode.out_files``."""
+    ds_maps_wf = init_ds_maps_wf(output_dir=output_dir, maps=[spec for _, _, spec in outputs],
+                                 name="ds_maps_wf")
+    workflow.connect([
+        (inputnode, ds_maps_wf, [("source_files", "inputnode.source_files")]),
+        (ds_maps_wf, outputnode, [("outputnode.out_files", "out_files")]),
+    ])
+    for node, out, spec in outputs:
+        workflow.connect(node, out, ds_maps_wf, f"inputnode.{spec.field}")
+    return ds_maps_wf

@@ -9,7 +9,7 @@ from ..interfaces.b1 import ScaleImage
 from ..interfaces.estimate import ForegroundMask, VFAFit
 from ..interfaces.registration import AlignSeries, RegisterToReference
 from ..provenance import map_meta
-from .outputs import MapSpec, init_ds_maps_wf
+from .outputs import MapSpec, connect_ds_maps
 
 
 def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str, sources,
@@ -65,15 +65,14 @@ def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str
             (b1_to_vfa, b1_first, [("out_files", "inlist")]),
         ])
         b1_meta = {"B1Correction": f"B1+ map ({b1_registration} alignment)", "B1Sources": list(b1_sources)}
-    maps = [MapSpec("mask", "mask", desc="vfabrain", meta={"Type": "Brain", "Sources": list(sources)})]
-    ds_inputs = [(mask, "out_mask", "mask")]
+    outputs = [(mask, "out_mask", MapSpec("mask", "mask", desc="vfabrain",
+                                          meta={"Type": "Brain", "Sources": list(sources)}))]
     if b1_registration:
         b1_pct = pe.Node(ScaleImage(factor=100.0), name="b1_pct")
         workflow.connect(b1_first, "out", b1_pct, "in_file")
-        maps.append(MapSpec("b1", "TB1map", desc="vfa", meta={
+        outputs.append((b1_pct, "out_file", MapSpec("b1", "TB1map", desc="vfa", meta={
             "Units": "percent", "Sources": list(b1_sources),
-            "Description": "the smoothed B1+ map on the VFA grid, as used to correct the flip angles"}))
-        ds_inputs.append((b1_pct, "out_file", "b1"))
+            "Description": "the smoothed B1+ map on the VFA grid, as used to correct the flip angles"})))
     for method in methods:
         fit = pe.Node(VFAFit(flip_angles=list(flip_angles), repetition_time=repetition_time,
                              method=method), name=f"fit_{method}")
@@ -84,18 +83,13 @@ def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str
         extra = {"FlipAngle": list(flip_angles), "RepetitionTimeExcitation": repetition_time, **b1_meta}
         for field, suffix, desc in (("t1", "T1map", method), ("r1", "R1map", method),
                                     ("m0", "M0map", f"{method}T1"), ("rmse", "T1mapRMSE", method)):
-            spec = MapSpec(f"{field}_{method}", suffix, desc=desc,
-                           meta=map_meta(suffix, "VFA", method, list(sources) + list(b1_sources), **extra))
-            maps.append(spec)
-            ds_inputs.append((fit, field, spec.field))
-    ds_maps_wf = init_ds_maps_wf(output_dir=output_dir, maps=maps, name="ds_maps_wf")
-    workflow.connect([
-        (inputnode, ds_maps_wf, [("source_files", "inputnode.source_files")]),
-        (mask, outputnode, [("out_mask", "mask"), ("out_reference", "reference")]),
-        (ds_maps_wf, outputnode, [("outputnode.out_files", "out_files")]),
-    ])
-    for node, out, field in ds_inputs:
-        workflow.connect(node, out, ds_maps_wf, f"inputnode.{field}")
+            outputs.append((fit, field, MapSpec(
+                f"{field}_{method}", suffix, desc=desc,
+                meta=map_meta(suffix, "VFA", method, list(sources) + list(b1_sources), **extra))))
+    workflow.connect(mask, "out_mask", outputnode, "mask")
+    workflow.connect(mask, "out_reference", outputnode, "reference")
+    connect_ds_maps(workflow, inputnode=inputnode, outputnode=outputnode, outputs=outputs,
+                    output_dir=output_dir)
     return workflow
 
 

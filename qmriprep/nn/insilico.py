@@ -1,0 +1,209 @@
+"""Protocol-matched in-silico training data for the pc-bSSFP networks (seed 003).
+
+Signals come from the one model :func:`qmriprep.physics.bssfp.bssfp_signal` and the features
+from :func:`qmriprep.physics.bssfp.fourier_features` (phase removal, DFT over the phase cycles,
+normalisation); nothing here re-derives the formula.
+
+Parameter distributions (SI units, s; ``T1 < T2`` rejected in all of them):
+
+``uniform``
+    T1 ~ U[0.36, 2.08], T2 ~ U[0.02, 0.12] (brain tissue range of the seed, mean +- 2 SD).
+``extended``
+    T1 ~ U[0.36, 5.0], T2 ~ U[0.02, 2.5] (adds long, fluid-like relaxation times).
+``invivo``
+    Our stand-in for the seed's brain density map (which is not public), on the same box as
+    ``uniform``: a mixture of 40 % white matter (T1 ~ N(0.94, 0.12), T2 ~ N(0.062, 0.008)),
+    35 % grey matter (N(1.40, 0.20), N(0.085, 0.012)), 10 % grey matter/CSF partial volume
+    (N(1.90, 0.15), N(0.110, 0.010)) and 15 % uniform over the whole box for broad support;
+    Gaussian draws outside the box are redrawn. Pure CSF is excluded as in the seed.
+
+B1 ~ U[0.7, 1.3]; the off-resonance phase per TR ``theta ~ U[-0.9 pi, 0.9 pi]`` for complex
+networks and 0 for magnitude networks. Optional noise (per batch, see :func:`add_noise`):
+complex Gaussian on every phase-cycle image with ``sigma = 0.074 / (sqrt(2) SNR)`` (M0 = 1),
+added before the features are formed. Samples are split 0.6 / 0.2 / 0.2 (train/val/test).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..physics.bssfp import bssfp_signal, fourier_features
+
+DISTRIBUTIONS = ("uniform", "extended", "invivo")
+#: (T1 low, T1 high), (T2 low, T2 high) of each distribution, s
+BOUNDS = {
+    "uniform": ((0.36, 2.08), (0.02, 0.12)),
+    "extended": ((0.36, 5.0), (0.02, 2.5)),
+    "invivo": ((0.36, 2.08), (0.02, 0.12)),
+}
+B1_RANGE = (0.7, 1.3)
+THETA_MAX = 0.9 * math.pi
+NOISE_SCALE = 0.074  # mean signal level the seed's SNR refers to (M0 = 1)
+SPLIT = (0.6, 0.2, 0.2)
+#: weight, (T1 mean, SD), (T2 mean, SD) of the ``invivo`` mixture components (s)
+INVIVO_MIXTURE = (
+    (0.40, (0.94, 0.12), (0.062, 0.008)),   # white matter
+    (0.35, (1.40, 0.20), (0.085, 0.012)),   # grey matter
+    (0.10, (1.90, 0.15), (0.110, 0.010)),   # grey matter / CSF partial volume
+)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """bSSFP protocol in SI units: flip angle (rad), TR and TE (s), RF phase increments (rad)."""
+
+    flip_angle: float
+    tr: float
+    te: float
+    phase_increments: tuple[float, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "phase_increments", tuple(float(p) for p in self.phase_increments))
+        if not (0 < self.flip_angle < math.pi and self.tr > 0 and 0 <= self.te <= self.tr
+                and len(self.phase_increments) >= 3):
+            raise ValueError(f"invalid bSSFP protocol (need 0 < FA < pi, TR > 0, 0 <= TE <= TR, "
+                             f">= 3 phase cycles): {self}")
+
+    @property
+    def n_cycles(self) -> int:
+        return len(self.phase_increments)
+
+    def rounded(self, digits: int = 6) -> dict:
+        """JSON-friendly dict, rounded so equal protocols from different sidecars compare equal."""
+        return {"flip_angle": round(self.flip_angle, digits), "tr": round(self.tr, digits + 3),
+                "te": round(self.te, digits + 3),
+                "phase_increments": [round(math.remainder(p, 2 * math.pi), digits)
+                                     for p in self.phase_increments]}
+
+    def as_dict(self) -> dict:
+        return {"flip_angle": self.flip_angle, "tr": self.tr, "te": self.te,
+                "phase_increments": list(self.phase_increments)}
+
+
+def seed_phase_increments(n_cycles: int) -> tuple[float, ...]:
+    """The seed's phase-cycle grid ``phi_j = pi (2j - 1) / N``, j = 1..N."""
+    return tuple(math.pi * (2 * j - 1) / n_cycles for j in range(1, n_cycles + 1))
+
+
+def seed_protocol(n_cycles: int = 12) -> Protocol:
+    """The seed's 3 T protocol: TR 4.8 ms, TE 2.4 ms, FA 15 deg on the seed phase grid."""
+    return Protocol(math.radians(15.0), 4.8e-3, 2.4e-3, seed_phase_increments(n_cycles))
+
+
+def as_protocol(obj) -> Protocol:
+    """A :class:`Protocol` from itself, a mapping, or an object such as
+    :class:`qmriprep.bids.protocols.BSSFPProtocol` (``echo_time`` None means TE = TR/2)."""
+    if isinstance(obj, Protocol):
+        return obj
+    get = obj.get if isinstance(obj, Mapping) else (lambda k, d=None: getattr(obj, k, d))
+    te = get("te", None)
+    te = get("echo_time", None) if te is None else te
+    tr = float(get("tr"))
+    return Protocol(float(get("flip_angle")), tr, tr / 2 if te is None else float(te),
+                    tuple(get("phase_increments")))
+
+
+def sample_parameters(n: int, distribution: str = "uniform", *, complex_net: bool = False,
+                      generator: torch.Generator | None = None, dtype=torch.float32) -> dict:
+    """``n`` draws of ``t1, t2, b1, theta`` (1-D tensors) from a named distribution."""
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"unknown distribution {distribution!r}; choose one of {DISTRIBUTIONS}")
+    (t1lo, t1hi), (t2lo, t2hi) = BOUNDS[distribution]
+    g = generator
+
+    def uni(m, lo, hi):
+        return lo + (hi - lo) * torch.rand(m, generator=g, dtype=torch.float64)
+
+    t1s, t2s, have = [], [], 0
+    while have < n:
+        m = 2 * (n - have) + 16
+        t1, t2 = uni(m, t1lo, t1hi), uni(m, t2lo, t2hi)
+        if distribution == "invivo":
+            comp = torch.multinomial(torch.tensor([w for w, *_ in INVIVO_MIXTURE] + [0.15]), m,
+                                     replacement=True, generator=g)
+            for k, (_, (m1, s1), (m2, s2)) in enumerate(INVIVO_MIXTURE):
+                sel = comp == k
+                t1[sel] = m1 + s1 * torch.randn(int(sel.sum()), generator=g, dtype=torch.float64)
+                t2[sel] = m2 + s2 * torch.randn(int(sel.sum()), generator=g, dtype=torch.float64)
+        ok = (t1 > t2) & (t1 >= t1lo) & (t1 <= t1hi) & (t2 >= t2lo) & (t2 <= t2hi)
+        t1s.append(t1[ok]), t2s.append(t2[ok])
+        have += int(ok.sum())
+    t1, t2 = torch.cat(t1s)[:n], torch.cat(t2s)[:n]
+    b1 = uni(n, *B1_RANGE)
+    theta = uni(n, -THETA_MAX, THETA_MAX) if complex_net else torch.zeros(n, dtype=torch.float64)
+    return {k: v.to(dtype) for k, v in dict(t1=t1, t2=t2, b1=b1, theta=theta).items()}
+
+
+def simulate(protocol, t1, t2, b1, theta) -> torch.Tensor:
+    """Complex phase-cycle signals ``(..., n_cycles)`` (M0 = 1) of the protocol."""
+    p = as_protocol(protocol)
+    return bssfp_signal(t1, t2, b1, theta, flip_angle=p.flip_angle, tr=p.tr, te=p.te,
+                        phase_increments=p.phase_increments)
+
+
+def noise_sigma(snr: float | None) -> float:
+    """Per-component noise SD ``0.074 / (sqrt(2) SNR)``; 0 for ``snr`` None or inf."""
+    return 0.0 if snr is None or math.isinf(snr) else NOISE_SCALE / (math.sqrt(2) * snr)
+
+
+def add_noise(signal: torch.Tensor, snr: float | None, generator: torch.Generator | None = None):
+    """Complex Gaussian noise on every phase-cycle image (real and imaginary SD ``noise_sigma``)."""
+    sigma = noise_sigma(snr)
+    if sigma == 0:
+        return signal
+    real = torch.randn(signal.shape, generator=generator, dtype=signal.real.dtype)
+    imag = torch.randn(signal.shape, generator=generator, dtype=signal.real.dtype)
+    return signal + sigma * torch.complex(real, imag)
+
+
+def configurations(protocol, signal: torch.Tensor) -> torch.Tensor:
+    """Normalised ``(F-1, F0, F+1)`` of the signals (the physics module's pipeline)."""
+    return fourier_features(signal, as_protocol(protocol).phase_increments)
+
+
+@dataclass
+class InSilicoData:
+    """Simulated samples: parameters, complex signals and (noise-free) configurations, split."""
+
+    protocol: Protocol
+    params: dict
+    signal: torch.Tensor          # (n, n_cycles) complex, noise-free
+    configurations: torch.Tensor  # (n, 3) complex, noise-free
+    split: dict                   # name -> index tensor
+
+    def subset(self, name: str) -> dict:
+        idx = self.split[name]
+        return {"params": {k: v[idx] for k, v in self.params.items()}, "signal": self.signal[idx],
+                "configurations": self.configurations[idx]}
+
+
+def make_dataset(protocol, n_samples: int = 400_000, *, distribution: str = "uniform",
+                 complex_net: bool = False, seed: int = 0, split: Sequence[float] = SPLIT,
+                 dtype=torch.float32) -> InSilicoData:
+    """Draw, simulate and split ``n_samples`` in-silico samples (deterministic given ``seed``)."""
+    p = as_protocol(protocol)
+    g = torch.Generator().manual_seed(int(seed))
+    params = sample_parameters(n_samples, distribution, complex_net=complex_net, generator=g,
+                               dtype=dtype)
+    signal = simulate(p, params["t1"], params["t2"], params["b1"], params["theta"])
+    perm = torch.randperm(n_samples, generator=g)
+    n_train = int(round(split[0] * n_samples))
+    n_val = int(round(split[1] * n_samples))
+    parts = {"train": perm[:n_train], "val": perm[n_train:n_train + n_val],
+             "test": perm[n_train + n_val:]}
+    return InSilicoData(p, params, signal, configurations(p, signal), parts)
+
+
+def grid_parameters(n: int = 200, distribution: str = "uniform", dtype=torch.float32) -> dict:
+    """The seed's ``n x n`` linear (T1, T2) test grid at B1 = 1, theta = 0 (T1 < T2 dropped)."""
+    (t1lo, t1hi), (t2lo, t2hi) = BOUNDS[distribution]
+    t1, t2 = torch.meshgrid(torch.linspace(t1lo, t1hi, n, dtype=torch.float64),
+                            torch.linspace(t2lo, t2hi, n, dtype=torch.float64), indexing="ij")
+    ok = t1 > t2
+    t1, t2 = t1[ok], t2[ok]
+    return {k: v.to(dtype) for k, v in dict(t1=t1, t2=t2, b1=torch.ones_like(t1),
+                                            theta=torch.zeros_like(t1)).items()}
