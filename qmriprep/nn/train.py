@@ -162,7 +162,8 @@ def train(protocol, *, estimator: str = "svnn", complex_net: bool = False, distr
     x_va = _features(protocol, noisy_val, b1_va, complex_net) if snr else \
         features_from_configurations(va["configurations"], b1_va, complex_net)
 
-    net = BSSFPNet(complex_net, *default_ranges(BOUNDS[distribution], complex_net))
+    low, high = default_ranges(BOUNDS[distribution], complex_net)
+    net = BSSFPNet(complex_net, low=low, high=high)
     net.set_input_stats(x_tr)
     net.to(device)
     x_tr, y_tr, x_va, y_va = (t.to(device) for t in (x_tr, y_tr, x_va, y_va))
@@ -204,7 +205,7 @@ def train(protocol, *, estimator: str = "svnn", complex_net: bool = False, distr
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            tot += float(loss) * idx.numel()
+            tot += float(loss.detach()) * idx.numel()
         v = val_loss()
         if v < best:
             best, since_best, since_decay = v, 0, 0
@@ -230,7 +231,6 @@ def train(protocol, *, estimator: str = "svnn", complex_net: bool = False, distr
             break
         if stop_when is not None:
             t0 = time.perf_counter()
-            net.load_state_dict(best_state) if False else None
             hit = stop_when(model)
             excluded += time.perf_counter() - t0
             if hit:

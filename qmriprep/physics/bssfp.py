@@ -33,11 +33,14 @@ def _numpy_friendly(func):
         conv = lambda v: torch.as_tensor(v, dtype=torch.complex128 if np.iscomplexobj(v) else torch.float64) \
             if isinstance(v, (np.ndarray, float, int, list, tuple)) and not isinstance(v, bool) else v  # noqa: E731
         out = func(*(conv(a) for a in args), **{k: conv(v) for k, v in kwargs.items()})
-        if not as_numpy:
-            return out
-        return tuple(o.numpy() for o in out) if isinstance(out, tuple) else out.numpy()
+        return _to_numpy(out) if as_numpy else out
 
     return wrapper
+
+
+def _to_numpy(out):
+    """Tensors -> numpy arrays, through (nested) tuples such as ``miracle_terms``' output."""
+    return tuple(_to_numpy(o) for o in out) if isinstance(out, tuple) else out.numpy()
 
 
 @_numpy_friendly

@@ -3,13 +3,14 @@
 - :func:`qmriprep.synth.phantom.make_phantom`: a brain phantom (MNI152 tissue maps, 3 T tissue
   values, smooth B1+ and off-resonance fields);
 - :func:`qmriprep.synth.dataset.write_dataset`: a BIDS dataset simulated from it with the project's
-  signal models, plus ``derivatives/truth``;
+  signal models, plus ``derivatives/truth``; phase-cycled bSSFP (``modalities=(..., "bSSFP")``,
+  not in the demo) from :mod:`qmriprep.synth.bssfp`;
 - :func:`demo_dataset`: the built-in demo; ``python -m qmriprep.synth OUT`` on the command line.
 """
 
 from __future__ import annotations
 
-from .dataset import DEFAULT_MOTION, MODALITIES, PROTOCOL, write_dataset
+from .dataset import ALL_MODALITIES, DEFAULT_MOTION, MODALITIES, PROTOCOL, write_dataset
 from .phantom import TISSUES, Phantom, make_phantom
 
 #: settings of the built-in demo: 4 mm voxels, 16 central axial slices (39 x 48 x 16 voxels,
@@ -24,5 +25,5 @@ def demo_dataset(out_dir, *, overwrite=False):
     return write_dataset(out_dir, overwrite=overwrite, **DEMO)
 
 
-__all__ = ["DEFAULT_MOTION", "DEMO", "MODALITIES", "PROTOCOL", "TISSUES", "Phantom", "demo_dataset",
+__all__ = ["ALL_MODALITIES", "DEFAULT_MOTION", "DEMO", "MODALITIES", "PROTOCOL", "TISSUES", "Phantom", "demo_dataset",
            "make_phantom", "write_dataset"]

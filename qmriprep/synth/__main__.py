@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..errors import EXIT_USAGE
 from . import DEMO
-from .dataset import MODALITIES, write_dataset
+from .bssfp import PARTS
+from .dataset import ALL_MODALITIES, MODALITIES, write_dataset
 
 
 def build_parser():
@@ -30,8 +31,14 @@ def build_parser():
     add("--subjects", nargs="+", default=["01"], help="subject labels (default 01)")
     add("--sessions", nargs="*", default=None, help="session labels (default: no session level)")
     add("--seed", type=int, default=0, help="seed of the phantom texture, fields and noise")
-    add("--modalities", nargs="+", default=list(MODALITIES), choices=MODALITIES, metavar="MOD",
-        help=f"collections to simulate (default all: {' '.join(MODALITIES)})")
+    add("--modalities", nargs="+", default=list(MODALITIES), choices=ALL_MODALITIES,
+        metavar="MOD", help=f"collections to simulate, of {' '.join(ALL_MODALITIES)} "
+                            f"(default: {' '.join(MODALITIES)})")
+    add("--bssfp-cycles", nargs="+", type=int, default=[12], metavar="N",
+        help="phase cycles of each bSSFP collection, one acq-pc<N> each (default 12)")
+    add("--bssfp-parts", choices=list(PARTS), default="magphase",
+        help="bSSFP images: part-mag + part-phase (default), part-real + part-imag, or "
+             "part-mag only")
     add("--b1-downsample", type=int, default=2,
         help="B1 maps on a grid this many times coarser (default 2)")
     add("--motion", action="store_true", help="move VFA flip 2 rigidly (about 2 mm, 2 deg)")
@@ -47,7 +54,8 @@ def main(argv=None):
         settings = dict(subjects=args.subjects, sessions=args.sessions or None, snr=args.snr,
                         downsample=args.downsample, n_slices=args.slices, seed=args.seed,
                         modalities=args.modalities, b1_downsample=args.b1_downsample,
-                        motion=True if args.motion else None)
+                        motion=True if args.motion else None, bssfp_cycles=args.bssfp_cycles,
+                        bssfp_parts=args.bssfp_parts)
     try:
         out = write_dataset(args.out_dir, overwrite=args.overwrite, **settings)
     except (FileExistsError, ValueError) as err:

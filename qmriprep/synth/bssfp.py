@@ -28,6 +28,8 @@ noise at that SNR, purer-water voxels (GM, CSF) a higher SNR. One complex draw p
 from __future__ import annotations
 
 import math
+import zlib
+from pathlib import Path
 
 import numpy as np
 
@@ -120,6 +122,31 @@ def simulate(grid, n_cycles, parts="magphase", *, sigma=None, rng=None):
     meta = {**PROTOCOL, "RFPhaseIncrement": phase_increments(n_cycles)}
     return [(ent, {**meta, "Units": "rad"} if part == "phase" else meta, data)
             for ent, (part, data) in zip(entities(n_cycles, parts), split(sig, parts))]
+
+
+def files(grid, folder, prefix, cycles, parts="magphase", *, snr=None, seed=0, ref=None,
+          record=None):
+    """Yield ``(relative path, sidecar fields, array)`` of every collection of ``cycles``.
+
+    ``folder`` (e.g. ``sub-01/anat``) and ``prefix`` (``sub-01[_ses-x]``) name the files;
+    ``ref`` is the white-matter mask of ``m0_ref``; ``record`` (the simulation record) gets the
+    receiver phase, ``m0_ref`` and per-file ``noise_sigma``.
+    """
+    ref = np.ones(grid.shape, bool) if ref is None else ref
+    m0_ref = float(np.mean(grid.pd[ref]))
+    sigma = None if snr is None else noise_sigma(m0_ref, snr)
+    if record is not None:
+        record["bssfp"] = {"receiver_phase": RECEIVER_PHASE, "m0_ref": m0_ref,
+                           "noise": "complex Gaussian, noise_sigma on real and imaginary parts",
+                           "theta": "2 pi df TR, df the fieldmap (Hz)"}
+    for n in cycles:
+        name = f"{Path(folder).as_posix()}/{prefix}_acq-{acq_label(n)}_bSSFP"
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        for entity, meta, data in simulate(grid, n, parts, sigma=sigma, rng=rng):
+            rel = f"{Path(folder).as_posix()}/{prefix}_{entity}_bSSFP.nii.gz"
+            if sigma is not None and record is not None:
+                record.setdefault("noise_sigma", {})[rel] = sigma
+            yield rel, meta, data
 
 
 def check(cycles, parts):

@@ -5,6 +5,9 @@ Every image is the project's signal model (:mod:`qmriprep.physics`) of the phant
 - ``MESE``  ``monoexp(M0, T2, TE)`` and ``MEGRE`` ``monoexp(M0, T2*, TE)``: ideal mono-exponential
   decay (no T1 saturation, no stimulated echoes), so the fitted amplitude equals ``M0map``;
 - ``VFA``   ``spgr(M0, T1, B1 a, TR)``;
+- ``bSSFP`` (not in the default :data:`MODALITIES`): phase-cycled bSSFP, ``acq-pc<N>`` per entry
+  of ``bssfp_cycles``, parts ``part-mag``/``part-phase`` (or real/imag, or mag only), 4-D, from
+  ``bssfp_signal`` with the off-resonance field and a receiver phase (:mod:`.bssfp`);
 - ``TB1DAM`` ``dam_signals``, ``TB1AFI`` ``afi_signals`` (on the B1 grid), ``TB1TFL``: ``acq-anat``
   an SPGR image with a long TR (8 deg readout), ``acq-famp`` ``tfl_famp`` at the nominal 80 deg
   preparation (the famp sidecar's ``FlipAngle``), 0 outside the head.
@@ -12,8 +15,9 @@ Every image is the project's signal model (:mod:`qmriprep.physics`) of the phant
 B1 maps are simulated on a grid ``b1_downsample`` times coarser covering the same field of view.
 Noise (``snr``): for each collection, ``sigma = mean(noise-free first volume over pure WM) / snr``;
 magnitude images get Rician noise ``|S + sigma (n1 + i n2)|``, the famp image (not a magnitude)
-Gaussian noise inside the head. Each file draws from its own generator seeded by ``(seed, crc32 of
-its path)``, so a dataset is reproducible and files do not depend on which others are written.
+Gaussian noise inside the head; bSSFP complex noise at the seed's level (:mod:`.bssfp`). Each
+file (bSSFP: each collection) draws from its own generator seeded by ``(seed, crc32 of its
+path)``, so a dataset is reproducible and files do not depend on which others are written.
 """
 
 from __future__ import annotations
@@ -35,9 +39,12 @@ from .. import __version__
 from ..physics.b1 import afi_signals, dam_signals, tfl_famp
 from ..physics.exponential import monoexp
 from ..physics.spgr import spgr
+from . import bssfp
 from .phantom import LABELS, TISSUES, Phantom, make_phantom, slab_start
 
 MODALITIES = ("MESE", "MEGRE", "VFA", "TB1DAM", "TB1AFI", "TB1TFL")
+#: every modality write_dataset can simulate (bSSFP only on request)
+ALL_MODALITIES = MODALITIES + ("bSSFP",)
 _SCANNER = {"MagneticFieldStrength": 3, "Manufacturer": "Siemens",
             "ManufacturersModelName": "qmriprep.synth digital phantom",
             "ImagingFrequency": 123.25, "MRAcquisitionType": "3D"}
@@ -60,6 +67,7 @@ PROTOCOL = {
                "PulseSequenceType": "AFI", "ScanningSequence": "GR", "SpoilingState": True},
     "TB1TFL": {"FlipAngle": {"anat": 8, "famp": 80}, "RepetitionTimePreparation": 5.0,
                "PulseSequenceType": "tfl_b1map", "ScanningSequence": "GR"},
+    "bSSFP": bssfp.PROTOCOL,  # + RFPhaseIncrement per collection (bssfp.phase_increments)
 }
 #: rigid motion of ``motion=True``: flip index -> rotation (deg about x, y, z), translation (mm)
 DEFAULT_MOTION = {2: {"rotation": (0.0, 1.0, 2.0), "translation": (1.5, -1.0, 0.5)}}
@@ -69,23 +77,26 @@ _PER_FILE = ("EchoTime", "FlipAngle", "RepetitionTimeExcitation")
 
 def write_dataset(out_dir, *, subjects=("01",), sessions=None, snr=None, downsample=4,
                   n_slices=None, seed=0, modalities=MODALITIES, b1_downsample=2, motion=None,
-                  overwrite=False):
+                  bssfp_cycles=(12,), bssfp_parts="magphase", overwrite=False):
     """Write a BIDS dataset (and ``derivatives/truth``) of the phantom; return its path.
 
     ``subjects``/``sessions``: labels (subject ``i`` is the phantom of seed ``seed + i``, the same
     in every session). ``snr``: see the module docstring (None: noise-free). ``motion``: None,
     True (:data:`DEFAULT_MOTION`) or ``{flip_index: {"rotation": deg xyz, "translation": mm}}``,
-    the VFA flip moved rigidly about the brain centre. ``overwrite`` replaces a previous synthetic
-    dataset; any other non-empty ``out_dir`` is refused. The dataset is written beside
-    ``out_dir`` and renamed into place when complete.
+    the VFA flip moved rigidly about the brain centre. ``bssfp_cycles``: phase cycles of each
+    bSSFP collection (``acq-pc<N>``), ``bssfp_parts``: ``"magphase"``, ``"realimag"`` or
+    ``"mag"`` (when ``"bSSFP"`` is in ``modalities``). ``overwrite`` replaces a previous
+    synthetic dataset; any other non-empty ``out_dir`` is refused. The dataset is written
+    beside ``out_dir`` and renamed into place when complete.
     """
     out_dir = Path(out_dir).absolute()
     subjects = [_label(s, "sub") for s in subjects]
     sessions = [None] if not sessions else [_label(s, "ses") for s in sessions]
     modalities = tuple(modalities)
-    unknown = sorted(set(modalities) - set(MODALITIES))
+    unknown = sorted(set(modalities) - set(ALL_MODALITIES))
     if unknown or not modalities:
-        raise ValueError(f"unknown modalities {unknown}; choose from {', '.join(MODALITIES)}")
+        raise ValueError(f"unknown modalities {unknown}; choose from {', '.join(ALL_MODALITIES)}")
+    pc = bssfp.check(bssfp_cycles, bssfp_parts) if "bSSFP" in modalities else None
     motion = _check_motion(motion, len(PROTOCOL["VFA"]["FlipAngle"]))
     if snr is not None and not snr > 0:
         raise ValueError(f"snr must be positive or None, got {snr}")
@@ -93,6 +104,8 @@ def write_dataset(out_dir, *, subjects=("01",), sessions=None, snr=None, downsam
     settings = dict(subjects=subjects, sessions=sessions, snr=snr, downsample=downsample,
                     n_slices=n_slices, seed=seed, modalities=modalities,
                     b1_downsample=b1_downsample, motion=motion)
+    if pc:
+        settings.update(bssfp_cycles=pc[0], bssfp_parts=pc[1])
     tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -101,7 +114,7 @@ def write_dataset(out_dir, *, subjects=("01",), sessions=None, snr=None, downsam
             full = make_phantom(downsample=downsample, n_slices=None, seed=seed + i)
             for ses in sessions:
                 _write_session(tmp, full, sub, ses, modalities, snr=snr, n_slices=n_slices,
-                               seed=seed, b1_downsample=b1_downsample, motion=motion)
+                               seed=seed, b1_downsample=b1_downsample, motion=motion, pc=pc)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -111,7 +124,7 @@ def write_dataset(out_dir, *, subjects=("01",), sessions=None, snr=None, downsam
 
 
 def _write_session(root, full, sub, ses, modalities, *, snr, n_slices, seed, b1_downsample,
-                   motion):
+                   motion, pc=None):
     anat = full.slab(n_slices)
     b1grid = anat.coarsen(b1_downsample)
     prefix = f"sub-{sub}" + (f"_ses-{ses}" if ses else "")
@@ -119,10 +132,16 @@ def _write_session(root, full, sub, ses, modalities, *, snr, n_slices, seed, b1_
     record = {"seed": seed, "snr": snr, "noise_sigma": {}, "motion": {},
               "grid": {"anat": _grid(anat), "b1": _grid(b1grid)}}
     n_flips = len(PROTOCOL["VFA"]["FlipAngle"]) if "VFA" in modalities else 0
-    vfa_uris = [f"bids::{(folder / 'anat' / f'{prefix}_flip-{k}_VFA.nii.gz').as_posix()}"
-                for k in range(1, n_flips + 1)]
+    names = [f"flip-{k}_VFA" for k in range(1, n_flips + 1)]
+    names += [f"{e}_bSSFP" for n in (pc[0] if pc else ()) for e in bssfp.entities(n, pc[1])]
+    b1_targets = [f"bids::{(folder / 'anat' / f'{prefix}_{n}.nii.gz').as_posix()}" for n in names]
     for mod in modalities:
-        grid, dtype = (anat, "anat") if mod in ("MESE", "MEGRE", "VFA") else (b1grid, "fmap")
+        grid, dtype = (b1grid, "fmap") if mod.startswith("TB1") else (anat, "anat")
+        if mod == "bSSFP":
+            for rel, meta, data in bssfp.files(grid, folder / dtype, prefix, *pc, snr=snr,
+                                               seed=seed, ref=_wm(grid), record=record):
+                _save(root / rel, data, grid.affine, {**_SCANNER, **meta})
+            continue
         if mod == "VFA":
             vols = _vfa(grid, full=full, n_slices=n_slices, motion=motion)
             for k, (_, meta, _) in enumerate(vols, 1):
@@ -138,8 +157,8 @@ def _write_session(root, full, sub, ses, modalities, *, snr, n_slices, seed, b1_
                 rng = np.random.default_rng([seed, zlib.crc32(rel.encode())])
                 data = _add_noise(clean, sigma, rng, rician=entity != "acq-famp")
                 record["noise_sigma"][rel] = sigma
-            if dtype == "fmap" and vfa_uris:
-                meta = {**meta, "IntendedFor": vfa_uris}
+            if dtype == "fmap" and b1_targets:
+                meta = {**meta, "IntendedFor": b1_targets}
             _save(root / rel, data, grid.affine, meta)
     _write_truth(root / "derivatives" / "truth", anat, folder, prefix, record)
 
@@ -269,7 +288,8 @@ def _write_truth(root, ph: Phantom, folder, prefix, record):
     _save(anat / f"{prefix}_desc-pure_mask.nii.gz", ph.pure.astype(np.uint8), ph.affine,
           {"Description": "one tissue fills more than 90 % of the voxel"})
     _save(root / folder / "fmap" / f"{prefix}_fieldmap.nii.gz", ph.off_resonance, ph.affine,
-          {"Units": "Hz", "Description": "off-resonance frequency (not in the simulated signals)"})
+          {"Units": "Hz", "Description": "off-resonance frequency (in the bSSFP signals only, "
+                                     "as theta = 2 pi df TR)"})
     _json(root / folder / f"{prefix}_simulation.json",
           {**record, "tissues": TISSUES, "fields": _fields_dict(ph.fields)})
 
@@ -372,11 +392,15 @@ Every image is a qmriprep.physics signal model of the truth maps in derivatives/
 (T1map, T2map, T2starmap in s; M0map; TB1map as a fraction; dseg, probseg, masks and an
 off-resonance fieldmap in Hz). MESE/MEGRE are ideal mono-exponential decays (their amplitude is
 M0map); VFA is SPGR with the B1+ field; TB1DAM/TB1AFI/TB1TFL are simulated on a coarser grid
-covering the same field of view. The famp image of TB1TFL is 10 x the actual flip angle in
+covering the same field of view. bSSFP (acq-pc<N>: N phase cycles on the 4th axis) is
+bssfp_signal of M0map, T1, T2, B1+ and theta = 2 pi df TR (fieldmap) times a smooth receiver
+phase (simulation.json); phase in rad. The famp image of TB1TFL is 10 x the actual flip angle in
 degrees, relative to the nominal preparation angle in its sidecar FlipAngle (80).
 RepetitionTimeExcitation of VFA is given once, in /VFA.json (BIDS inheritance).
 
 Noise: per collection, sigma = (mean noise-free first volume in pure white matter) / SNR; Rician
-on magnitude images, Gaussian inside the head on famp. Per-file noise levels and any simulated
-motion are listed in derivatives/truth/sub-*/[ses-*/]*_simulation.json.
+on magnitude images, Gaussian inside the head on famp; bSSFP complex Gaussian with
+sigma = 0.074 m0_ref / (sqrt(2) SNR), m0_ref the mean M0map of pure white matter. Per-file
+noise levels and any simulated motion are listed in
+derivatives/truth/sub-*/[ses-*/]*_simulation.json.
 """
