@@ -30,11 +30,11 @@ def rich(tmp_path_factory):
     write_dataset(root, images, extra={
         "VFA.json": {"RepetitionTimeExcitation": 0.018},
         "DESS.json": {"RepetitionTimeExcitation": 0.02, "FlipAngle": 25},
-        "bSSFP.json": {"RepetitionTimeExcitation": 0.005, "FlipAngle": 30, "RFPhaseIncrement": [0, 180]},
+        "bSSFP.json": {"RepetitionTimeExcitation": 0.005, "FlipAngle": 30, "RFPhaseIncrement": [45, 135, 225, 315]},
         "sourcedata/kspace/sub-01/ses-1/anat/sub-01_ses-1_acq-fast_echo-1_MESE.h5": "not really ismrmrd",
         "sourcedata/kspace/sub-01/ses-1/anat/sub-01_ses-1_acq-fast_echo-2_MESE.h5": "not really ismrmrd"})
     for part in ("mag", "phase"):
-        write_nifti(root / f"{bids_name('01', 'bSSFP', ses='1', part=part)}.nii.gz", shape=(4, 4, 3, 2))
+        write_nifti(root / f"{bids_name('01', 'bSSFP', ses='1', part=part)}.nii.gz", shape=(4, 4, 3, 4))
     write_dataset(root, mese(sub="02"))
     return root
 
@@ -95,7 +95,7 @@ def test_b1_fallback_prefers_kind_within_the_session(rich_colls):
 def test_not_yet_processed_kinds_are_recognised(rich_colls):
     bssfp = rich_colls["sub-01_ses-1_bSSFP"]
     assert not bssfp.supported and bssfp.protocol.parts == ("mag", "phase")
-    assert bssfp.protocol.phase_increments == pytest.approx((0, math.pi))
+    assert bssfp.protocol.phase_increments == pytest.approx(tuple(math.pi * (2 * j - 1) / 4 for j in range(1, 5)))
     assert "found, not yet processed" in bssfp.reason and "not yet processed" in bssfp.describe()
     dess = rich_colls["sub-01_ses-1_DESS"]
     assert not dess.supported and dess.protocol.echo_times == (0.005, 0.035)

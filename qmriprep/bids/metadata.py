@@ -264,6 +264,9 @@ def bssfp_protocol(scs: Sequence[Sidecar], *, n_volumes: int | None = None) -> B
     if not isinstance(incs, list) or not incs or not all(_is_number(v) for v in incs):
         raise InputError(sc.where("RFPhaseIncrement"),
                          f"RFPhaseIncrement = {incs!r} must be a list of numbers (deg), one per volume")
+    if len(incs) < 4:
+        raise InputError(sc.where("RFPhaseIncrement"), f"RFPhaseIncrement has {len(incs)} values: "
+                         "pc-bSSFP relaxometry needs at least 4 phase cycles")
     if n_volumes is not None and len(incs) != n_volumes:
         raise InputError(sc.where("RFPhaseIncrement"), f"RFPhaseIncrement has {len(incs)} values "
                          f"but the image has {n_volumes} volumes")

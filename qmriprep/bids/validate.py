@@ -58,6 +58,10 @@ def _volumes(img, grid: tuple[int, ...], n_vols: int):
             yield data[..., v]
 
 
+#: phase in radians lies in [-pi, 2 pi] (a little slack for rounding)
+PHASE_LIMIT = np.pi + 0.05
+
+
 def _check_values(img, name: str, grid: tuple[int, ...], n_vols: int, *,
                   allow_zero: bool = False) -> None:
     """NaN/inf anywhere or an all-zero volume."""
@@ -71,6 +75,10 @@ def _check_values(img, name: str, grid: tuple[int, ...], n_vols: int, *,
                                      f"voxel{'s' if bad > 1 else ''}{where}")
             if not allow_zero and not np.any(vol):
                 raise InputError(name, f"is all zeros{where}")
+            if "_part-phase_" in name and vol.size and (vol.min() < -PHASE_LIMIT or vol.max() > 2 * PHASE_LIMIT):
+                raise InputError(name, f"phase values span {vol.min():.4g} to {vol.max():.4g}{where}; "
+                                 "BIDS phase images must be in radians (convert e.g. scanner units "
+                                 "-4096..4095 or degrees first)")
     except InputError:
         raise
     except Exception as exc:  # truncated or corrupt data block
@@ -96,7 +104,8 @@ def check_collection_data(collection) -> None:
     root = getattr(collection, "root", None)
     n_vols_expected = expected_volumes(collection)
     reference = None
-    files = [(f, False) for f in collection.files] + [(f, True) for f in collection.phase_files]
+    files = [(f, "_part-phase_" in Path(f).name) for f in collection.files]
+    files += [(f, True) for f in collection.phase_files]
     for path, is_phase in files:
         name = relpath(path, root)
         img = _load(path, name)

@@ -24,7 +24,8 @@ def build_parser():
     add("--demo", action="store_true",
         help="the built-in demo dataset (ignores the options below except --overwrite)")
     add("--snr", type=float, default=None,
-        help="SNR of the first volume of each collection in white matter (default: no noise)")
+        help="SNR of the first volume of each collection in white matter; bSSFP: complex noise "
+             "0.074 M0_WM / (sqrt(2) SNR) as in seed 003 (default: no noise)")
     add("--downsample", type=int, default=4,
         help="voxel size in mm (integer factor of the 1 mm MNI grid; default 4)")
     add("--slices", type=int, default=None, help="keep this many central axial slices")

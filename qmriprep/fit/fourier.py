@@ -1,0 +1,57 @@
+"""From pc-bSSFP images to normalised Fourier configurations (F-1, F0, F+1) per voxel.
+
+Steps (seed 003; :mod:`qmriprep.physics.bssfp` holds the per-voxel maths): remove each voxel's
+common phase (this also removes the constant receiver phase), DFT over the phase cycles, optional
+Gibbs-ringing removal on the magnitude and phase of each configuration image (Kellner et al.
+2016, MRM 76:1574, via dipy), then per-voxel normalisation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..physics.bssfp import configurations, normalise, remove_common_phase
+
+
+def complex_from_parts(first, second, parts: str):
+    """Complex images from ``("mag", "phase")`` (phase in rad) or ``("real", "imag")`` data."""
+    if parts == "magphase":
+        return np.asarray(first) * np.exp(1j * np.asarray(second))
+    if parts == "realimag":
+        return np.asarray(first) + 1j * np.asarray(second)
+    raise ValueError(f"unknown parts {parts!r}: expected 'magphase' or 'realimag'")
+
+
+def phase_is_radians(phase, tol=0.05) -> bool:
+    """True when phase values lie in ``[-pi, 2 pi]`` (radians), within a small tolerance."""
+    finite = np.asarray(phase)[np.isfinite(phase)]
+    return finite.size == 0 or (finite.min() >= -np.pi - tol and finite.max() <= 2 * np.pi + tol)
+
+
+def _degibbs(volume):
+    """Gibbs-ringing removal of a 3-D real volume, slice by slice along the last axis."""
+    from dipy.denoise.gibbs import gibbs_removal
+
+    vol = np.ascontiguousarray(volume, dtype=np.float64)
+    if min(vol.shape[:2]) < 8:  # too small for the local sub-voxel shifts
+        return vol
+    return gibbs_removal(vol, slice_axis=2, inplace=False, num_processes=1)
+
+
+def fourier_configurations(images, phase_increments, *, gibbs=True, mask=None):
+    """Normalised ``(F-1, F0, F+1)`` of complex pc-bSSFP ``images`` ``(x, y, z, n_cycles)``.
+
+    Returns complex64 ``(x, y, z, 3)``; voxels outside ``mask`` or without signal are 0.
+    """
+    images = np.asarray(images, dtype=np.complex128)
+    valid = np.isfinite(images).all(-1) & (np.abs(images).sum(-1) > 0)
+    if mask is not None:
+        valid &= np.asarray(mask, dtype=bool)
+    signal = np.where(valid[..., None], images, 0)
+    modes = configurations(remove_common_phase(signal), np.asarray(phase_increments, dtype=float))
+    if gibbs and modes.ndim == 4:
+        mag = np.stack([_degibbs(np.abs(modes[..., k])) for k in range(modes.shape[-1])], -1)
+        pha = np.stack([_degibbs(np.angle(modes[..., k])) for k in range(modes.shape[-1])], -1)
+        modes = mag * np.exp(1j * pha)
+    features = normalise(modes)
+    return np.where(valid[..., None], features, 0).astype(np.complex64)
