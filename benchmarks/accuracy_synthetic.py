@@ -40,6 +40,10 @@ Variants (all seed 0, ``downsample=4``, ``n_slices=16``):
 ``b1fine``           noise-free, ``b1_downsample=1`` (B1 on the 4 mm anatomical grid);
 ``b1fine_raw``       as ``b1fine`` with ``--b1-fwhm 0 --b1-registration header``: the VFA fit gets
                      the unsmoothed B1 estimate on its own grid, no registration;
+``b1fine_exact``     as ``b1fine_raw`` with ``--align-series never`` as well: the VFA fit sees the
+                     simulated images and the exact B1+ (TFL is exact): checks the fit alone;
+``noisefree_noreg``  as ``noisefree`` with ``--b1-registration header --align-series never``: only
+                     the B1+ smoothing (8 mm FWHM) and its interpolation from 8 mm to 4 mm remain;
 ``snr50``            Rician noise, SNR 50 (per collection, in pure WM of the first volume);
 ``snr50_b1fine``     as ``snr50`` with ``b1_downsample=1``;
 ``motion``           noise-free, VFA flip 2 rotated (0, 1, 2) deg and translated (1.5, -1, 0.5) mm.
@@ -49,7 +53,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -65,6 +68,11 @@ VARIANTS = {
     "b1fine": dict(snr=None, b1_downsample=1, cli=[]),
     "b1fine_raw": dict(snr=None, b1_downsample=1,
                        cli=["--b1-fwhm", "0", "--b1-registration", "header"]),
+    "b1fine_exact": dict(snr=None, b1_downsample=1,
+                         cli=["--b1-fwhm", "0", "--b1-registration", "header",
+                              "--align-series", "never"]),
+    "noisefree_noreg": dict(snr=None, b1_downsample=2,
+                            cli=["--b1-registration", "header", "--align-series", "never"]),
     "snr50": dict(snr=50, b1_downsample=2, cli=[]),
     "snr50_b1fine": dict(snr=50, b1_downsample=1, cli=[]),
     "motion": dict(snr=None, b1_downsample=2, motion=True, cli=[]),
@@ -212,10 +220,31 @@ def interpolation_check(truth, out):
     return {"n": int(m.sum()), "median": float(np.median(d)), "max": float(d.max())}
 
 
-def motion_report(work):
+def motion_report(work, truth):
+    """Series-alignment transforms found vs the simulated motion: residual displacement over
+    the truth brain mask, ``|T x - W x|`` (T: found, fixed -> moving; W: simulated world map)."""
+    from qmriprep.registration.rigid import load_transform
+
+    sim = json.loads((truth.dir / f"sub-{SUB}_simulation.json").read_text())
+    img = nb.load(truth.dir / "anat" / f"sub-{SUB}_desc-brain_mask.nii.gz")
+    ijk = np.argwhere(np.asanyarray(img.dataobj) > 0)
+    xyz = np.c_[ijk @ img.affine[:3, :3].T + img.affine[:3, 3], np.ones(len(ijk))]
     out = []
     for f in sorted(Path(work).rglob("motion.json")):
-        out.append(json.loads(f.read_text()))
+        rep = json.loads(f.read_text())
+        for key, mot in sim["motion"].items():
+            k = int(key.split("flip-")[1].split("_")[0]) - 1
+            xfm = next(f.parent.glob(f"*_vol-{k:03d}_xfm.txt"))
+            res = np.linalg.norm((xyz @ load_transform(xfm).T - xyz @ np.asarray(
+                mot["world_matrix"]).T)[:, :3], axis=1)
+            moved = np.linalg.norm((xyz @ np.asarray(mot["world_matrix"]).T - xyz)[:, :3], axis=1)
+            rep.setdefault("residual", []).append({
+                "volume": key, "simulated": {"rotation": mot["rotation"],
+                                             "translation": mot["translation"]},
+                "simulated_displacement_mm": {"mean": float(moved.mean()),
+                                              "max": float(moved.max())},
+                "residual_mm": {"mean": float(res.mean()), "max": float(res.max())}})
+        out.append(rep)
     return out
 
 
@@ -271,7 +300,8 @@ def main(argv=None):
             results[name] = {"description": describe(name), "seconds": seconds,
                              "command": cmd,
                              "rows": rows, "interpolation_check": interpolation_check(truth, out),
-                             "motion": motion_report(work) if VARIANTS[name].get("motion") else None}
+                             "motion": (motion_report(work, truth)
+                                        if VARIANTS[name].get("motion") else None)}
             print(f"\n### {name}: {describe(name)}\n")
             print(f"CLI wall time {seconds:.1f} s; command: `{results[name]['command']}`\n")
             print(table(rows))
@@ -281,6 +311,18 @@ def main(argv=None):
                       f"the anatomical truth TB1map (resample_to) differs from it by median "
                       f"{100 * ic['median']:.3f} %, max {100 * ic['max']:.3f} % "
                       f"({ic['n']} pure GM/WM voxels of the B1 grid).")
+            for rep in results[name]["motion"] or []:
+                for r in rep.get("residual", []):
+                    sd, rd = r["simulated_displacement_mm"], r["residual_mm"]
+                    print(f"\nMotion of {r['volume']}: rotation {r['simulated']['rotation']} deg, "
+                          f"translation {r['simulated']['translation']} mm (brain voxels moved "
+                          f"{sd['mean']:.2f} mm on average, {sd['max']:.2f} max); after series "
+                          f"alignment the residual is {rd['mean']:.2f} mm mean, "
+                          f"{rd['max']:.2f} mm max.")
+                others = [v for v in rep["volumes"] if v["index"] != rep["reference_index"]]
+                print("Transforms found for all volumes (rotation deg, translation mm): "
+                      + "; ".join(f"vol {v['index']}: {v['rotation_deg']}, {v['translation_mm']}"
+                                  for v in others))
             sys.stdout.flush()
     finally:
         if args.out is None:
@@ -291,5 +333,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
     sys.exit(main())

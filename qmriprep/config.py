@@ -18,6 +18,7 @@ ESTIMATORS = {
     "mese": ("varpro", "nlls", "loglinear"),
     "megre": ("varpro", "nlls", "loglinear"),
     "vfa": ("nlls", "linear"),
+    "bssfp": ("miracle", "svnn", "pinn", "svnncomplex", "pinncomplex"),
 }
 DEFAULT_ESTIMATORS = {kind: [methods[0]] for kind, methods in ESTIMATORS.items()}
 
@@ -52,7 +53,16 @@ class Workflow:
     b1_registration: str = "rigid"
     b1_fwhm_mm: float = 8.0
     align_series: str = "auto"
+    strict: bool = False
+    bssfp_gibbs: bool = False
+    b1_median_mm: float = 10.0
     device: str = "cpu"
+    nn_samples: int = 0
+    nn_max_epochs: int = 0
+    nn_distribution: str = "uniform"
+    nn_snr: float = 0.0
+    nn_cache_dir: str = ""
+    retrain: bool = False
 
 
 @dataclass

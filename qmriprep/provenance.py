@@ -11,7 +11,7 @@ from pathlib import Path
 UNITS = {
     "T1map": "s", "T2map": "s", "T2starmap": "s",
     "R1map": "1/s", "R2map": "1/s", "R2starmap": "1/s",
-    "M0map": "arbitrary", "TB1map": "percent",
+    "M0map": "arbitrary", "TB1map": "percent", "fieldmap": "Hz",
     "T1mapRMSE": "arbitrary", "T2mapRMSE": "arbitrary", "T2starmapRMSE": "arbitrary",
 }
 
@@ -28,6 +28,17 @@ ALGORITHMS = {
 }
 ALGORITHMS.update({("MEGRE", m): v.replace("T2", "T2*").replace("R2", "R2*")
                    for (k, m), v in list(ALGORITHMS.items()) if k == "MESE"})
+_NET = ("multilayer perceptron trained in silico for this protocol on the pc-bSSFP signal model, "
+        "input: normalised Fourier configurations F-1, F0, F+1 and B1+")
+ALGORITHMS.update({
+    ("bSSFP", "miracle"): "MIRACLE: alternating golden-section searches for T2 and T1 on the "
+                          "configuration ratios of pc-bSSFP (magnitudes of F-1, F0, F+1)",
+    ("bSSFP", "svnn"): f"SVNN (supervised) {_NET} magnitudes",
+    ("bSSFP", "pinn"): f"PINN (physics-informed, self-supervised) {_NET} magnitudes",
+    ("bSSFP", "svnncomplex"): f"SVNN (supervised) {_NET} real and imaginary parts; also off-resonance",
+    ("bSSFP", "pinncomplex"): f"PINN (physics-informed, self-supervised) {_NET} real and imaginary "
+                              "parts; also off-resonance",
+})
 
 REFERENCES = {
     "MESE": "Meiboom S, Gill D. Rev Sci Instrum 1958;29:688. Golub G, Pereyra V. SIAM J Numer Anal 1973;10:413 (VarPro).",
@@ -37,6 +48,8 @@ REFERENCES = {
     "TB1AFI": "Yarnykh VL. Magn Reson Med 2007;57:192.",
     "TB1TFL": "Chung S et al. Magn Reson Med 2010;64:439.",
     "TB1map": "",
+    "bSSFP": "Nguyen D, Bieri O. Magn Reson Med 2017;78:518 (MIRACLE). "
+             "In silico trained SVNN/PINN for pc-bSSFP multi-parametric relaxometry (qmriprep seed 003).",
 }
 
 

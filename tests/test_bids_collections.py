@@ -92,11 +92,10 @@ def test_b1_fallback_prefers_kind_within_the_session(rich_colls):
     assert "B1+: sub-01_ses-1_TB1TFL" in vfa1.describe()
 
 
-def test_not_yet_processed_kinds_are_recognised(rich_colls):
+def test_bssfp_and_not_yet_processed_kinds_are_recognised(rich_colls):
     bssfp = rich_colls["sub-01_ses-1_bSSFP"]
-    assert not bssfp.supported and bssfp.protocol.parts == ("mag", "phase")
+    assert bssfp.supported and bssfp.protocol.parts == ("mag", "phase")
     assert bssfp.protocol.phase_increments == pytest.approx(tuple(math.pi * (2 * j - 1) / 4 for j in range(1, 5)))
-    assert "found, not yet processed" in bssfp.reason and "not yet processed" in bssfp.describe()
     dess = rich_colls["sub-01_ses-1_DESS"]
     assert not dess.supported and dess.protocol.echo_times == (0.005, 0.035)
     ks = rich_colls["sub-01_ses-1_acq-fast_MESE_kspace"]
@@ -257,3 +256,13 @@ def test_layout_database_is_reused(tmp_path):
     assert (tmp_path / "db/layout_index.sqlite").is_file()
     layout = load_layout(root, database_dir=tmp_path / "db")
     assert find_collections(layout, "01")[0].protocol.n_points == 3
+
+
+def test_magnitude_only_bssfp_is_reported_not_processed(tmp_path):
+    root = tmp_path / "ds"
+    write_dataset(root, {}, extra={
+        "bSSFP.json": {"RepetitionTimeExcitation": 0.005, "FlipAngle": 30,
+                       "RFPhaseIncrement": [45, 135, 225, 315]}})
+    write_nifti(root / f"{bids_name('01', 'bSSFP', part='mag')}.nii.gz", shape=(4, 4, 3, 4))
+    bssfp = by_name(find_collections(load_layout(root), "01"))["sub-01_bSSFP"]
+    assert not bssfp.supported and "magnitude only" in bssfp.reason and "phase" in bssfp.reason

@@ -158,7 +158,7 @@ def run(tmp_path_factory):
     t0 = time.perf_counter()
     code = main([str(bids), str(out), "participant", "-w", str(work), "--nprocs", "2",
                  "--omp-nthreads", "1", "--estimators", "mese:varpro,nlls", "vfa:linear,nlls",
-                 "--align-series", "never", "--skip-bids-validation"])
+                 "--align-series", "never"])
     return {"code": code, "bids": bids, "out": out, "seconds": time.perf_counter() - t0}
 
 
@@ -268,7 +268,8 @@ def test_vfa_t1(run):
 def test_b1(run, sub, kind):
     raw = _map(run, f"sub-{sub}/fmap/sub-{sub}_desc-{kind}_TB1map") / 100.0
     smooth = _map(run, f"sub-{sub}/fmap/sub-{sub}_desc-{kind}smooth_TB1map") / 100.0
-    meta = json.loads((run["out"] / f"sub-{sub}/fmap/sub-{sub}_desc-{kind}_TB1map.json").read_text())
+    sidecar = run["out"] / f"sub-{sub}/fmap/sub-{sub}_desc-{kind}_TB1map.json"
+    meta = json.loads(sidecar.read_text())
     assert meta["Units"] == "percent"
     assert np.isfinite(raw).all() and np.isfinite(smooth).all()
     from qmriprep.fit.mask import foreground_mask
@@ -276,7 +277,8 @@ def test_b1(run, sub, kind):
     suffix = "TB1DAM" if kind == "dam" else "TB1AFI"
     first = "flip-1" if kind == "dam" else "acq-tr1"
     second = "flip-2" if kind == "dam" else "acq-tr2"
-    data = np.stack([_raw(run, f"sub-{sub}/fmap/sub-{sub}_{e}_{suffix}") for e in (first, second)], -1)
+    data = np.stack([_raw(run, f"sub-{sub}/fmap/sub-{sub}_{e}_{suffix}")
+                     for e in (first, second)], -1)
     head = foreground_mask(data[..., 0])
     ok = head & (raw > 0)
     assert ok.sum() > 0.95 * head.sum()

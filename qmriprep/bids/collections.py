@@ -278,10 +278,15 @@ def _build(kind, subject, session, gents, members, layout, indexed) -> Collectio
               + (f" in ses-{session}" if session else "") + (f" sharing {sharing}" if sharing else "")
               + (f", ordered by {how}" if how and len(files) > 1 else "")
               + (f", with {len(phase)} part-phase images" if phase else ""))
-    if kind not in md.SUPPORTED:
+    supported = kind in md.SUPPORTED
+    if kind == "bSSFP" and set(protocol.parts) == {"mag"}:
+        supported = False
+        reason += ("; magnitude only: found, not processed (the Fourier configurations need the "
+                   "phase: add part-phase or part-real/part-imag images)")
+    elif not supported:
         reason += "; found, not yet processed"
     return Collection(kind, subject, session, gents, tuple(p for p, _ in files),
-                      [dict(sc.values) for sc in scs], protocol, kind in md.SUPPORTED, reason,
+                      [dict(sc.values) for sc in scs], protocol, supported, reason,
                       phase_files=phase, root=root, sidecars=tuple(scs))
 
 

@@ -100,7 +100,33 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--b1-fwhm", type=float, default=None, metavar="MM",
                    help="Gaussian smoothing of B1+ maps (mm FWHM; 0 disables)")
     g.add_argument("--align-series", default=None, choices=["auto", "always", "never"],
-                   help="rigid alignment of volumes within a collection (auto: VFA yes, echo trains no)")
+                   help="rigid alignment of volumes within a collection. auto: VFA flip angles, ignoring "
+                        "motions under 0.25 voxel (registration noise between contrasts); echo "
+                        "trains and pc-bSSFP cycles not (banding confounds the registration of single "
+                        "cycles). always: VFA and pc-bSSFP, every estimated motion. never: none")
+
+    g.add_argument("--strict", action="store_true",
+                   help="treat a missing B1+ map (for VFA or pc-bSSFP) as an error instead of "
+                        "assuming B1 = 1 with a warning")
+    g.add_argument("--b1-median", type=float, default=None, metavar="MM",
+                   help="width of the 3-D median filter applied to B1+ maps for pc-bSSFP (mm)")
+    g.add_argument("--gibbs", action="store_true",
+                   help="Gibbs-ringing removal (dipy) of the pc-bSSFP Fourier configurations, as the "
+                        "seed paper did in vivo; off by default because it also blurs edges of data "
+                        "without ringing (3 %% median T1/T2 error on a noise-free phantom)")
+
+    g = parser.add_argument_group("In-silico networks (pc-bSSFP)")
+    g.add_argument("--nn-samples", type=int, default=None, metavar="N",
+                   help="simulated training samples (default: the trainer's, tuned for speed)")
+    g.add_argument("--nn-epochs", type=int, default=None, metavar="N", help="maximum training epochs")
+    g.add_argument("--nn-distribution", default=None, choices=["uniform", "extended", "invivo"],
+                   help="T1/T2 distribution of the training data")
+    g.add_argument("--nn-snr", type=float, default=None, metavar="SNR",
+                   help="train with noise at this SNR (default: noise-free)")
+    g.add_argument("--nn-cache-dir", type=Path, default=None, metavar="DIR",
+                   help="where trained networks are cached (default: <work-dir>/networks)")
+    g.add_argument("--retrain", action="store_true",
+                   help="train the networks again even if shipped or cached weights match")
 
     g = parser.add_argument_group("Workflow")
     g.add_argument("--config-file", type=_path_exists, metavar="FILE",

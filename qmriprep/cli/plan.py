@@ -28,6 +28,8 @@ def plan_subjects(layout, subjects, config) -> dict:
         for col in collections:
             if b1_source not in ("auto", "none") and col.b1 is not None and col.b1.kind != b1_source:
                 _prefer_b1(col, collections, b1_source)
+            if col.supported and col.kind in ("VFA", "bSSFP") and (col.b1 is None or b1_source == "none"):
+                _missing_b1(col, config)
             if col.supported:
                 check_collection_data(col)
                 if col.b1 is not None and b1_source != "none":
@@ -35,6 +37,18 @@ def plan_subjects(layout, subjects, config) -> dict:
             LOGGER.log(25, "sub-%s | %s", subject, col.describe().replace("\n", "\n    "))
         plans[subject] = collections
     return plans
+
+
+def _missing_b1(col, config) -> None:
+    """No B1+ map: an error in ``--strict`` mode, else a warning (B1 = 1 is assumed)."""
+    from ..errors import InputError
+
+    why = "--b1-source none" if config.workflow.b1_source == "none" else "no B1+ map found"
+    if config.workflow.strict and config.workflow.b1_source != "none":
+        raise InputError(col.relpaths()[0], f"{why} for this {col.kind} series (--strict): add a "
+                         "TB1map/TB1TFL/TB1AFI/TB1DAM with IntendedFor, or run without --strict")
+    LOGGER.warning("sub-%s | %s: %s; the nominal flip angle is assumed (B1 = 1); the sidecars and "
+                   "the report say so", col.subject, col.name, why)
 
 
 def _prefer_b1(col, collections, kind) -> None:
@@ -50,4 +64,4 @@ def decision(col) -> dict:
             "status": "processed" if col.supported else "found, not yet processed",
             "reason": col.reason,
             "b1": (f"{col.b1.name} ({col.b1_reason})" if col.b1 is not None
-                   else (col.b1_reason or "")) if col.kind == "VFA" else ""}
+                   else (col.b1_reason or "none: B1 = 1 assumed")) if col.kind in ("VFA", "bSSFP") else ""}

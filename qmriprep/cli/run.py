@@ -69,6 +69,7 @@ def _build_config(opts):
         raise InputError(output_dir, "the output folder must not be the input BIDS folder or inside it")
     ex.bids_dir, ex.output_dir = str(bids_dir), str(output_dir)
     ex.work_dir = str(Path(opts.work_dir).absolute())
+    wf.nn_cache_dir = wf.nn_cache_dir or str(Path(ex.work_dir) / "networks")
     ex.version, ex.run_uuid = __version__, ex.run_uuid or _run_uuid()
     ex.participant_label = opts.participant_label or ex.participant_label
     ex.session_label = opts.session_label or ex.session_label
@@ -80,9 +81,16 @@ def _build_config(opts):
     for kind, methods in opts.estimators:
         wf.estimators[kind] = methods
     wf.drop_first_echo |= opts.drop_first_echo
+    wf.strict |= opts.strict
+    wf.bssfp_gibbs |= opts.gibbs
+    wf.retrain |= opts.retrain
     wf.fit_offset |= opts.fit_offset
     for key, value in (("b1_source", opts.b1_source), ("b1_registration", opts.b1_registration),
                        ("b1_fwhm_mm", opts.b1_fwhm), ("align_series", opts.align_series),
+                       ("b1_median_mm", opts.b1_median), ("nn_samples", opts.nn_samples),
+                       ("nn_max_epochs", opts.nn_epochs), ("nn_distribution", opts.nn_distribution),
+                       ("nn_snr", opts.nn_snr),
+                       ("nn_cache_dir", str(opts.nn_cache_dir.absolute()) if opts.nn_cache_dir else None),
                        ("device", opts.device if opts.device != "cpu" else None)):
         if value is not None:
             setattr(wf, key, value)

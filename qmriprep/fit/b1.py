@@ -105,7 +105,9 @@ def smooth_b1(b1, valid, voxel_size_mm, fwhm_mm=DEFAULT_FWHM_MM, mask=None):
 
 
 def median_filter_b1(b1, size=3):
-    """3-D median filter of a B1 map (window ``size`` voxels; singleton axes left alone)."""
+    """3-D median filter of a B1 map (window ``size`` voxels, one or per axis; singleton axes
+    left alone)."""
     b1 = np.nan_to_num(np.asarray(b1, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    sizes = [min(int(size), n) if n > 1 else 1 for n in b1.shape]
+    per_axis = np.broadcast_to(np.asarray(size, dtype=int), (b1.ndim,))
+    sizes = [min(int(s), n) if n > 1 else 1 for s, n in zip(per_axis, b1.shape)]
     return ndimage.median_filter(b1, size=sizes, mode="nearest").astype(np.float32)

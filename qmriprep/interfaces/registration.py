@@ -42,6 +42,8 @@ class _AlignSeriesInputSpec(BaseInterfaceInputSpec):
     metric = traits.Enum("mattes", "correlation", usedefault=True, desc="similarity metric")
     order = traits.Enum(3, 1, usedefault=True, desc="interpolation: 3 cubic B-spline, 1 linear")
     seed = traits.Int(0, usedefault=True, desc="metric sampling seed")
+    min_displacement = traits.Float(0.0, usedefault=True,
+                                    desc="motions below this many voxels (at the FOV corners) are ignored")
 
 
 class _AlignSeriesOutputSpec(TraitedSpec):
@@ -63,7 +65,8 @@ class AlignSeries(SimpleInterface):
         vols = list(nib.four_to_three(imgs[0])) if four_d else imgs
         ref_i = self.inputs.reference_index if isdefined(self.inputs.reference_index) else None
         aligned, xfms = rigid.align_series(vols, reference_index=ref_i, metric=self.inputs.metric,
-                                           order=self.inputs.order, seed=self.inputs.seed)
+                                           order=self.inputs.order, seed=self.inputs.seed,
+                                           min_displacement=self.inputs.min_displacement)
         ref_i = len(vols) // 2 if ref_i is None else ref_i % len(vols)
         cwd = Path(runtime.cwd)
         sources = files
@@ -100,6 +103,10 @@ class _RegisterToReferenceInputSpec(BaseInterfaceInputSpec):
     order = traits.Enum(1, 3, 0, usedefault=True, desc="interpolation order of the resampling")
     fixed_mask = File(exists=True, desc="limit the metric to this mask (on the fixed grid)")
     seed = traits.Int(0, usedefault=True, desc="metric sampling seed")
+    min_displacement = traits.Float(0.0, usedefault=True,
+                                    desc="registrations moving no FOV corner by this many voxels "
+                                         "(of the coarser image) are registration noise: use the "
+                                         "header instead")
 
 
 class _RegisterToReferenceOutputSpec(TraitedSpec):
@@ -121,6 +128,9 @@ class RegisterToReference(SimpleInterface):
             mask = nib.load(self.inputs.fixed_mask) if isdefined(self.inputs.fixed_mask) else None
             matrix = rigid.register_rigid(moving, fixed, metric=self.inputs.metric,
                                           fixed_mask=mask, seed=self.inputs.seed)
+            coarser = max(min(img.header.get_zooms()[:3]) for img in (moving, fixed))
+            if rigid.is_negligible(matrix, fixed, self.inputs.min_displacement, voxel_mm=coarser):
+                matrix = np.eye(4)
         cwd = Path(runtime.cwd)
         stem = _names([self.inputs.moving], "")[0]
         xfm = rigid.save_transform(matrix, cwd / f"{stem}_to-fixed_xfm.txt")

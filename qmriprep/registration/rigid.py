@@ -362,14 +362,33 @@ def resample_to(img, reference, *, transform=None, order=1):
     return new
 
 
-def align_series(images, *, reference_index=None, metric="mattes", order=3, **kwargs):
+def max_displacement_mm(matrix, img) -> float:
+    """Largest displacement (mm) ``matrix`` gives a corner of ``img``'s field of view."""
+    corners = np.array([[x, y, z, 1.0] for x in (-0.5, img.shape[0] - 0.5)
+                        for y in (-0.5, img.shape[1] - 0.5) for z in (-0.5, img.shape[2] - 0.5)])
+    world = corners @ np.asarray(img.affine, dtype=float).T
+    moved = world @ np.asarray(matrix, dtype=float).T
+    return float(np.linalg.norm((moved - world)[:, :3], axis=1).max())
+
+
+def is_negligible(matrix, img, min_displacement, voxel_mm=None) -> bool:
+    """True when ``matrix`` moves no corner of ``img`` by ``min_displacement`` voxels (of
+    ``voxel_mm``, default ``img``'s smallest voxel side) or more."""
+    voxel_mm = voxel_mm or min(img.header.get_zooms()[:3])
+    return min_displacement > 0 and max_displacement_mm(matrix, img) < min_displacement * voxel_mm
+
+
+def align_series(images, *, reference_index=None, metric="mattes", order=3, min_displacement=0.0,
+                 **kwargs):
     """Rigidly align each 3D volume of a series to one of them.
 
     ``reference_index`` defaults to the middle volume, which is returned unchanged with an
     identity transform; every other volume is registered to it (:func:`register_rigid`,
     ``kwargs`` passed on) and resampled on its grid with ``order`` (1 linear or 3 cubic
     B-spline). Volumes without negative values (magnitudes) are clipped at 0 after resampling.
-    Returns ``(aligned_images, transforms)`` in input order.
+    A motion displacing no corner of the field of view by ``min_displacement`` voxels is
+    within registration noise: that volume is kept as it is (identity), sparing it the blur
+    of interpolation. Returns ``(aligned_images, transforms)`` in input order.
     """
     images = list(images)
     if not images:
@@ -386,6 +405,10 @@ def align_series(images, *, reference_index=None, metric="mattes", order=3, **kw
             transforms.append(np.eye(4))
             continue
         matrix = register_rigid(img, reference, metric=metric, **kwargs)
+        if is_negligible(matrix, reference, min_displacement):
+            aligned.append(img)
+            transforms.append(np.eye(4))
+            continue
         out = resample_to(img, reference, transform=matrix, order=order)
         if order > 1 and np.min(np.asanyarray(img.dataobj)) >= 0:
             out = nib.Nifti1Image(np.clip(out.get_fdata(dtype=np.float32), 0, None),

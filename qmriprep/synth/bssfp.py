@@ -150,10 +150,10 @@ def files(grid, folder, prefix, cycles, parts="magphase", *, snr=None, seed=0, r
 
 
 def check(cycles, parts):
-    """Validated ``(cycles tuple, parts)``; cycles are distinct integers >= 2."""
+    """Validated ``(cycles tuple, parts)``; cycles are distinct integers >= 4 (what pc-bSSFP relaxometry needs)."""
     if parts not in PARTS:
         raise ValueError(f"bssfp_parts must be one of {', '.join(PARTS)}, got {parts!r}")
     cycles = tuple(int(n) for n in ([cycles] if isinstance(cycles, int) else cycles))
-    if not cycles or any(n < 2 for n in cycles) or len(set(cycles)) != len(cycles):
-        raise ValueError(f"bssfp_cycles must be distinct integers >= 2, got {list(cycles)}")
+    if not cycles or any(n < 4 for n in cycles) or len(set(cycles)) != len(cycles):
+        raise ValueError(f"bssfp_cycles must be distinct integers >= 4, got {list(cycles)}")
     return cycles, parts

@@ -9,10 +9,13 @@ from nipype.pipeline import engine as pe
 
 from ..provenance import bids_uris
 from .b1 import init_b1_wf
+from .bssfp import init_bssfp_wf
 from .multiecho import init_multiecho_wf
 from .vfa import init_vfa_wf
 
 B1_KINDS = ("TB1DAM", "TB1AFI", "TB1TFL", "TB1map")
+#: ``--align-series auto``: VFA motions below this many voxels are registration noise, not motion
+AUTO_MIN_MOTION = 0.25
 
 
 def init_qmriprep_wf(*, plans: dict, config, staging_dir: str, name: str = "qmriprep_wf"):
@@ -56,25 +59,54 @@ def init_single_subject_wf(*, subject: str, collections, config, staging_dir: st
                                    methods=wcfg.estimators[kind], output_dir=staging_dir,
                                    sources=sources, drop_first_echo=wcfg.drop_first_echo,
                                    fit_offset=wcfg.fit_offset, name=_wf_name(col))
+        elif col.kind == "bSSFP":
+            b1_col, b1_mode = _b1_choice(col, wcfg)
+            wf = init_bssfp_wf(phase_increments=list(col.protocol.phase_increments),
+                               flip_angle=col.protocol.flip_angle, repetition_time=col.protocol.tr,
+                               echo_time=col.protocol.echo_time,
+                               parts="realimag" if "real" in col.protocol.parts else "magphase",
+                               estimators=wcfg.estimators["bssfp"], output_dir=staging_dir,
+                               sources=sources, b1_registration=b1_mode,
+                               b1_sources=bids_uris(b1_col.files, bids_dir) if b1_col else (),
+                               align=wcfg.align_series == "always", gibbs=wcfg.bssfp_gibbs,
+                               b1_median_mm=wcfg.b1_median_mm,
+                               network_options=network_options(config), name=_wf_name(col))
         else:  # VFA
-            b1_col = col.b1 if wcfg.b1_source != "none" else None
-            b1_mode = None
-            if b1_col is not None:
-                b1_mode = "header" if b1_col.kind == "TB1map" else wcfg.b1_registration
+            b1_col, b1_mode = _b1_choice(col, wcfg)
             wf = init_vfa_wf(flip_angles=[round(math.degrees(a), 6) for a in col.protocol.flip_angles],
                              repetition_time=col.protocol.tr, methods=wcfg.estimators[kind],
                              output_dir=staging_dir, sources=sources,
-                             align=wcfg.align_series in ("auto", "always"),
+                             align={"auto": AUTO_MIN_MOTION, "always": 0.0}.get(wcfg.align_series),
                              b1_registration=b1_mode,
                              b1_sources=bids_uris(b1_col.files, bids_dir) if b1_col else (),
                              name=_wf_name(col))
         wf.get_node("inputnode").inputs.in_files = [str(f) for f in col.files]
         wf.get_node("inputnode").inputs.source_files = [str(f) for f in col.files]
         workflow.add_nodes([wf])
-        if col.kind == "VFA" and b1_col is not None:
+        if col.kind in ("VFA", "bSSFP") and b1_col is not None:
             workflow.connect([(b1_wfs[id(b1_col)], wf, [("outputnode.b1", "inputnode.b1"),
                                                         ("outputnode.reference", "inputnode.b1_reference")])])
     return workflow
+
+
+def _b1_choice(col, wcfg):
+    """The B1+ collection correcting ``col`` and how it is brought to ``col``'s space."""
+    b1_col = col.b1 if wcfg.b1_source != "none" else None
+    if b1_col is None:
+        return None, None
+    return b1_col, "header" if b1_col.kind == "TB1map" else wcfg.b1_registration
+
+
+def network_options(config) -> dict:
+    """Training settings of the in-silico networks (only those the user set)."""
+    wcfg = config.workflow
+    options = {"device": wcfg.device, "seed": config.seeds.random_seed, "retrain": wcfg.retrain,
+               "distribution": wcfg.nn_distribution}
+    for key, value in (("n_samples", wcfg.nn_samples), ("max_epochs", wcfg.nn_max_epochs),
+                       ("snr", wcfg.nn_snr), ("cache_dir", wcfg.nn_cache_dir)):
+        if value:
+            options[key] = value
+    return options
 
 
 def _b1_wf(col, wcfg, bids_dir, staging_dir):

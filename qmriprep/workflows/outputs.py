@@ -9,6 +9,15 @@ from nipype.pipeline import engine as pe
 
 from ..interfaces.bids import DerivativesDataSink
 
+#: B1+ registrations moving the target's field of view by under this many voxels are treated as
+#: registration noise (different contrast and resolution) and replaced by the scanner coordinates
+B1_MIN_MOTION = 0.25
+
+
+def listify(value):
+    """``[value]`` (a Nipype connection function)."""
+    return [value]
+
 
 @dataclass(frozen=True)
 class MapSpec:

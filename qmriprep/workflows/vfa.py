@@ -9,11 +9,11 @@ from ..interfaces.b1 import ScaleImage
 from ..interfaces.estimate import ForegroundMask, VFAFit
 from ..interfaces.registration import AlignSeries, RegisterToReference
 from ..provenance import map_meta
-from .outputs import MapSpec, connect_ds_maps
+from .outputs import B1_MIN_MOTION, MapSpec, connect_ds_maps, listify
 
 
 def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str, sources,
-                align: bool = True, b1_registration: str | None = "rigid", b1_sources=(),
+                align: float | None = 0.25, b1_registration: str | None = "rigid", b1_sources=(),
                 name: str = "vfa_wf"):
     """T1 and M0 maps from a variable flip angle SPGR series, corrected with a B1+ map.
 
@@ -24,7 +24,8 @@ def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str
                          output_dir=".", sources=["bids:raw:sub-01/anat/sub-01_flip-1_VFA.nii.gz"])
 
     Parameters: nominal ``flip_angles`` (deg), ``repetition_time`` (s), ``methods`` (nlls, linear),
-    ``align`` (rigidly align the flip angles to the middle one), ``b1_registration``
+    ``align``: rigidly align the flip angles to the middle one, ignoring motions below this many
+    voxels (None: no alignment), ``b1_registration``
     (rigid | header | None: no B1 map, B1 = 1 assumed), ``b1_sources`` (BIDS URIs).
 
     Inputs: ``in_files``, ``source_files``, ``b1`` (fraction, B1 grid), ``b1_reference``.
@@ -38,7 +39,9 @@ def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str
     workflow.__desc__ = (
         f"T1 maps were estimated from the spoiled gradient-echo series at flip angles "
         f"{', '.join(f'{a:g}' for a in flip_angles)} deg (TR {1e3 * repetition_time:g} ms) "
-        + ("after rigid alignment of the flip-angle volumes to the middle one [@simpleitk] " if align else "")
+        + ("after rigid alignment of the flip-angle volumes to the middle one [@simpleitk] "
+           + (f"(motions under {align:g} voxel left uncorrected) " if align else "")
+           if align is not None else "")
         + f"by {', '.join(methods)} fitting of the SPGR signal equation [@despot1], {b1_text}."
     )
     inputnode = pe.Node(niu.IdentityInterface(fields=["in_files", "source_files", "b1", "b1_reference"]),
@@ -46,8 +49,8 @@ def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str
     outputnode = pe.Node(niu.IdentityInterface(fields=["mask", "reference", "out_files"]),
                          name="outputnode")
     series = pe.Node(niu.IdentityInterface(fields=["files"]), name="series")
-    if align:
-        align_series = pe.Node(AlignSeries(), name="align_series")
+    if align is not None:
+        align_series = pe.Node(AlignSeries(min_displacement=align), name="align_series")
         workflow.connect([(inputnode, align_series, [("in_files", "in_files")]),
                           (align_series, series, [("out_files", "files")])])
     else:
@@ -57,10 +60,10 @@ def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str
 
     b1_meta = {"B1Correction": "none: B1 = 1 assumed (no B1+ map found)"}
     if b1_registration:
-        b1_to_vfa = pe.Node(RegisterToReference(mode=b1_registration, order=1), name="b1_to_vfa")
+        b1_to_vfa = pe.Node(RegisterToReference(mode=b1_registration, order=1, min_displacement=B1_MIN_MOTION), name="b1_to_vfa")
         b1_first = pe.Node(niu.Select(index=0), name="b1_first", run_without_submitting=True)
         workflow.connect([
-            (inputnode, b1_to_vfa, [("b1_reference", "moving"), (("b1", _listify), "apply_to")]),
+            (inputnode, b1_to_vfa, [("b1_reference", "moving"), (("b1", listify), "apply_to")]),
             (mask, b1_to_vfa, [("out_reference", "fixed")]),
             (b1_to_vfa, b1_first, [("out_files", "inlist")]),
         ])
@@ -91,7 +94,3 @@ def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str
     connect_ds_maps(workflow, inputnode=inputnode, outputnode=outputnode, outputs=outputs,
                     output_dir=output_dir)
     return workflow
-
-
-def _listify(value):
-    return [value]
