@@ -55,7 +55,7 @@ class Workflow:
     align_series: str = "auto"
     strict: bool = False
     bssfp_gibbs: bool = False
-    b1_median_mm: float = 10.0
+    b1_median_mm: float = 0.0
     device: str = "cpu"
     nn_samples: int = 0
     nn_max_epochs: int = 0

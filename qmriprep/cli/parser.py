@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="treat a missing B1+ map (for VFA or pc-bSSFP) as an error instead of "
                         "assuming B1 = 1 with a warning")
     g.add_argument("--b1-median", type=float, default=None, metavar="MM",
-                   help="width of the 3-D median filter applied to B1+ maps for pc-bSSFP (mm)")
+                   help="3-D median filter of the B1+ map on the pc-bSSFP grid (mm; the seed used 13 mm). "
+                        "Off by default: B1+ maps are already smoothed (--b1-fwhm), and the extra "
+                        "median costs about 0.8 %% T1 accuracy on the noise-free phantom")
     g.add_argument("--gibbs", action="store_true",
                    help="Gibbs-ringing removal (dipy) of the pc-bSSFP Fourier configurations, as the "
                         "seed paper did in vivo; off by default because it also blurs edges of data "

@@ -64,4 +64,5 @@ def decision(col) -> dict:
             "status": "processed" if col.supported else "found, not yet processed",
             "reason": col.reason,
             "b1": (f"{col.b1.name} ({col.b1_reason})" if col.b1 is not None
-                   else (col.b1_reason or "none: B1 = 1 assumed")) if col.kind in ("VFA", "bSSFP") else ""}
+                   else f"none ({col.b1_reason or 'no B1+ map found'}): B1 = 1 assumed")
+            if col.kind in ("VFA", "bSSFP") else ""}

@@ -141,8 +141,9 @@ def sample_parameters(n: int, distribution: str = "uniform", *, complex_net: boo
 def simulate(protocol, t1, t2, b1, theta) -> torch.Tensor:
     """Complex phase-cycle signals ``(..., n_cycles)`` (M0 = 1) of the protocol."""
     p = as_protocol(protocol)
-    return bssfp_signal(t1, t2, b1, theta, flip_angle=p.flip_angle, tr=p.tr, te=p.te,
-                        phase_increments=p.phase_increments)
+    t1 = torch.as_tensor(t1)
+    phi = torch.tensor(p.phase_increments, dtype=torch.float64, device=t1.device)  # on the data's device
+    return bssfp_signal(t1, t2, b1, theta, flip_angle=p.flip_angle, tr=p.tr, te=p.te, phase_increments=phi)
 
 
 def noise_sigma(snr: float | None) -> float:
@@ -162,7 +163,9 @@ def add_noise(signal: torch.Tensor, snr: float | None, generator: torch.Generato
 
 def configurations(protocol, signal: torch.Tensor) -> torch.Tensor:
     """Normalised ``(F-1, F0, F+1)`` of the signals (the physics module's pipeline)."""
-    return fourier_features(signal, as_protocol(protocol).phase_increments)
+    signal = torch.as_tensor(signal)
+    phi = torch.tensor(as_protocol(protocol).phase_increments, dtype=torch.float64, device=signal.device)
+    return fourier_features(signal, phi)
 
 
 @dataclass
@@ -207,3 +210,43 @@ def grid_parameters(n: int = 200, distribution: str = "uniform", dtype=torch.flo
     t1, t2 = t1[ok], t2[ok]
     return {k: v.to(dtype) for k, v in dict(t1=t1, t2=t2, b1=torch.ones_like(t1),
                                             theta=torch.zeros_like(t1)).items()}
+
+
+# --- in-silico validation (the seed's test sets) -------------------------------------------------
+
+#: white matter at 3 T used for the seed's off-resonance sweep (s)
+WM_T1, WM_T2 = 0.939, 0.062
+
+
+def cod(pred, true) -> float:
+    """Coefficient of determination ``1 - sum (p - t)^2 / sum (t - mean t)^2``."""
+    pred, true = torch.as_tensor(pred, dtype=torch.float64), torch.as_tensor(true, dtype=torch.float64)
+    return float(1 - ((pred - true) ** 2).sum() / ((true - true.mean()) ** 2).sum())
+
+
+def grid_cod(model, n: int = 200, *, snr: float | None = None, seed: int = 0) -> dict:
+    """CoD of T1 and T2 of ``model.predict`` on the ``n x n`` grid (B1 1, theta 0), optionally
+    with one noise draw at ``snr``."""
+    p = as_protocol(model.protocol)
+    g = grid_parameters(n)
+    sig = simulate(p, g["t1"], g["t2"], g["b1"], g["theta"])
+    if snr:
+        sig = add_noise(sig, snr, torch.Generator().manual_seed(seed))
+    out = model.predict(configurations(p, sig), g["b1"])
+    return {"t1": cod(out["t1"], g["t1"]), "t2": cod(out["t2"], g["t2"])}
+
+
+def offresonance_sweep(protocol, n: int = 181, t1: float = WM_T1, t2: float = WM_T2) -> dict:
+    """Parameters and configurations of the sweep ``theta in [-0.9 pi, 0.9 pi]`` at fixed T1, T2."""
+    p = as_protocol(protocol)
+    theta = torch.linspace(-THETA_MAX, THETA_MAX, n, dtype=torch.float64)
+    t1s, t2s, b1 = torch.full_like(theta, t1), torch.full_like(theta, t2), torch.ones_like(theta)
+    return {"t1": t1s, "t2": t2s, "b1": b1, "theta": theta,
+            "configurations": configurations(p, simulate(p, t1s, t2s, b1, theta))}
+
+
+def sweep_errors(model, n: int = 181, t1: float = WM_T1, t2: float = WM_T2) -> dict:
+    """Largest relative errors of T1 and T2 over the off-resonance sweep (fractions)."""
+    s = offresonance_sweep(model.protocol, n, t1, t2)
+    out = model.predict(s["configurations"], s["b1"])
+    return {"t1": float(abs(out["t1"] / t1 - 1).max()), "t2": float(abs(out["t2"] / t2 - 1).max())}

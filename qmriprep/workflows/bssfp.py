@@ -16,7 +16,7 @@ from .outputs import B1_MIN_MOTION, MapSpec, connect_ds_maps, listify
 
 def init_bssfp_wf(*, phase_increments, flip_angle: float, repetition_time: float, echo_time,
                   parts: str, estimators, output_dir: str, sources, b1_registration=None,
-                  b1_sources=(), align: bool = True, gibbs: bool = True, b1_median_mm: float = 10.0,
+                  b1_sources=(), align: bool = False, gibbs: bool = False, b1_median_mm: float = 0.0,
                   network_options=None, name: str = "bssfp_wf"):
     """T1 and T2 maps from a pc-bSSFP series by MIRACLE and by networks trained for the protocol.
 
@@ -49,8 +49,8 @@ def init_bssfp_wf(*, phase_increments, flip_angle: float, repetition_time: float
         "computed by a DFT over the phase cycles"
         + (", cleared of Gibbs ringing [@gibbs]" if gibbs else "")
         + " and normalised per voxel [@pcbssfp]. "
-        + (f"The B1+ map was brought to the bSSFP space ({b1_registration}) and median filtered "
-           f"({b1_median_mm:g} mm). " if b1_registration
+        + (f"The B1+ map was brought to the bSSFP space ({b1_registration})"
+           + (f" and median filtered ({b1_median_mm:g} mm). " if b1_median_mm else ". ") if b1_registration
            else "No B1+ map was available: the nominal flip angle was assumed (B1 = 1). ")
         + f"Estimators: {', '.join(estimators)} [@miracle; @pcbssfp]."
     )
@@ -74,18 +74,23 @@ def init_bssfp_wf(*, phase_increments, flip_angle: float, repetition_time: float
                      "FlipAngle": round(math.degrees(flip_angle), 6),
                      "RepetitionTimeExcitation": repetition_time}
     b1_meta = {"B1Correction": "none: B1 = 1 assumed (no B1+ map found)"}
-    b1_node = None
+    b1_out = None  # (node, output) of the B1+ map on the bSSFP grid
     if b1_registration:
-        b1_to_ssfp = pe.Node(RegisterToReference(mode=b1_registration, order=1, min_displacement=B1_MIN_MOTION), name="b1_to_ssfp")
+        b1_to_ssfp = pe.Node(RegisterToReference(mode=b1_registration, order=1,
+                                                 min_displacement=B1_MIN_MOTION), name="b1_to_ssfp")
         b1_first = pe.Node(niu.Select(index=0), name="b1_first", run_without_submitting=True)
-        b1_node = pe.Node(MedianFilterB1(size_mm=b1_median_mm), name="b1_median")
         workflow.connect([
             (inputnode, b1_to_ssfp, [("b1_reference", "moving"), (("b1", listify), "apply_to")]),
             (series, b1_to_ssfp, [("out_reference", "fixed")]),
             (b1_to_ssfp, b1_first, [("out_files", "inlist")]),
-            (b1_first, b1_node, [("out", "in_file")]),
         ])
-        b1_meta = {"B1Correction": f"B1+ map ({b1_registration} alignment, {b1_median_mm:g} mm median)",
+        b1_out = (b1_first, "out")
+        if b1_median_mm:
+            b1_median = pe.Node(MedianFilterB1(size_mm=b1_median_mm), name="b1_median")
+            workflow.connect(b1_first, "out", b1_median, "in_file")
+            b1_out = (b1_median, "out_file")
+        b1_meta = {"B1Correction": f"B1+ map ({b1_registration} alignment"
+                                  + (f", {b1_median_mm:g} mm median)" if b1_median_mm else ")"),
                    "B1Sources": list(b1_sources)}
     all_sources = list(sources) + list(b1_sources)
     outputs = [
@@ -100,15 +105,17 @@ def init_bssfp_wf(*, phase_increments, flip_angle: float, repetition_time: float
                               network_options or {}, workflow)
         workflow.connect([(configs, fit, [("out_file", "in_file")]),
                           (mask, fit, [("out_mask", "mask_file")])])
-        if b1_node is not None:
-            workflow.connect(b1_node, "out_file", fit, "b1_file")
+        if b1_out is not None:
+            workflow.connect(*b1_out, fit, "b1_file")
         extra = {**protocol_meta, **b1_meta}
+        runtime_meta = None if est == "miracle" else "meta"
         for field, suffix in (("t1", "T1map"), ("t2", "T2map")):
             outputs.append((fit, field, MapSpec(f"{field}_{est}", suffix, desc=est,
-                                                meta=map_meta(suffix, "bSSFP", est, all_sources, **extra))))
+                                                meta=map_meta(suffix, "bSSFP", est, all_sources, **extra),
+                                                runtime_meta=runtime_meta)))
         if est.endswith("complex"):
             outputs.append((fit, "off_resonance", MapSpec(
-                f"offres_{est}", "fieldmap", desc=est, datatype="fmap",
+                f"offres_{est}", "fieldmap", desc=est, datatype="fmap", runtime_meta=runtime_meta,
                 meta=map_meta("fieldmap", "bSSFP", est, all_sources, **extra))))
     connect_ds_maps(workflow, inputnode=inputnode, outputnode=outputnode, outputs=outputs,
                     output_dir=output_dir)
@@ -126,5 +133,5 @@ def _estimator_node(est, flip_angle, tr, phase_increments, echo_time, options, w
                                  phase_increments=list(phase_increments), **options),
                     name=f"train_{est}")
     fit = pe.Node(NetworkFit(repetition_time=tr), name=f"fit_{est}")
-    workflow.connect(train, "model_file", fit, "model_file")
+    workflow.connect([(train, fit, [("model_file", "model_file"), ("provenance", "provenance")])])
     return fit

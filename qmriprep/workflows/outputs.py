@@ -28,6 +28,8 @@ class MapSpec:
     desc: str | None = None
     datatype: str = "anat"
     meta: dict = field(default_factory=dict)
+    #: name of a node output holding more sidecar fields known only at run time (or None)
+    runtime_meta: str | None = None
 
 
 def init_ds_maps_wf(*, output_dir: str, maps: list[MapSpec], name: str = "ds_maps_wf"):
@@ -37,8 +39,9 @@ def init_ds_maps_wf(*, output_dir: str, maps: list[MapSpec], name: str = "ds_map
     Outputs: ``out_files`` (the derivative paths, in the order of ``maps``).
     """
     workflow = pe.Workflow(name=name)
-    inputnode = pe.Node(niu.IdentityInterface(fields=["source_files"] + [m.field for m in maps]),
-                        name="inputnode")
+    meta_fields = [f"{m.field}_meta" for m in maps if m.runtime_meta]
+    inputnode = pe.Node(niu.IdentityInterface(fields=["source_files"] + [m.field for m in maps]
+                                              + meta_fields), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["out_files"]), name="outputnode")
     merge = pe.Node(niu.Merge(len(maps)), name="merge", run_without_submitting=True)
     for i, spec in enumerate(maps):
@@ -51,6 +54,8 @@ def init_ds_maps_wf(*, output_dir: str, maps: list[MapSpec], name: str = "ds_map
             (inputnode, ds, [("source_files", "source_file"), (spec.field, "in_file")]),
             (ds, merge, [("out_file", f"in{i + 1}")]),
         ])
+        if spec.runtime_meta:
+            workflow.connect(inputnode, f"{spec.field}_meta", ds, "meta_dict")
     workflow.connect(merge, "out", outputnode, "out_files")
     return workflow
 
@@ -66,4 +71,6 @@ def connect_ds_maps(workflow, *, inputnode, outputnode, outputs, output_dir: str
     ])
     for node, out, spec in outputs:
         workflow.connect(node, out, ds_maps_wf, f"inputnode.{spec.field}")
+        if spec.runtime_meta:
+            workflow.connect(node, spec.runtime_meta, ds_maps_wf, f"inputnode.{spec.field}_meta")
     return ds_maps_wf

@@ -1,0 +1,116 @@
+"""Nipype interfaces of the in-silico networks: get (shipped, cached or trained) and apply."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
+                                    isdefined, traits)
+
+from ..utils.images import load_volume, save_like
+
+
+class _TrainNetworkInputSpec(BaseInterfaceInputSpec):
+    estimator = traits.Enum("svnn", "pinn", "svnncomplex", "pinncomplex", mandatory=True)
+    flip_angle = traits.Float(mandatory=True, desc="rad")
+    repetition_time = traits.Float(mandatory=True, desc="s")
+    echo_time = traits.Float(mandatory=True, desc="s")
+    phase_increments = traits.List(traits.Float, mandatory=True, desc="rad")
+    distribution = traits.Enum("uniform", "extended", "invivo", usedefault=True)
+    snr = traits.Float(0.0, usedefault=True, desc="training noise SNR (0: noise-free)")
+    n_samples = traits.Int(desc="simulated samples (default: the trainer's)")
+    max_epochs = traits.Int(desc="maximum epochs (default: the trainer's)")
+    seed = traits.Int(0, usedefault=True)
+    device = traits.Str("cpu", usedefault=True)
+    retrain = traits.Bool(False, usedefault=True)
+    cache_dir = traits.Str(desc="network cache folder")
+
+
+class _TrainNetworkOutputSpec(TraitedSpec):
+    model_file = File(desc="the network (.pt)")
+    provenance = traits.Dict(desc="weights SHA256, source, training settings, seed, loss, time")
+    curve_file = File(desc="JSON training curve (per epoch: train/val loss, seconds)")
+
+
+class TrainNetwork(SimpleInterface):
+    """A network for exactly this protocol (:func:`qmriprep.nn.weights.get_model`).
+
+    It needs no image, so the scheduler runs it alongside the preprocessing.
+    """
+
+    input_spec = _TrainNetworkInputSpec
+    output_spec = _TrainNetworkOutputSpec
+
+    def _run_interface(self, runtime):
+        from ..nn.insilico import Protocol
+        from ..nn.weights import get_model, save_model
+
+        est = self.inputs.estimator
+        protocol = Protocol(self.inputs.flip_angle, self.inputs.repetition_time, self.inputs.echo_time,
+                            tuple(self.inputs.phase_increments))
+        extra = {k: getattr(self.inputs, k) for k in ("n_samples", "max_epochs")
+                 if isdefined(getattr(self.inputs, k)) and getattr(self.inputs, k)}
+        model, prov = get_model(protocol, est.removesuffix("complex"), est.endswith("complex"),
+                                cache_dir=self.inputs.cache_dir or None, retrain=self.inputs.retrain,
+                                distribution=self.inputs.distribution, snr=self.inputs.snr or None,
+                                seed=self.inputs.seed, device=self.inputs.device, **extra)
+        path = os.path.join(runtime.cwd, "model.pt")
+        save_model(model, path)
+        with open(os.path.join(runtime.cwd, "curve.json"), "w") as fh:
+            json.dump(model.curve, fh)
+        self._results.update(model_file=path, provenance=prov,
+                             curve_file=os.path.join(runtime.cwd, "curve.json"))
+        return runtime
+
+
+class _NetworkFitInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="complex configurations (x, y, z, 3)")
+    model_file = File(exists=True, mandatory=True)
+    provenance = traits.Dict(desc="from TrainNetwork: copied into the sidecars")
+    b1_file = File(exists=True, desc="B1+ (fraction); absent: B1 = 1")
+    mask_file = File(exists=True)
+    repetition_time = traits.Float(mandatory=True, desc="TR (s), to convert theta to Hz")
+
+
+class _NetworkFitOutputSpec(TraitedSpec):
+    t1 = File()
+    t2 = File()
+    off_resonance = File(desc="Hz (complex networks)")
+    meta = traits.Dict(desc="sidecar fields of the learned estimate")
+
+
+class NetworkFit(SimpleInterface):
+    """T1, T2 (and off-resonance ``theta / (2 pi TR)`` in Hz) from a trained network."""
+
+    input_spec = _NetworkFitInputSpec
+    output_spec = _NetworkFitOutputSpec
+
+    def _run_interface(self, runtime):
+        import nibabel as nib
+
+        from ..nn.weights import load_model
+
+        img = nib.load(self.inputs.in_file)
+        feats = np.asanyarray(img.dataobj)
+        model = load_model(self.inputs.model_file)
+        b1 = load_volume(self.inputs.b1_file)[0] if isdefined(self.inputs.b1_file) else 1.0
+        if not model.complex_net:
+            feats = np.abs(feats)
+        res = model.predict(feats, b1)
+        mask = (load_volume(self.inputs.mask_file)[0] > 0 if isdefined(self.inputs.mask_file)
+                else np.ones(feats.shape[:-1], bool))
+        res["off_resonance"] = res.get("theta", np.zeros(mask.shape)) / (2 * np.pi * self.inputs.repetition_time)
+        for key in ("t1", "t2", "off_resonance"):
+            self._results[key] = save_like(np.where(mask, res[key], 0), img,
+                                           os.path.join(runtime.cwd, f"{key}.nii.gz"))
+        prov = dict(self.inputs.provenance) if isdefined(self.inputs.provenance) else {}
+        self._results["meta"] = {"NetworkWeightsSHA256": prov.get("weights_sha256"),
+                                 "NetworkSource": prov.get("source"),
+                                 "NetworkArchitecture": prov.get("architecture"),
+                                 "TrainingSettings": prov.get("training_settings"),
+                                 "RandomSeed": prov.get("seed"),
+                                 "TrainingValidationLoss": prov.get("final_val_loss"),
+                                 "TrainingSeconds": prov.get("training_seconds")}
+        return runtime

@@ -1,0 +1,206 @@
+"""Saving, loading, shipping and caching trained pc-bSSFP networks.
+
+A model file is a small ``torch.save`` dict (``weights_only``-loadable): state dict (MLP weights
+plus the z-score statistics and output ranges as buffers), layer sizes, protocol, training
+settings, training curve, validation loss and training seconds. Every file is identified by
+its SHA256.
+
+:func:`get_model` resolves a network for a protocol in this order:
+
+1. **shipped** weights in ``qmriprep/data/weights`` (listed with their SHA256 in
+   ``manifest.json``) when protocol, estimator, architecture, distribution, SNR and seed match
+   and no training overrides are given; a SHA256 mismatch is a :class:`WeightsError`;
+2. the **cache** (``cache_dir``), keyed by :func:`cache_key`, a hash of the rounded protocol,
+   distribution, architecture, estimator, SNR, seed, sample count and :data:`train.VERSION`;
+   each cached ``.pt`` has a ``.json`` sidecar with its SHA256 (checked on load);
+3. otherwise the network is **trained** (:func:`qmriprep.nn.train.train`), logged, and cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .insilico import as_protocol
+from .mlp import BSSFPNet
+from .train import DEFAULTS, VERSION, TrainedModel, train
+
+FORMAT = "qmriprep-bssfp-mlp"
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "weights"
+MANIFEST = "manifest.json"
+#: protocol tolerances for matching shipped weights: flip angle and phases (rad), TR/TE (s)
+ANGLE_TOL, TIME_TOL = 1e-4, 1e-7
+
+
+class WeightsError(RuntimeError):
+    """A weights file that is missing, unreadable or does not match its recorded SHA256."""
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, writer) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_model(model: TrainedModel, path) -> str:
+    """Write ``model`` to ``path`` (atomically) and return the file's SHA256."""
+    path = Path(path)
+    blob = {
+        "format": FORMAT, "version": VERSION,
+        "layers": list(model.net.layers), "complex_net": model.net.complex_net,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()},
+        "protocol": as_protocol(model.protocol).as_dict(),
+        "settings": json.loads(json.dumps(model.settings)),
+        "curve": [{k: float(v) for k, v in r.items()} for r in model.curve],
+        "val_loss": float(model.val_loss), "seconds": float(model.seconds),
+    }
+    _atomic_write(path, lambda tmp: torch.save(blob, tmp))
+    return sha256_file(path)
+
+
+def load_model(path, *, sha256: str | None = None, device: str = "cpu") -> TrainedModel:
+    """Load a model file; with ``sha256`` the file must match it (else :class:`WeightsError`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: network weights file not found")
+    if sha256 is not None:
+        actual = sha256_file(path)
+        if actual != sha256:
+            raise WeightsError(f"{path}: SHA256 mismatch (expected {sha256}, file has {actual}); "
+                               "the weights file is corrupt or was modified: reinstall qmriprep or "
+                               "delete the file to retrain")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling problem is a bad weights file
+        raise WeightsError(f"{path}: not a readable qmriprep network file ({exc})") from exc
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise WeightsError(f"{path}: not a qmriprep pc-bSSFP network file")
+    net = BSSFPNet(blob["complex_net"], layers=blob["layers"])
+    net.load_state_dict(blob["state_dict"])
+    net.to(device).eval()
+    settings = dict(blob["settings"], device=device)
+    return TrainedModel(net, as_protocol(blob["protocol"]), settings, blob["curve"], blob["val_loss"],
+                        blob["seconds"], device=device)
+
+
+def cache_key(protocol, *, estimator: str, complex_net: bool, distribution: str = "uniform",
+              snr: float | None = None, seed: int = 0, n_samples: int | None = None, **extra) -> str:
+    """Hash of everything that determines a trained network (16 hex digits)."""
+    p = as_protocol(protocol)
+    n_samples = n_samples or DEFAULTS[(estimator, bool(complex_net))]["n_samples"]
+    spec = {"protocol": p.rounded(), "estimator": estimator, "complex_net": bool(complex_net),
+            "architecture": list(BSSFPNet(complex_net).layers), "distribution": distribution,
+            "snr": None if snr is None or math.isinf(snr) else float(snr), "seed": int(seed),
+            "n_samples": int(n_samples), "version": VERSION,
+            "extra": {k: extra[k] for k in sorted(extra)}}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def protocols_match(a, b) -> bool:
+    """Same flip angle, TR, TE and phase increments (mod 2 pi) within small tolerances."""
+    a, b = as_protocol(a), as_protocol(b)
+    if a.n_cycles != b.n_cycles:
+        return False
+    angles = [(a.flip_angle, b.flip_angle)] + list(zip(a.phase_increments, b.phase_increments))
+    return (all(abs(math.remainder(x - y, 2 * math.pi)) <= ANGLE_TOL for x, y in angles)
+            and abs(a.tr - b.tr) <= TIME_TOL and abs(a.te - b.te) <= TIME_TOL)
+
+
+def read_manifest(directory=SHIPPED_DIR) -> dict:
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        return {"models": []}
+    return json.loads(path.read_text())
+
+
+def find_shipped(protocol, estimator: str, complex_net: bool, *, distribution: str = "uniform",
+                 snr: float | None = None, seed: int = 0, directory=SHIPPED_DIR) -> dict | None:
+    """The manifest entry of shipped weights for this protocol and network, if any."""
+    snr = None if snr is None or math.isinf(snr) else float(snr)
+    for entry in read_manifest(directory).get("models", []):
+        if (entry["estimator"] == estimator and bool(entry["complex_net"]) == bool(complex_net)
+                and entry.get("distribution", "uniform") == distribution and entry.get("snr") == snr
+                and int(entry.get("seed", 0)) == int(seed) and protocols_match(entry["protocol"], protocol)):
+            return entry
+    return None
+
+
+def default_cache_dir() -> Path:
+    """``$QMRIPREP_CACHE_DIR`` or ``~/.cache/qmriprep``, with ``networks/`` below it."""
+    root = os.environ.get("QMRIPREP_CACHE_DIR") or Path.home() / ".cache" / "qmriprep"
+    return Path(root) / "networks"
+
+
+def _provenance(model: TrainedModel, sha: str, source: str, path, key=None) -> dict:
+    s = model.settings
+    return {"weights_sha256": sha, "source": source, "file": str(path), "cache_key": key,
+            "estimator": s.get("estimator"), "complex_net": model.complex_net,
+            "architecture": "-".join(str(n) for n in model.net.layers),
+            "protocol": as_protocol(model.protocol).as_dict(),
+            "training_settings": {k: v for k, v in s.items() if k != "device"},
+            "seed": s.get("seed"), "final_val_loss": float(model.val_loss),
+            "training_seconds": float(model.seconds)}
+
+
+def get_model(protocol, estimator: str = "pinn", complex_net: bool = False, *, cache_dir=None,
+              retrain: bool = False, shipped: bool = True, distribution: str = "uniform",
+              snr: float | None = None, seed: int = 0, device: str = "cpu", log=None,
+              shipped_dir=SHIPPED_DIR, **train_kwargs) -> tuple[TrainedModel, dict]:
+    """A network for ``protocol``: shipped, else cached, else trained and cached.
+
+    Returns ``(model, provenance)``; ``provenance`` has ``weights_sha256``, ``source``
+    (``shipped`` | ``cache`` | ``trained``), the training settings, seed, final validation loss
+    and training seconds. ``retrain`` skips the shipped weights and the cache (the new model
+    replaces the cached one). ``train_kwargs`` go to :func:`qmriprep.nn.train.train` (any of
+    them also disables the shipped weights) and, where they change the result, into the key.
+    """
+    protocol = as_protocol(protocol)
+    say = log or (lambda msg: None)
+    if shipped and not retrain and not train_kwargs:
+        entry = find_shipped(protocol, estimator, complex_net, distribution=distribution, snr=snr,
+                             seed=seed, directory=shipped_dir)
+        if entry is not None:
+            path = Path(shipped_dir) / entry["file"]
+            model = load_model(path, sha256=entry["sha256"], device=device)
+            return model, _provenance(model, entry["sha256"], "shipped", path)
+    timing_only = {"time_budget_s", "log", "stop_when", "dataset"}
+    keyed = {k: v for k, v in train_kwargs.items() if k not in timing_only and k != "n_samples"}
+    key = cache_key(protocol, estimator=estimator, complex_net=complex_net, distribution=distribution,
+                    snr=snr, seed=seed, n_samples=train_kwargs.get("n_samples"), **keyed)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    name = f"bssfp_{estimator}{'complex' if complex_net else ''}_{key}"
+    path, side = cache / f"{name}.pt", cache / f"{name}.json"
+    if not retrain and path.is_file() and side.is_file():
+        sha = json.loads(side.read_text())["sha256"]
+        model = load_model(path, sha256=sha, device=device)
+        say(f"using cached {estimator}{' complex' if complex_net else ''} network {path} (sha256 {sha[:12]})")
+        return model, _provenance(model, sha, "cache", path, key)
+    say(f"training {estimator}{' complex' if complex_net else ''} network for {protocol} "
+        f"(distribution {distribution}, snr {snr}, seed {seed}); caching as {path}")
+    model = train(protocol, estimator=estimator, complex_net=complex_net, distribution=distribution,
+                  snr=snr, seed=seed, device=device, **train_kwargs)
+    sha = save_model(model, path)
+    _atomic_write(side, lambda tmp: Path(tmp).write_text(json.dumps(
+        {"sha256": sha, "key": key, **_provenance(model, sha, "trained", path, key)}, indent=1)))
+    say(f"trained in {model.seconds:.1f} s, val loss {model.val_loss:.3g}, sha256 {sha[:12]}")
+    return model, _provenance(model, sha, "trained", path, key)
