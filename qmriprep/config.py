@@ -21,6 +21,7 @@ ESTIMATORS = {
     "bssfp": ("miracle", "svnn", "pinn", "svnncomplex", "pinncomplex"),
 }
 DEFAULT_ESTIMATORS = {kind: [methods[0]] for kind, methods in ESTIMATORS.items()}
+DEFAULT_ESTIMATORS["bssfp"] = list(ESTIMATORS["bssfp"])  # the seed's comparison, side by side
 
 
 @dataclass

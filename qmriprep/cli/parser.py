@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from .. import __version__
-from ..config import ESTIMATORS
+from ..config import DEFAULT_ESTIMATORS, ESTIMATORS
 
 
 def _path_exists(value: str) -> Path:
@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = parser.add_argument_group("Estimation")
     g.add_argument("--estimators", nargs="+", type=_estimator, default=[], metavar="KIND:METHODS",
                    help="methods per collection kind, e.g. mese:varpro,nlls megre:loglinear vfa:all; "
-                        + "; ".join(f"{k}: {', '.join(v)} (default {v[0]})" for k, v in ESTIMATORS.items()))
+                        + "; ".join(f"{k}: {', '.join(v)} (default {', '.join(DEFAULT_ESTIMATORS[k])})"
+                                    for k, v in ESTIMATORS.items()))
     g.add_argument("--drop-first-echo", action="store_true",
                    help="exclude the first echo of MESE/MEGRE fits (stimulated-echo contamination)")
     g.add_argument("--fit-offset", action="store_true",
