@@ -136,3 +136,24 @@ def test_no_b1_map_strict_fails_and_default_warns(bids, tmp_path, capsys):
                        "sub-01_acq-pc12_desc-svnn_T1map.json").read_text())
     assert "B1 = 1 assumed" in meta["B1Correction"]
     assert "B1 = 1 assumed" in (tmp_path / "out2" / "sub-01.html").read_text()
+
+
+def test_new_protocol_trains_a_network_then_reuses_it(bids, tmp_path, capsys):
+    """A protocol without shipped weights: trained at run time, cached, reused by the next run."""
+    for part in ("mag", "phase"):
+        _edit(_sidecar(bids, part), EchoTime=0.0025)  # not the seed's 2.4 ms: no shipped weights
+    cache = tmp_path / "cache"
+    args = ["participant", "--nprocs", "1", "--estimators", "bssfp:svnn", "--nn-samples", "60000",
+            "--nn-epochs", "30", "--nn-cache-dir", str(cache), "--b1-registration", "header"]
+    sources = []
+    for run_id in ("a", "b"):
+        out = tmp_path / f"out{run_id}"
+        assert main([str(bids), str(out), *args, "-w", str(tmp_path / f"w{run_id}")]) == 0
+        meta = json.loads((out / "sub-01" / "anat" / "sub-01_acq-pc12_desc-svnn_T1map.json").read_text())
+        sources.append((meta["NetworkSource"], meta["NetworkWeightsSHA256"]))
+    assert sources[0][0] == "trained" and sources[1][0] == "cache"
+    assert sources[0][1] == sources[1][1]
+    assert list(cache.glob("*.pt"))
+    wm = _truth(bids, "dseg") == 3
+    est, ref = _maps(tmp_path / "outb", "svnn", "T2map"), _truth(bids, "T2map")
+    assert np.median(np.abs(est[wm] - ref[wm]) / ref[wm]) < 0.05
