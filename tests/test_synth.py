@@ -126,7 +126,7 @@ def test_b1_collections_on_the_coarser_grid_cover_the_same_fov(clean):
     ph = make_phantom(**SMALL).coarsen(2)
     t1 = ph.safe("t1")
     expected = {
-        "flip-2_TB1DAM": dam_signals(ph.pd, t1, np.deg2rad(60), 6.0, ph.b1)[..., 1],
+        "flip-2_TB1DAM": dam_signals(ph.pd, t1, np.deg2rad(60), 10.0, ph.b1)[..., 1],
         "acq-tr2_TB1AFI": afi_signals(ph.pd, t1, np.deg2rad(60), 0.02, 0.1, ph.b1)[..., 1],
     }
     for name, model in expected.items():

@@ -61,7 +61,7 @@ PROTOCOL = {
     "VFA": {"FlipAngle": [3, 8, 15, 20], "RepetitionTimeExcitation": 0.015,
             "PulseSequenceType": "SPGR", "ScanningSequence": "GR", "SequenceVariant": "SP",
             "SpoilingState": True},
-    "TB1DAM": {"FlipAngle": [60, 120], "RepetitionTimeExcitation": 6.0,
+    "TB1DAM": {"FlipAngle": [60, 120], "RepetitionTimeExcitation": 10.0,
                "PulseSequenceType": "SPGR", "ScanningSequence": "GR"},
     "TB1AFI": {"FlipAngle": 60, "RepetitionTimeExcitation": [0.020, 0.100],
                "PulseSequenceType": "AFI", "ScanningSequence": "GR", "SpoilingState": True},
@@ -153,6 +153,8 @@ def _write_session(root, full, sub, ses, modalities, *, snr, n_slices, seed, b1_
         for entity, meta, clean in vols:
             rel = (folder / dtype / f"{prefix}_{entity}_{mod}.nii.gz").as_posix()
             data = clean
+            if snr is not None and entity == "acq-famp":  # a flip-angle map: its own scale
+                sigma = float(np.mean(clean[_wm(grid)]) / snr)
             if sigma is not None:
                 rng = np.random.default_rng([seed, zlib.crc32(rel.encode())])
                 data = _add_noise(clean, sigma, rng, rician=entity != "acq-famp")
