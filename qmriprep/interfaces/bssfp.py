@@ -144,7 +144,7 @@ class MiracleFit(SimpleInterface):
         b1 = load_volume(self.inputs.b1_file)[0] if isdefined(self.inputs.b1_file) else None
         mask = load_volume(self.inputs.mask_file)[0] > 0 if isdefined(self.inputs.mask_file) else None
         res = fit_miracle(feats, b1, flip_angle=self.inputs.flip_angle,
-                          tr=self.inputs.repetition_time, mask=mask)
+                          tr=self.inputs.repetition_time, mask=mask, search="warm")
         for key in ("t1", "t2"):
             self._results[key] = save_like(res[key], ref, os.path.join(runtime.cwd, f"{key}.nii.gz"))
         return runtime
