@@ -7,17 +7,18 @@ Seed protocol (TR 4.8 ms, TE 2.4 ms, FA 15 deg, ``phi_j = pi (2j - 1) / N``). Re
    T1 and T2 is >= 0.999; complex SVNN/PINN (12, 6, 4 cycles) until the max relative error over
    the off-resonance sweep (theta in [-0.9 pi, 0.9 pi], T1/T2 = 0.939/0.062 s) is <= 1 / 1.5 /
    3.5 %. Default: the shipped weights (their recorded training time and the stop reason);
-   ``--train``: train afresh with the default settings, stopping at the target (evaluation time
-   not counted);
+   ``--train``: train afresh with the settings of ``scripts/train_shipped_weights.py``, stopping
+   at the target (evaluation time not counted; the warm-started 4-cycle PINN-complex counts only
+   its own training);
 2. noise-free CoD on the 200 x 200 (T1, T2) grid (B1 1, theta 0) and the sweep errors;
 3. CoD at SNR 25 on the grid: networks trained noise-free (shipped) and trained with noise at
    SNR 25, and MIRACLE (:func:`qmriprep.fit.miracle.fit_miracle`) if present; the seed's metric
    is the CoD of the Monte-Carlo mean (``--mc`` draws), the single-draw CoD is shown too;
-4. inference time on 1.5 M voxels (2 threads by default).
+4. inference time on 1.5 M voxels at 1 and 2 threads.
 
 Usage::
 
-    python benchmarks/bench_bssfp_networks.py [--train] [--threads 2] [--mc 5] [--skip-snr]
+    python benchmarks/bench_bssfp_networks.py [--train [NAME ...]] [--threads 1] [--mc 5] [--skip-snr]
 """
 
 from __future__ import annotations
@@ -47,8 +48,26 @@ def name(est, cpx, n):
     return f"{est}{'complex' if cpx else ''}_{n}"
 
 
-def time_to_target(est, cpx, n):
+def shipping_overrides():
+    """Per-network settings of scripts/train_shipped_weights.py (longer PINN-complex schedules,
+    the warm start of the 4-cycle PINN-complex)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "train_shipped_weights.py"
+    spec = importlib.util.spec_from_file_location("train_shipped_weights", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.OVERRIDES
+
+
+def time_to_target(est, cpx, n, models):
     protocol = seed_protocol(n)
+    over = dict(shipping_overrides().get(name(est, cpx, n), {}))
+    init_from = over.pop("init_from", None)
+    if init_from:
+        n_init = int(init_from.rsplit("_", 1)[1])
+        init = models.get(init_from) or get_model(seed_protocol(n_init), est, cpx)[0]
+        over.update(init=init, init_label=init_from)
     if cpx:
         def hit(m):
             e = sweep_errors(m)
@@ -57,7 +76,7 @@ def time_to_target(est, cpx, n):
         def hit(m):
             c = grid_cod(m)
             return min(c.values()) >= 0.999
-    m = train(protocol, estimator=est, complex_net=cpx, seed=0, stop_when=hit)
+    m = train(protocol, estimator=est, complex_net=cpx, seed=0, stop_when=hit, **over)
     return m, m.settings["stopped"] == "target"
 
 
@@ -76,8 +95,8 @@ def snr_table(models, snr, draws, threads):
     try:
         from qmriprep.fit.miracle import fit_miracle
 
-        estimators["MIRACLE (warm GSS)"] = lambda F: fit_miracle(F.numpy(), 1.0, flip_angle=p.flip_angle, tr=p.tr,
-                                                                 search="warm")
+        estimators["MIRACLE (warm GSS)"] = lambda F: fit_miracle(F.numpy(), 1.0, flip_angle=p.flip_angle,
+                                                                 tr=p.tr, search="warm")
     except ImportError:
         pass
     for label, fn in estimators.items():
@@ -97,11 +116,15 @@ def inference_times(models, n_vox=1_500_000):
     t2 = 0.02 + 0.1 * torch.rand(n_vox, generator=gen)
     F = configurations(p, simulate(p, t1, t2, torch.ones(n_vox), torch.zeros(n_vox)))
     out = {}
-    for label, m in models.items():
-        m.predict(F[:1000], 1.0)
-        t0 = time.perf_counter()
-        m.predict(F, 1.0)
-        out[label] = time.perf_counter() - t0
+    threads = torch.get_num_threads()
+    for nt in (1, 2):
+        torch.set_num_threads(nt)
+        for label, m in models.items():
+            m.predict(F[:1000], 1.0)
+            t0 = time.perf_counter()
+            m.predict(F, 1.0)
+            out[f"{label}, {nt} thread{'s' if nt > 1 else ''}"] = time.perf_counter() - t0
+    torch.set_num_threads(threads)
     try:
         from qmriprep.fit.miracle import fit_miracle
 
@@ -116,8 +139,11 @@ def inference_times(models, n_vox=1_500_000):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", action="store_true", help="train afresh and time to target")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--train", nargs="*", metavar="NAME",
+                    help="train afresh and time to target (these networks, e.g. svnn_12 pinncomplex_4; "
+                         "none named: all)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1 is as fast for these small nets and robust on a loaded machine)")
     ap.add_argument("--mc", type=int, default=5, help="noise draws at SNR 25")
     ap.add_argument("--skip-snr", action="store_true")
     args = ap.parse_args(argv)
@@ -130,18 +156,20 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     models = {}
     for est, cpx, n in NETWORKS:
-        if args.train:
-            m, reached = time_to_target(est, cpx, n)
+        fresh = args.train is not None and (not args.train or name(est, cpx, n) in args.train)
+        if fresh:
+            m, reached = time_to_target(est, cpx, n, models)
         else:
             m, _ = get_model(seed_protocol(n), est, cpx)
             reached = None
         models[name(est, cpx, n)] = m
         c = grid_cod(m)
         e = sweep_errors(m) if cpx else {"t1": float("nan"), "t2": float("nan")}
-        secs = m.seconds if args.train else manifest.get(name(est, cpx, n), {}).get("training_seconds", m.seconds)
+        secs = m.seconds if fresh else manifest.get(name(est, cpx, n), {}).get("training_seconds", m.seconds)
         tgt = f"{SWEEP_TARGET[n] * 100:.1f} %" if cpx else "-"
         print(f"| {est}{' complex' if cpx else ''} | {n} | {secs:.1f} (< {TIME_TARGET[(est, cpx)]}) "
-              f"| {m.settings.get('cpu_seconds', float('nan')):.1f} | {m.settings.get('epochs_run')} | {m.settings.get('stopped')} | "
+              f"| {m.settings.get('cpu_seconds', float('nan')):.1f} | {m.settings.get('epochs_run')} "
+              f"| {m.settings.get('stopped')} | "
               f"{'-' if reached is None else reached} | {c['t1']:.5f} | {c['t2']:.5f} | "
               f"{e['t1'] * 100:.2f} % | {e['t2'] * 100:.2f} % ({tgt}) |", flush=True)
     if not args.skip_snr:
@@ -151,9 +179,11 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             noisy[f"{est}_12 trained at SNR 25"] = train(seed_protocol(12), estimator=est, snr=25, seed=0)
             print(f"(trained {est} at SNR 25 in {time.perf_counter() - t0:.0f} s)", flush=True)
-        sel = {"svnn_12 (noise-free training)": models["svnn_12"], "pinn_12 (noise-free training)": models["pinn_12"],
+        sel = {"svnn_12 (noise-free training)": models["svnn_12"],
+               "pinn_12 (noise-free training)": models["pinn_12"],
                **noisy}
-        print("| estimator | CoD T1 (MC mean) | CoD T2 (MC mean) | CoD T1 (1 draw) | CoD T2 (1 draw) | s per 40k voxels |")
+        print("| estimator | CoD T1 (MC mean) | CoD T2 (MC mean) | CoD T1 (1 draw) | CoD T2 (1 draw) "
+              "| s per 40k voxels |")
         print("|---|---|---|---|---|---|")
         for row in snr_table(sel, 25, args.mc, args.threads):
             print("| %s | %.4f | %.4f | %.4f | %.4f | %.3f |" % row, flush=True)

@@ -10,10 +10,12 @@
           No labels are used.
 
 Adam; early stopping on the validation loss with the best weights kept. The seed used batch
-128 at lr 2e-4 (minutes per model on one core); the defaults here (:data:`DEFAULTS`) are larger
-batches, a higher rate and a step decay on plateaus, measured to reach the seed's accuracy in
-seconds (magnitude) to a few minutes (complex) on two CPU cores; see
-``benchmarks/bench_bssfp_networks.py``.
+128 at lr 2e-4 for up to 300 epochs; the defaults here (:data:`DEFAULTS`) use larger batches,
+higher rates and a cosine decay over a fixed, short schedule, measured on 1 CPU thread (noise
+free, seed protocol): magnitude SVNN ~6 s and PINN ~35 s of CPU to grid CoD >= 0.999; complex
+networks ~1.5-3.5 min to the seed's off-resonance accuracy (``scripts/train_shipped_weights.py``,
+``benchmarks/bench_bssfp_networks.py``). These small networks gain little from a second torch
+thread and lose a lot when the cores are oversubscribed (measured 10x): prefer 1 thread there.
 """
 
 from __future__ import annotations
@@ -132,9 +134,10 @@ def train(protocol, *, estimator: str = "svnn", complex_net: bool = False, distr
           n_samples: int | None = None, max_epochs: int | None = None, patience: int | None = None,
           batch_size: int | None = None, lr: float | None = None, schedule: str | None = None,
           lr_decay: float = 0.5,
-          decay_patience: int | None = None, min_lr: float = 1e-5, snr: float | None = None, seed: int = 0,
+          decay_patience: int | None = None, min_lr: float = 1e-5, grad_clip: float | None = None,
+          snr: float | None = None, seed: int = 0,
           device: str = "cpu", time_budget_s: float | None = None, log=None, stop_when=None,
-          dataset=None) -> TrainedModel:
+          dataset=None, init=None, init_label: str | None = None) -> TrainedModel:
     """Train an SVNN or PINN (magnitude or complex) for ``protocol`` and return the best model.
 
     Unset hyper-parameters come from :data:`DEFAULTS`. Learning-rate ``schedule``: ``"cosine"``
@@ -144,8 +147,11 @@ def train(protocol, *, estimator: str = "svnn", complex_net: bool = False, distr
     ``patience`` epochs without a new best validation loss, at
     ``max_epochs``, past ``time_budget_s`` seconds, or when ``stop_when(model)`` is true (a
     hook for time-to-target benchmarks; its own run time is not counted). ``log`` gets one
-    dict per epoch. ``snr`` adds fresh noise to every training batch (and one fixed draw to
-    the validation set); the z-score statistics always come from the noise-free set.
+    dict per epoch. ``grad_clip`` caps the gradient norm of every step. ``snr`` adds fresh noise
+    to every training batch (and one fixed draw to the validation set); the z-score statistics
+    always come from the noise-free set. ``init`` (a :class:`TrainedModel` of the same
+    architecture, e.g. one trained for more phase cycles) warm-starts the MLP weights; the z-score
+    statistics and output ranges are still this training set's; ``init_label`` is recorded.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; choose one of {ESTIMATORS}")
@@ -176,6 +182,10 @@ def train(protocol, *, estimator: str = "svnn", complex_net: bool = False, distr
     low, high = default_ranges(BOUNDS[distribution], complex_net)
     net = BSSFPNet(complex_net, low=low, high=high)
     net.set_input_stats(x_tr)
+    if init is not None:
+        if tuple(init.net.layers) != tuple(net.layers):
+            raise ValueError(f"init network {init.net.layers} does not match {net.layers}")
+        net.mlp.load_state_dict(init.net.mlp.state_dict())
     net.to(device)
     x_tr, y_tr, x_va, y_va = (t.to(device) for t in (x_tr, y_tr, x_va, y_va))
     sig_tr = tr["signal"].to(device) if snr else None
@@ -196,7 +206,8 @@ def train(protocol, *, estimator: str = "svnn", complex_net: bool = False, distr
 
     settings = dict(estimator=estimator, complex_net=bool(complex_net), distribution=distribution,
                     snr=snr, seed=seed, device=device, version=VERSION, lr_decay=lr_decay,
-                    schedule=schedule, decay_patience=decay_patience, min_lr=min_lr, optimizer="Adam", **hp)
+                    schedule=schedule, decay_patience=decay_patience, min_lr=min_lr, grad_clip=grad_clip,
+                    optimizer="Adam", init=None if init is None else (init_label or "given"), **hp)
     model = TrainedModel(net, protocol, settings, device=device)
     best, best_state, since_best, since_decay = math.inf, None, 0, 0
     excluded = excluded_cpu = 0.0  # seconds spent in stop_when
@@ -215,6 +226,8 @@ def train(protocol, *, estimator: str = "svnn", complex_net: bool = False, distr
             loss = batch_loss(xb, y_tr[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if grad_clip:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
             opt.step()
             tot += float(loss.detach()) * idx.numel()
         v = val_loss()
@@ -252,10 +265,10 @@ def train(protocol, *, estimator: str = "svnn", complex_net: bool = False, distr
             if hit:
                 stopped = "target"
                 break
-    if best_state is not None:
+    if best_state is not None and stopped != "target":  # at a target keep the weights that hit it
         net.load_state_dict(best_state)
     net.eval()
-    model.val_loss = best
+    model.val_loss = model.curve[-1]["val_loss"] if stopped == "target" else best
     model.seconds = time.perf_counter() - t_start - excluded
     settings.update(epochs_run=len(model.curve), stopped=stopped,
                     cpu_seconds=round(time.process_time() - cpu_start - excluded_cpu, 2))

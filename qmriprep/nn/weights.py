@@ -56,6 +56,9 @@ def _atomic_write(path: Path, writer) -> None:
     os.close(fd)
     try:
         writer(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600: shipped/cached files must be readable
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -183,7 +186,7 @@ def get_model(protocol, estimator: str = "pinn", complex_net: bool = False, *, c
             path = Path(shipped_dir) / entry["file"]
             model = load_model(path, sha256=entry["sha256"], device=device)
             return model, _provenance(model, entry["sha256"], "shipped", path)
-    timing_only = {"time_budget_s", "log", "stop_when", "dataset"}
+    timing_only = {"time_budget_s", "log", "stop_when", "dataset", "init"}  # init: keyed by init_label
     keyed = {k: v for k, v in train_kwargs.items() if k not in timing_only and k != "n_samples"}
     key = cache_key(protocol, estimator=estimator, complex_net=complex_net, distribution=distribution,
                     snr=snr, seed=seed, n_samples=train_kwargs.get("n_samples"), **keyed)
