@@ -3,8 +3,8 @@
 - :func:`qmriprep.synth.phantom.make_phantom`: a brain phantom (MNI152 tissue maps, 3 T tissue
   values, smooth B1+ and off-resonance fields);
 - :func:`qmriprep.synth.dataset.write_dataset`: a BIDS dataset simulated from it with the project's
-  signal models, plus ``derivatives/truth``; phase-cycled bSSFP (``modalities=(..., "bSSFP")``,
-  not in the demo) from :mod:`qmriprep.synth.bssfp`;
+  signal models, plus ``derivatives/truth``; phase-cycled bSSFP (``modalities=(..., "bSSFP")``)
+  from :mod:`qmriprep.synth.bssfp`;
 - :func:`demo_dataset`: the built-in demo; ``python -m qmriprep.synth OUT`` on the command line.
 """
 
@@ -15,9 +15,10 @@ from .phantom import TISSUES, Phantom, make_phantom
 
 #: settings of the built-in demo: 4 mm voxels, 16 central axial slices (39 x 48 x 16 voxels,
 #: about 12 000 in the brain; B1 maps 20 x 24 x 8 at 8 mm), one subject, all modalities
-#: (16 MESE echoes, 8 MEGRE echoes, 4 VFA flips, DAM, AFI, TFL), SNR 100, VFA flip 2 moved
+#: (16 MESE echoes, 8 MEGRE echoes, 4 VFA flips, DAM, AFI, TFL, 12-cycle pc-bSSFP), SNR 100,
+#: VFA flip 2 moved
 DEMO = {"subjects": ("01",), "snr": 100.0, "downsample": 4, "n_slices": 16, "seed": 0,
-        "modalities": MODALITIES, "b1_downsample": 2, "motion": True}
+        "modalities": ALL_MODALITIES, "b1_downsample": 2, "motion": True, "bssfp_cycles": (12,)}
 
 
 def demo_dataset(out_dir, *, overwrite=False):
