@@ -60,7 +60,7 @@ def model(root, increments_deg):
 
 
 def test_files_sidecars_and_b1_intended_for(clean):
-    assert "bSSFP" not in MODALITIES  # the default dataset and the demo are unchanged
+    assert "bSSFP" not in MODALITIES  # the default dataset is unchanged (the demo adds bSSFP)
     famp = json.loads((clean / "sub-01/fmap/sub-01_acq-famp_TB1TFL.json").read_text())
     for n in CYCLES:
         for part in ("mag", "phase"):
