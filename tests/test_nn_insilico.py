@@ -179,3 +179,14 @@ def test_shipped_weights_are_verified(tmp_path):
     with pytest.raises(WeightsError, match="SHA256 mismatch"):
         get_model(entry["protocol"], entry["estimator"], entry["complex_net"], shipped_dir=ship,
                   cache_dir=tmp_path / "cache")
+
+
+def test_few_cycle_pinn_complex_is_warm_started(tmp_path):
+    p = Protocol(math.radians(20), 5e-3, 2.5e-3, seed_phase_increments(4))  # nothing shipped
+    msgs = []
+    model, prov = get_model(p, "pinn", True, cache_dir=tmp_path, log=msgs.append, **TINY)
+    assert any("warm start" in m for m in msgs)
+    assert model.settings["init"].startswith("pinncomplex 6 cycles (sha256 ")
+    assert len(list(tmp_path.glob("bssfp_pinncomplex_*.pt"))) == 2  # the 6-cycle helper is cached too
+    again, prov2 = get_model(p, "pinn", True, cache_dir=tmp_path, **TINY)
+    assert prov2["source"] == "cache" and prov2["weights_sha256"] == prov["weights_sha256"]

@@ -11,10 +11,12 @@
 
 Adam; early stopping on the validation loss with the best weights kept. The seed used batch
 128 at lr 2e-4 for up to 300 epochs; the defaults here (:data:`DEFAULTS`) use larger batches,
-higher rates and a cosine decay over a fixed, short schedule, measured on 1 CPU thread (noise
-free, seed protocol): magnitude SVNN ~6 s and PINN ~35 s of CPU to grid CoD >= 0.999; complex
-networks ~1.5-3.5 min to the seed's off-resonance accuracy (``scripts/train_shipped_weights.py``,
-``benchmarks/bench_bssfp_networks.py``). These small networks gain little from a second torch
+higher rates and a cosine decay over a fixed, short schedule. Measured on 1 CPU thread (noise
+free, seed protocol, ``benchmarks/bench_bssfp_networks.py --train``), time to target: magnitude
+SVNN 1.6 s and PINN 7.5 s to grid CoD >= 0.999; complex SVNN 37 / 55 / 13 s and PINN 95 / 141 s
+to the seed's off-resonance accuracy at 12 / 6 / 4 cycles (the 4-cycle PINN-complex, which
+stalls at ~6 % from scratch, warm-started from the 6-cycle one: 17 s; see
+``scripts/train_shipped_weights.py``). These small networks gain little from a second torch
 thread and lose a lot when the cores are oversubscribed (measured 10x): prefer 1 thread there.
 """
 
@@ -34,7 +36,7 @@ from .mlp import BSSFPNet, default_ranges, features_from_configurations
 VERSION = 1  # bump when training data, losses or architectures change (invalidates the cache)
 ESTIMATORS = ("svnn", "pinn")
 
-#: measured defaults per (estimator, complex_net): samples, batch, lr, epochs, patience
+#: defaults per (estimator, complex_net), measured for speed to the seed's accuracy (see above)
 DEFAULTS = {
     ("svnn", False): dict(n_samples=200_000, batch_size=1024, lr=3e-3, schedule="cosine", max_epochs=40,
                           patience=25),
