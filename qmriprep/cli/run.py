@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import EXIT_INPUT, EXIT_PROCESSING, InputError
+from ..errors import EXIT_INPUT, InputError
 
 LOGGER = logging.getLogger("qmriprep")
 

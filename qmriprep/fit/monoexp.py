@@ -210,7 +210,6 @@ def _vp_terms(y, t, r2, offset, mom):
 
 def _varpro(y, t, offset):
     """VarPro fit on scaled data y (N, n); returns amplitude at t=0 (shifted), R2, offset."""
-    n = t.numel()
     yc = y - y.mean(1, keepdim=True) if offset else y
     mom = _moments(t, 3)
     # 1) grid: maximise g(R) = e.y / |e| over log-spaced R (one matmul)

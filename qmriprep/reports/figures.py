@@ -203,8 +203,8 @@ def plot_mosaic(
     zooms = tuple(zooms[:3]) + (1.0,) * (3 - len(zooms[:3]))
     aspect = float(zooms[in_plane[1]] / zooms[in_plane[0]]) if zooms[in_plane[0]] else 1.0
 
-    ncols = max(1, min(ncols, len(slices)))
-    nrows = int(np.ceil(len(slices) / ncols))
+    nrows = int(np.ceil(len(slices) / max(ncols, 1)))
+    ncols = int(np.ceil(len(slices) / nrows))  # balanced rows: 6 slices give 2 x 3
     panel = 1.6
     fig = _new_figure(panel * ncols + 0.9, panel * nrows + (0.3 if title else 0.0))
     fig.patch.set_facecolor("black")
@@ -256,10 +256,12 @@ def plot_histogram(
     fig = _new_figure(5.0, 2.4)
     ax = fig.add_subplot(1, 1, 1)
     edges = np.linspace(display.vmin, display.vmax, bins + 1)
+    drawn = 0
     for i, (name, values) in enumerate(groups.items()):
         values = np.clip(np.asarray(values, dtype=np.float64), edges[0], edges[-1])
         if values.size == 0:
             continue
+        drawn += 1
         style = {"histtype": "stepfilled", "alpha": 0.35} if i == 0 else {"histtype": "step"}
         ax.hist(values, bins=edges, label=f"{name} (n={values.size})", linewidth=1.2, **style)
         if i == 0:
@@ -271,7 +273,9 @@ def plot_histogram(
     ax.tick_params(labelsize=7)
     if title:
         ax.set_title(title, fontsize=9)
-    if groups:
+    if drawn:
         ax.legend(fontsize=7, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no voxels", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     return _save(fig, out_file)

@@ -13,7 +13,6 @@ A file that cannot be read is listed with the reason instead of stopping the rep
 from __future__ import annotations
 
 import csv
-import html
 import json
 import os
 import re
@@ -27,6 +26,7 @@ import nibabel as nb
 import numpy as np
 
 from . import figures
+from .html import esc as _esc, render_markdown, table as _table
 
 #: supporting images: used for statistics, not shown as maps
 _SUPPORT_SUFFIXES = ("mask", "dseg", "probseg")
@@ -64,6 +64,7 @@ class MapReport:
     mosaic: Path | None = None
     histogram: Path | None = None
     notes: list = field(default_factory=list)
+    supports: list = field(default_factory=list)  #: names of the mask and dseg used
 
 
 def parse_name(path: Path) -> tuple[dict, str]:
@@ -201,15 +202,20 @@ def analyse_map(image: Image, supports: list[Image], fig_dir: Path) -> MapReport
     mask_img = pick_support(image, supports, "mask")
     mask = None if mask_img is None else _on_grid(mask_img, img, report.notes)
     region = "brain mask"
+    if mask is not None and not mask.any():
+        report.notes.append(f"{mask_img.path.name} does not overlap this map")
+        mask = None
     if mask is None:
         mask = np.isfinite(data) & (data != 0)
         region = "nonzero voxels"
         report.notes.append("no usable brain mask: statistics over all nonzero voxels")
     else:
-        report.notes.append(f"mask: {mask_img.path.name}")
+        report.supports.append(mask_img.path.name)
     mask = mask > 0
     dseg_img = pick_support(image, supports, "dseg")
     dseg = None if dseg_img is None else _on_grid(dseg_img, img, report.notes)
+    if dseg is not None:
+        report.supports.append(dseg_img.path.name)
 
     valid = mask & np.isfinite(data) & (data != 0)
     undefined = int(mask.sum() - valid.sum())
@@ -258,48 +264,6 @@ def _sort_key(image: Image) -> tuple:
 
 
 # ------------------------------------------------------------------------------- HTML
-def _esc(value) -> str:
-    return html.escape(str(value))
-
-
-def _table(headers, rows, numeric=()) -> str:
-    """An HTML table; headers and cells are HTML already (escape them first)."""
-    head = ("<thead><tr>" + "".join(f"<th>{h}</th>" for h in headers) + "</tr></thead>"
-            if headers else "")
-    body = "".join(
-        "<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
-                         for i, c in enumerate(row)) + "</tr>"
-        for row in rows)
-    return f"<table>{head}<tbody>{body}</tbody></table>"
-
-
-def _inline(text: str) -> str:
-    text = _esc(text)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
-    return re.sub(r"(?<![\w*])\*([^*\s][^*]*)\*(?![\w*])", r"<em>\1</em>", text)
-
-
-def render_markdown(text: str) -> str:
-    """Paragraphs, ``#`` headings and ``-``/``*`` lists of Markdown-ish text; citation keys
-    such as ``[@deoni2003]`` are kept verbatim."""
-    out = []
-    for block in re.split(r"\n\s*\n", text.strip()):
-        lines = [ln.strip() for ln in block.strip().splitlines() if ln.strip()]
-        if not lines:
-            continue
-        if all(re.match(r"[-*+] ", ln) for ln in lines):
-            out.append("<ul>" + "".join(f"<li>{_inline(ln[2:])}</li>" for ln in lines) + "</ul>")
-        elif lines[0].startswith("#"):
-            level = min(len(lines[0]) - len(lines[0].lstrip("#")) + 2, 6)
-            out.append(f"<h{level}>{_inline(lines[0].lstrip('#').strip())}</h{level}>")
-            if lines[1:]:
-                out.append(f"<p>{_inline(' '.join(lines[1:]))}</p>")
-        else:
-            out.append(f"<p>{_inline(' '.join(lines))}</p>")
-    return "\n".join(out)
-
-
 def _decisions_html(decisions) -> str:
     if not decisions:
         return "<p>No collection decisions were recorded.</p>"
@@ -335,6 +299,9 @@ def _map_html(rep: MapReport, output_dir: Path, anchor: str) -> str:
     for key in ("EstimationAlgorithm", "EstimationReference"):
         if side.get(key):
             meta.append(f"{key}: {_esc(side[key])}")
+    if rep.supports:
+        meta.append("Statistics within: " + ", ".join(f"<code>{_esc(s)}</code>"
+                                                      for s in rep.supports))
     parts = [f'<section id="{anchor}"><h3>{_esc(img.suffix or "image")} '
              f'<small><code>{_esc(img.stem)}</code></small></h3>',
              '<p class="meta">' + " &middot; ".join(meta) + "</p>"]
