@@ -235,9 +235,7 @@ def plot_mosaic(
 def _colormap(name: str):
     from matplotlib import colormaps
 
-    cmap = colormaps[name].copy()
-    cmap.set_bad("black")
-    return cmap
+    return colormaps[name].with_extremes(bad="black")
 
 
 def plot_histogram(

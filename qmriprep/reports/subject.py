@@ -267,8 +267,10 @@ def _sort_key(image: Image) -> tuple:
 def _decisions_html(decisions) -> str:
     if not decisions:
         return "<p>No collection decisions were recorded.</p>"
-    columns = ["kind", "status", "files", "reason", "b1"]
-    columns += sorted({k for d in decisions for k in d} - set(columns))
+    known = ["kind", "name", "status", "files", "reason", "b1"]
+    present = {k for d in decisions for k in d}
+    columns = [k for k in known if k in present or k in ("kind", "status")]
+    columns += sorted(present - set(known))
     rows = []
     for d in decisions:
         row = []
