@@ -89,3 +89,30 @@ def test_cli_group_level_summarises_maps(run):
     rows = [dict(zip(header, line.split("\t"))) for line in lines[1:]]
     t1 = [r for r in rows if r["suffix"] == "T1map" and r["desc"] == "nlls"]
     assert len(t1) == 1 and 0.5 < float(t1[0]["median"]) < 3.0
+
+
+def test_boilerplate_only_writes_methods_and_no_maps(run, tmp_path):
+    bids = run[0]
+    out = tmp_path / "out"
+    assert main([str(bids), str(out), "participant", "--boilerplate-only",
+                 "--estimators", "mese:nlls", "-w", str(tmp_path / "w")]) == 0
+    text = (out / "logs" / "CITATION.md").read_text()
+    assert "nlls fitting" in text and "[@varpro]" in text
+    assert (out / "logs" / "CITATION.bib").exists()
+    assert not list(out.rglob("*.nii*"))
+
+
+def test_config_file_repeats_the_settings_of_a_run(run, tmp_path):
+    """The TOML saved in the log folder, given back with --config-file, restores the settings."""
+    from qmriprep.cli.parser import build_parser
+    from qmriprep.cli.run import _build_config
+
+    bids, out, _ = run
+    saved = next((out / "sub-01" / "log").glob("*/qmriprep.toml"))
+    opts = build_parser().parse_args([str(bids), str(tmp_path / "again"), "participant",
+                                      "--config-file", str(saved)])
+    config = _build_config(opts)
+    assert config.workflow.estimators["vfa"] == ["nlls", "linear"]
+    assert config.workflow.b1_source == "TB1TFL" and config.workflow.align_series == "never"
+    assert config.execution.output_dir == str(tmp_path / "again")
+    assert config.execution.run_uuid != saved.parent.name  # its own log folder

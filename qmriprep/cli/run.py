@@ -72,7 +72,7 @@ def _build_config(opts):
     ex.bids_dir, ex.output_dir = str(bids_dir), str(output_dir)
     ex.work_dir = str(Path(opts.work_dir).absolute())
     wf.nn_cache_dir = wf.nn_cache_dir or str(Path(ex.work_dir) / "networks")
-    ex.version, ex.run_uuid = __version__, ex.run_uuid or _run_uuid()
+    ex.version, ex.run_uuid = __version__, _run_uuid()  # a repeated run gets its own log folder
     ex.participant_label = opts.participant_label or ex.participant_label
     ex.session_label = opts.session_label or ex.session_label
     ex.bids_filters = opts.bids_filter_file or ex.bids_filters
