@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface,
-                                    TraitedSpec, isdefined, traits)
+                                    TraitedSpec, traits)
 
-from ..utils.images import load_volume, save_like
+from ..utils.images import load_volume, optional_mask, optional_volume, save_like
 
 
 def _load4d(path):
@@ -84,7 +84,7 @@ class FourierConfigurations(SimpleInterface):
         from ..fit.fourier import fourier_configurations
 
         series, ref = _load4d(self.inputs.in_file)
-        mask = load_volume(self.inputs.mask_file)[0] > 0 if isdefined(self.inputs.mask_file) else None
+        mask = optional_mask(self.inputs.mask_file)
         feats = fourier_configurations(series, self.inputs.phase_increments, gibbs=self.inputs.gibbs,
                                        mask=mask)
         out = lambda name: os.path.join(runtime.cwd, name)  # noqa: E731
@@ -141,8 +141,8 @@ class MiracleFit(SimpleInterface):
         from ..fit.miracle import fit_miracle
 
         feats, ref = _load4d(self.inputs.in_file)
-        b1 = load_volume(self.inputs.b1_file)[0] if isdefined(self.inputs.b1_file) else None
-        mask = load_volume(self.inputs.mask_file)[0] > 0 if isdefined(self.inputs.mask_file) else None
+        b1 = optional_volume(self.inputs.b1_file)
+        mask = optional_mask(self.inputs.mask_file)
         res = fit_miracle(feats, b1, flip_angle=self.inputs.flip_angle,
                           tr=self.inputs.repetition_time, mask=mask, search="warm")
         for key in ("t1", "t2"):

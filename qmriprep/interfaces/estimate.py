@@ -6,9 +6,9 @@ import os
 
 import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface,
-                                    TraitedSpec, isdefined, traits)
+                                    TraitedSpec, traits)
 
-from ..utils.images import load_series, load_volume, save_like
+from ..utils.images import load_series, optional_mask, optional_volume, save_like
 
 
 class _MonoExpFitInputSpec(BaseInterfaceInputSpec):
@@ -37,7 +37,7 @@ class MonoExpFit(SimpleInterface):
         from ..fit.monoexp import fit_monoexp
 
         data, ref = load_series(self.inputs.in_files)
-        mask = load_volume(self.inputs.mask_file)[0] > 0 if isdefined(self.inputs.mask_file) else None
+        mask = optional_mask(self.inputs.mask_file)
         res = fit_monoexp(data, np.asarray(self.inputs.echo_times), method=self.inputs.method,
                           drop_first_echo=self.inputs.drop_first_echo, offset=self.inputs.offset,
                           mask=mask)
@@ -72,8 +72,8 @@ class VFAFit(SimpleInterface):
         from ..fit.despot1 import fit_vfa
 
         data, ref = load_series(self.inputs.in_files)
-        mask = load_volume(self.inputs.mask_file)[0] > 0 if isdefined(self.inputs.mask_file) else None
-        b1 = load_volume(self.inputs.b1_file)[0] if isdefined(self.inputs.b1_file) else None
+        mask = optional_mask(self.inputs.mask_file)
+        b1 = optional_volume(self.inputs.b1_file)
         res = fit_vfa(data, np.deg2rad(self.inputs.flip_angles), self.inputs.repetition_time,
                       b1=b1, method=self.inputs.method, mask=mask)
         for key in ("t1", "r1", "m0", "rmse"):

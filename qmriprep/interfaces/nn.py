@@ -9,7 +9,7 @@ import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..utils.images import load_volume, save_like
+from ..utils.images import optional_mask, optional_volume, save_like
 
 
 class _TrainNetworkInputSpec(BaseInterfaceInputSpec):
@@ -95,12 +95,13 @@ class NetworkFit(SimpleInterface):
         img = nib.load(self.inputs.in_file)
         feats = np.asanyarray(img.dataobj)
         model = load_model(self.inputs.model_file)
-        b1 = load_volume(self.inputs.b1_file)[0] if isdefined(self.inputs.b1_file) else 1.0
+        b1 = optional_volume(self.inputs.b1_file)
+        b1 = 1.0 if b1 is None else b1
         if not model.complex_net:
             feats = np.abs(feats)
         res = model.predict(feats, b1)
-        mask = (load_volume(self.inputs.mask_file)[0] > 0 if isdefined(self.inputs.mask_file)
-                else np.ones(feats.shape[:-1], bool))
+        mask = optional_mask(self.inputs.mask_file)
+        mask = np.ones(feats.shape[:-1], bool) if mask is None else mask
         res["off_resonance"] = res.get("theta", np.zeros(mask.shape)) / (2 * np.pi * self.inputs.repetition_time)
         for key in ("t1", "t2", "off_resonance"):
             self._results[key] = save_like(np.where(mask, res[key], 0), img,

@@ -34,3 +34,16 @@ def save_like(data, reference: nib.Nifti1Image, path: str | Path, dtype=np.float
     path = str(Path(path).absolute())
     nib.save(img, path)
     return path
+
+
+def optional_volume(file):
+    """The 3D volume of an optional Nipype ``File`` input, or None when it was not given."""
+    from nipype.interfaces.base import isdefined
+
+    return load_volume(file)[0] if isdefined(file) and file else None
+
+
+def optional_mask(file):
+    """Boolean mask of an optional Nipype ``File`` input (voxels > 0), or None."""
+    volume = optional_volume(file)
+    return None if volume is None else volume > 0
