@@ -19,6 +19,7 @@ ESTIMATORS = {
     "megre": ("varpro", "nlls", "loglinear"),
     "vfa": ("nlls", "linear"),
     "bssfp": ("miracle", "svnn", "pinn", "svnncomplex", "pinncomplex"),
+    "dess": ("qdess",),
 }
 DEFAULT_ESTIMATORS = {kind: [methods[0]] for kind, methods in ESTIMATORS.items()}
 DEFAULT_ESTIMATORS["bssfp"] = list(ESTIMATORS["bssfp"])  # the seed's comparison, side by side
@@ -64,6 +65,18 @@ class Workflow:
     nn_snr: float = 0.0
     nn_cache_dir: str = ""
     retrain: bool = False
+    dess_t1: float = 1.2
+    recon: list = field(default_factory=lambda: ["zsssl", "cgsense"])
+    recon_preset: str = "fast"
+    recon_unrolls: int = 0
+    recon_features: int = 0
+    recon_blocks: int = 0
+    recon_cg_iter: int = 0
+    recon_max_epochs: int = 0
+    recon_patience: int = 0
+    recon_steps: int = 0
+    recon_mel: bool = True
+    recon_init: str = ""
 
 
 @dataclass

@@ -40,6 +40,23 @@ ALGORITHMS.update({
                               "parts; also off-resonance",
 })
 
+ALGORITHMS[("DESS", "qdess")] = ("qDESS: T2 = -2 (TR - TE) / (ln(|S2/S1| / k) + c1) from the FISP (S1) and PSIF (S2) "
+                                 "echoes, k and c1 from the assumed T1, flip angle and spoiler diffusion term")
+#: reconstructions of undersampled k-space (rec-<method> images; maps from them cite both)
+RECONSTRUCTIONS = {
+    "zerofilled": "zero-filled: coil-combined inverse FFT E^H y with ESPIRiT sensitivities",
+    "cgsense": "CG-SENSE: conjugate gradient on (E^H E + lambda I) x = E^H y, ESPIRiT sensitivities",
+    "zsssl": "ZS-SSL: scan-specific zero-shot self-supervised unrolled network (residual CNN + CG data "
+             "consistency), k-space split into data-consistency / loss / self-validation sets, "
+             "memory-efficient learning",
+}
+RECONSTRUCTION_REFERENCES = {
+    "zerofilled": "Uecker M et al. Magn Reson Med 2014;71:990 (ESPIRiT).",
+    "cgsense": "Pruessmann KP et al. Magn Reson Med 2001;46:638. Uecker M et al. Magn Reson Med 2014;71:990 (ESPIRiT).",
+    "zsssl": "Yaman B et al. ICLR 2022 (ZS-SSL). Yaman B et al. Magn Reson Med 2020;84:3172 (SSDU). "
+             "Fujita N et al. PLOS ONE 2025, doi:10.1371/journal.pone.0324496 (qMRI with MEL).",
+}
+
 REFERENCES = {
     "MESE": "Meiboom S, Gill D. Rev Sci Instrum 1958;29:688. Golub G, Pereyra V. SIAM J Numer Anal 1973;10:413 (VarPro).",
     "MEGRE": "Chavhan GB et al. Radiographics 2009;29:1433. Golub G, Pereyra V. SIAM J Numer Anal 1973;10:413 (VarPro).",
@@ -48,6 +65,7 @@ REFERENCES = {
     "TB1AFI": "Yarnykh VL. Magn Reson Med 2007;57:192.",
     "TB1TFL": "Chung S et al. Magn Reson Med 2010;64:439.",
     "TB1map": "",
+    "DESS": "Sveinsson B et al. Magn Reson Imaging 2017;38:63.",
     "bSSFP": "Nguyen D, Bieri O. Magn Reson Med 2017;78:518 (MIRACLE). "
              "In silico trained SVNN/PINN for pc-bSSFP multi-parametric relaxometry (qmriprep seed 003).",
 }

@@ -31,8 +31,8 @@ def rich(tmp_path_factory):
         "VFA.json": {"RepetitionTimeExcitation": 0.018},
         "DESS.json": {"RepetitionTimeExcitation": 0.02, "FlipAngle": 25},
         "bSSFP.json": {"RepetitionTimeExcitation": 0.005, "FlipAngle": 30, "RFPhaseIncrement": [45, 135, 225, 315]},
-        "sourcedata/kspace/sub-01/ses-1/anat/sub-01_ses-1_acq-fast_echo-1_MESE.h5": "not really ismrmrd",
-        "sourcedata/kspace/sub-01/ses-1/anat/sub-01_ses-1_acq-fast_echo-2_MESE.h5": "not really ismrmrd"})
+        "sourcedata/kspace/sub-01/ses-1/anat/sub-01_ses-1_acq-fast_flip-1_MTS.h5": "not really ismrmrd",
+        "sourcedata/kspace/sub-01/ses-1/anat/sub-01_ses-1_acq-fast_flip-2_MTS.h5": "not really ismrmrd"})
     for part in ("mag", "phase"):
         write_nifti(root / f"{bids_name('01', 'bSSFP', ses='1', part=part)}.nii.gz", shape=(4, 4, 3, 4))
     write_dataset(root, mese(sub="02"))
@@ -48,7 +48,7 @@ def test_every_kind_is_found_and_grouped(rich_colls):
     assert sorted(rich_colls) == sorted([
         "sub-01_ses-1_acq-fast_MESE", "sub-01_ses-1_acq-slow_MESE", "sub-01_ses-1_run-1_MEGRE",
         "sub-01_ses-1_run-2_MEGRE", "sub-01_ses-1_VFA", "sub-01_ses-1_TB1TFL", "sub-01_ses-1_TB1AFI",
-        "sub-01_ses-1_bSSFP", "sub-01_ses-1_DESS", "sub-01_ses-1_acq-fast_MESE_kspace",
+        "sub-01_ses-1_bSSFP", "sub-01_ses-1_DESS", "sub-01_ses-1_acq-fast_MTS_kspace",
         "sub-01_ses-2_VFA", "sub-01_ses-2_TB1DAM"])
     fast = rich_colls["sub-01_ses-1_acq-fast_MESE"]
     assert fast.session == "1" and fast.subject == "01" and fast.entities == {"acquisition": "fast"}
@@ -97,12 +97,13 @@ def test_bssfp_and_not_yet_processed_kinds_are_recognised(rich_colls):
     assert bssfp.supported and bssfp.protocol.parts == ("mag", "phase")
     assert bssfp.protocol.phase_increments == pytest.approx(tuple(math.pi * (2 * j - 1) / 4 for j in range(1, 5)))
     dess = rich_colls["sub-01_ses-1_DESS"]
-    assert not dess.supported and dess.protocol.echo_times == (0.005, 0.035)
-    ks = rich_colls["sub-01_ses-1_acq-fast_MESE_kspace"]
+    assert dess.supported and dess.protocol.echo_times == (0.005, 0.035)
+    assert dess.protocol.spoiler_gradient_amplitude is None
+    ks = rich_colls["sub-01_ses-1_acq-fast_MTS_kspace"]
     assert ks.kind == "kspace" and not ks.supported and ks.protocol is None
-    assert [f.name for f in ks.files] == ["sub-01_ses-1_acq-fast_echo-1_MESE.h5",
-                                          "sub-01_ses-1_acq-fast_echo-2_MESE.h5"]
-    assert "raw k-space" in ks.reason
+    assert [f.name for f in ks.files] == ["sub-01_ses-1_acq-fast_flip-1_MTS.h5",
+                                          "sub-01_ses-1_acq-fast_flip-2_MTS.h5"]
+    assert "raw k-space" in ks.reason and "not processed" in ks.reason
 
 
 def test_session_and_filters_narrow_the_search(rich):
@@ -199,13 +200,10 @@ def test_missing_field_of_a_processed_kind_stops_with_file_and_field(tmp_path):
     assert str(info.value) == "sub-01/anat/sub-01_echo-2_MESE.json: EchoTime is missing (required for MESE)"
 
 
-def test_problem_in_a_not_yet_processed_kind_is_recorded_not_raised(tmp_path, caplog):
+def test_dess_with_one_echo_is_an_error_naming_the_file(tmp_path):
     images = {**mese(), bids_name("01", "DESS", echo=1): {"EchoTime": 0.005}}
-    with caplog.at_level(logging.WARNING, logger="qmriprep.bids"):
-        colls = by_name(find_collections(write_dataset(tmp_path, images), "01"))
-    dess = colls["sub-01_DESS"]
-    assert dess.protocol is None and "its input has a problem" in dess.reason
-    assert "DESS needs 2 images" in caplog.text
+    with pytest.raises(InputError, match=r"sub-01_echo-1_DESS.json: DESS needs 2 images"):
+        find_collections(write_dataset(tmp_path, images), "01")
 
 
 @pytest.mark.parametrize("images, match", [

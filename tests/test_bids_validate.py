@@ -126,8 +126,9 @@ def test_b1_outside_the_target_is_an_error(tmp_path):
         check_b1_overlap(b1, target)
 
 
-def test_kspace_collections_are_not_read(tmp_path):
+def test_kspace_collections_are_read_and_checked(tmp_path):
     h5 = tmp_path / "sub-01_echo-1_MESE.h5"
     h5.write_bytes(b"")
-    check_collection_data(Collection("kspace", "01", None, {"suffix": "MESE"}, (h5,), [{}], None,
-                                     False, "test", root=tmp_path))
+    with pytest.raises(InputError, match="sub-01_echo-1_MESE.h5"):
+        check_collection_data(Collection("kspace", "01", None, {"suffix": "MESE"}, (h5,), [{}], None,
+                                         True, "test", root=tmp_path))

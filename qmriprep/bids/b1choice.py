@@ -88,5 +88,5 @@ def assign_b1(colls: list[Collection]) -> None:
     """Set ``b1`` and ``b1_reason`` of every B1+ consumer among ``colls`` (in place)."""
     b1s = [c for c in colls if c.kind in B1_KINDS]
     for c in colls:
-        if c.kind in B1_CONSUMERS:
+        if c.series_kind in B1_CONSUMERS:
             c.b1, c.b1_reason = choose_b1(c, b1s)

@@ -32,6 +32,7 @@ from typing import Any
 from ..errors import InputError
 from . import metadata as md
 from .b1choice import B1_CONSUMERS, assign_b1, choose_b1  # noqa: F401  (choose_b1 re-exported)
+from .kspace import kspace_collections
 from .layout import SHORT, check_filters, list_subjects, load_layout, passes, strip_prefix
 from .protocols import Protocol
 from .sidecars import Sidecar, relpath, resolve_sidecar, sidecar_name
@@ -86,6 +87,11 @@ class Collection:
         tail = [self.entities.get("suffix", "kspace"), "kspace"] if self.kind == "kspace" else [self.kind]
         return "_".join(parts + tail)
 
+    @property
+    def series_kind(self) -> str:
+        """The image kind the collection's maps come from (for raw k-space: its suffix)."""
+        return str(self.entities.get("suffix")) if self.kind == "kspace" else self.kind
+
     def relpaths(self) -> list[str]:
         return [relpath(f, self.root) for f in self.files]
 
@@ -97,7 +103,7 @@ class Collection:
         if self.phase_files:
             lines.append("  phase: " + _abridged([relpath(f, self.root) for f in self.phase_files]))
         lines.append(f"  why: {self.reason}")
-        if self.kind in B1_CONSUMERS:
+        if self.series_kind in B1_CONSUMERS:
             lines.append(f"  B1+: {self.b1.name if self.b1 else 'none'} ({self.b1_reason})")
         return "\n".join(lines)
 
@@ -168,7 +174,7 @@ def find_collections(bids_dir_or_layout, subject: str, *, session: str | None = 
 
     colls = [_safe_build(kind, subject, ses, dict(gents), members, layout, indexed)
              for (kind, ses, gents), members in groups.items()]
-    colls += _kspace_collections(root, subject, session, filters.get("kspace", {}))
+    colls += kspace_collections(root, subject, session, filters.get("kspace", {}), colls)
     rank = {k: i for i, k in enumerate(md.KINDS)}
     colls.sort(key=lambda c: (c.session or "", rank[c.kind], c.name))
     assign_b1(colls)
@@ -313,29 +319,3 @@ def _phase_files(kind, phase, n_mag, root, layout, indexed) -> tuple[Path, ...]:
         raise InputError(scs[0].name, f"{len(phase)} part-phase {kind} images but {n_mag} "
                          "magnitude images; they must pair up")
     return tuple(phase[i][0] for i in _order(kind, phase, scs))
-
-
-def _kspace_collections(root: Path, subject: str, session: str | None, query: dict) -> list[Collection]:
-    """Raw ISMRMRD files under ``sourcedata/kspace/sub-<l>/``, grouped like the images."""
-    from bids.layout import parse_file_entities
-
-    groups: dict[tuple, list] = {}
-    for path in sorted((root / "sourcedata" / "kspace" / f"sub-{subject}").rglob("*.h5")):
-        ents = dict(parse_file_entities(str(path)))
-        if session is not None and str(ents.get("session")) != session:
-            continue
-        if not passes(ents, query):
-            continue
-        gents = {k: str(v) for k, v in ents.items() if k not in _NOT_GROUPING}
-        gents["suffix"] = str(ents.get("suffix"))
-        groups.setdefault((ents.get("session"), tuple(sorted(gents.items()))), []).append((path, ents))
-    out = []
-    for (ses, gents), members in groups.items():
-        members.sort(key=lambda m: (_index(m[1], "echo"), _index(m[1], "flip"), m[0].name))
-        gents = dict(gents)
-        metas = [resolve_sidecar(root, p)[0] for p, _ in members]
-        reason = (f"{len(members)} raw k-space file{'s' if len(members) > 1 else ''} (ISMRMRD) "
-                  f"for {gents['suffix']} under sourcedata/kspace; found, not yet processed")
-        out.append(Collection("kspace", subject, ses, gents, tuple(p for p, _ in members), metas,
-                              None, False, reason, root=root))
-    return out

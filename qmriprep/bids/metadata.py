@@ -43,7 +43,8 @@ from .sidecars import (  # noqa: F401  (re-exported: public home before the spli
 #: every collection kind qmriprep recognises, in report order
 KINDS = ("MESE", "MEGRE", "VFA", "TB1map", "TB1TFL", "TB1AFI", "TB1DAM", "bSSFP", "DESS", "kspace")
 #: kinds with a processing workflow today; the others are "found, not yet processed"
-SUPPORTED = frozenset({"MESE", "MEGRE", "VFA", "TB1map", "TB1TFL", "TB1AFI", "TB1DAM", "bSSFP"})
+SUPPORTED = frozenset({"MESE", "MEGRE", "VFA", "TB1map", "TB1TFL", "TB1AFI", "TB1DAM", "bSSFP", "DESS",
+                       "kspace"})
 #: B1+ map kinds, in order of preference when several could correct one collection
 B1_KINDS = ("TB1map", "TB1TFL", "TB1AFI", "TB1DAM")
 

@@ -100,6 +100,9 @@ def expected_volumes(collection) -> int | None:
 def check_collection_data(collection) -> None:
     """Raise :class:`InputError` for the first problem in the images of ``collection``."""
     if collection.kind == "kspace":
+        from ..recon.pipeline import check_calibration, load_collection
+
+        check_calibration(load_collection(collection.files))
         return
     root = getattr(collection, "root", None)
     n_vols_expected = expected_volumes(collection)

@@ -131,6 +131,30 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--retrain", action="store_true",
                    help="train the networks again even if shipped or cached weights match")
 
+    g = parser.add_argument_group("Undersampled k-space (sourcedata/kspace/*.h5)")
+    g.add_argument("--recon", nargs="+", default=None, choices=["zsssl", "cgsense", "zerofilled"],
+                   help="reconstructions of each k-space collection, each written as rec-<method> "
+                        "images with its own maps (default: zsssl cgsense)")
+    g.add_argument("--recon-preset", default=None, choices=["fast", "seed"],
+                   help="ZSSSL network and training size. seed: the paper's (10 unrolls, 15 residual "
+                        "blocks of 64 features, up to 300 epochs; a GPU job); fast: a smaller network "
+                        "and shorter training that runs on CPUs (see benchmarks/RESULTS.md)")
+    for flag, dest, what in (("--recon-unrolls", "recon_unrolls", "unrolls"),
+                             ("--recon-features", "recon_features", "CNN features"),
+                             ("--recon-blocks", "recon_blocks", "CNN residual blocks"),
+                             ("--recon-cg-iter", "recon_cg_iter", "CG iterations per data consistency"),
+                             ("--recon-epochs", "recon_max_epochs", "maximum epochs"),
+                             ("--recon-patience", "recon_patience", "epochs without improvement before stopping"),
+                             ("--recon-steps", "recon_steps", "training steps per epoch")):
+        g.add_argument(flag, dest=dest, type=int, default=None, metavar="N", help=f"ZSSSL {what} (overrides the preset)")
+    g.add_argument("--no-mel", dest="no_mel", action="store_true",
+                   help="plain backpropagation instead of memory-efficient learning (same gradients, "
+                        "several times the memory)")
+    g.add_argument("--recon-init", type=_path_exists, default=None, metavar="MODEL",
+                   help="start ZSSSL training from this saved model (transfer from another scan)")
+    g.add_argument("--dess-t1", type=float, default=None, metavar="S",
+                   help="T1 assumed by the qDESS T2 estimate (s; Sveinsson 2017 used 1.2 for cartilage)")
+
     g = parser.add_argument_group("Workflow")
     g.add_argument("--config-file", type=_path_exists, metavar="FILE",
                    help="TOML settings of an earlier run (as saved in its log folder); options given "

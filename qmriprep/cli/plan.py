@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 LOGGER = logging.getLogger("qmriprep")
+#: kinds whose estimates use a B1+ map (flip angles enter the model)
+B1_USERS = ("VFA", "bSSFP", "DESS")
 
 
 def plan_subjects(layout, subjects, config) -> dict:
@@ -28,11 +30,11 @@ def plan_subjects(layout, subjects, config) -> dict:
         for col in collections:
             if b1_source not in ("auto", "none") and col.b1 is not None and col.b1.kind != b1_source:
                 _prefer_b1(col, collections, b1_source)
-            if col.supported and col.kind in ("VFA", "bSSFP") and (col.b1 is None or b1_source == "none"):
+            if col.supported and col.series_kind in B1_USERS and (col.b1 is None or b1_source == "none"):
                 _missing_b1(col, config)
             if col.supported:
                 check_collection_data(col)
-                if col.b1 is not None and b1_source != "none":
+                if col.b1 is not None and b1_source != "none" and col.kind != "kspace":
                     check_b1_overlap(col.b1.files[0], col.files[0], b1_name=col.b1.relpaths()[0])
             LOGGER.log(25, "sub-%s | %s", subject, col.describe().replace("\n", "\n    "))
         plans[subject] = collections
@@ -45,7 +47,7 @@ def _missing_b1(col, config) -> None:
 
     why = "--b1-source none" if config.workflow.b1_source == "none" else "no B1+ map found"
     if config.workflow.strict and config.workflow.b1_source != "none":
-        raise InputError(col.relpaths()[0], f"{why} for this {col.kind} series (--strict): add a "
+        raise InputError(col.relpaths()[0], f"{why} for this {col.series_kind} series (--strict): add a "
                          "TB1map/TB1TFL/TB1AFI/TB1DAM with IntendedFor, or run without --strict")
     LOGGER.warning("sub-%s | %s: %s; the nominal flip angle is assumed (B1 = 1); the sidecars and "
                    "the report say so", col.subject, col.name, why)
@@ -65,4 +67,4 @@ def decision(col) -> dict:
             "reason": col.reason,
             "b1": (f"{col.b1.name} ({col.b1_reason})" if col.b1 is not None
                    else f"none ({col.b1_reason or 'no B1+ map found'}): B1 = 1 assumed")
-            if col.kind in ("VFA", "bSSFP") else ""}
+            if col.series_kind in B1_USERS else ""}

@@ -87,13 +87,20 @@ def _build_config(opts):
     wf.bssfp_gibbs |= opts.gibbs
     wf.retrain |= opts.retrain
     wf.fit_offset |= opts.fit_offset
+    wf.recon_mel = wf.recon_mel and not opts.no_mel
     for key, value in (("b1_source", opts.b1_source), ("b1_registration", opts.b1_registration),
                        ("b1_fwhm_mm", opts.b1_fwhm), ("align_series", opts.align_series),
                        ("b1_median_mm", opts.b1_median), ("nn_samples", opts.nn_samples),
                        ("nn_max_epochs", opts.nn_epochs), ("nn_distribution", opts.nn_distribution),
                        ("nn_snr", opts.nn_snr),
                        ("nn_cache_dir", str(opts.nn_cache_dir.absolute()) if opts.nn_cache_dir else None),
-                       ("device", opts.device if opts.device != "cpu" else None)):
+                       ("device", opts.device if opts.device != "cpu" else None),
+                       ("recon", opts.recon), ("recon_preset", opts.recon_preset),
+                       ("recon_unrolls", opts.recon_unrolls), ("recon_features", opts.recon_features),
+                       ("recon_blocks", opts.recon_blocks), ("recon_cg_iter", opts.recon_cg_iter),
+                       ("recon_max_epochs", opts.recon_max_epochs), ("recon_patience", opts.recon_patience),
+                       ("recon_steps", opts.recon_steps), ("dess_t1", opts.dess_t1),
+                       ("recon_init", str(opts.recon_init) if opts.recon_init else None)):
         if value is not None:
             setattr(wf, key, value)
     ny.nprocs = opts.nprocs or (ny.nprocs if opts.config_file else os.cpu_count() or 1)

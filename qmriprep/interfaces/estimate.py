@@ -107,3 +107,44 @@ class ForegroundMask(SimpleInterface):
                                               dtype=np.uint8)
         self._results["out_reference"] = save_like(mean, ref, os.path.join(runtime.cwd, "ref.nii.gz"))
         return runtime
+
+
+class _QDessFitInputSpec(BaseInterfaceInputSpec):
+    in_files = InputMultiObject(File(exists=True), mandatory=True, desc="DESS echoes S1 (FISP), S2 (PSIF)")
+    repetition_time = traits.Float(mandatory=True, desc="TR (s)")
+    echo_time = traits.Float(mandatory=True, desc="TE of the first echo (s)")
+    flip_angle = traits.Float(mandatory=True, desc="nominal flip angle (deg)")
+    spoiler_amplitude = traits.Either(None, traits.Float, usedefault=True, desc="spoiler gradient (T/m)")
+    spoiler_duration = traits.Either(None, traits.Float, usedefault=True, desc="spoiler duration (s)")
+    t1 = traits.Float(1.2, usedefault=True, desc="assumed T1 (s)")
+    b1_file = File(exists=True, desc="B1+ map (fraction of nominal) on the same grid")
+    mask_file = File(exists=True, desc="voxels to fit")
+
+
+class _QDessFitOutputSpec(TraitedSpec):
+    t2 = File(desc="T2 (s)")
+    r2 = File(desc="R2 (1/s)")
+
+
+class QDessFit(SimpleInterface):
+    """qDESS T2 from the two DESS echoes (:func:`qmriprep.fit.qdess.fit_qdess`, Sveinsson 2017)."""
+
+    input_spec = _QDessFitInputSpec
+    output_spec = _QDessFitOutputSpec
+
+    def _run_interface(self, runtime):
+        from ..fit.qdess import fit_qdess
+
+        data, ref = load_series(self.inputs.in_files)
+        if data.shape[-1] != 2:
+            raise ValueError(f"qDESS needs 2 echoes, got {data.shape[-1]} volumes")
+        res = fit_qdess(data[..., 0], data[..., 1], tr=self.inputs.repetition_time,
+                        te=self.inputs.echo_time, flip_angle=np.deg2rad(self.inputs.flip_angle),
+                        spoiler_amplitude=self.inputs.spoiler_amplitude,
+                        spoiler_duration=self.inputs.spoiler_duration, t1=self.inputs.t1,
+                        b1=optional_volume(self.inputs.b1_file), mask=optional_mask(self.inputs.mask_file))
+        t2 = res["t2"]
+        r2 = np.where(t2 > 0, 1.0 / np.where(t2 > 0, t2, 1.0), 0.0)
+        self._results["t2"] = save_like(t2, ref, os.path.join(runtime.cwd, "t2.nii.gz"))
+        self._results["r2"] = save_like(r2, ref, os.path.join(runtime.cwd, "r2.nii.gz"))
+        return runtime

@@ -59,3 +59,47 @@ def init_b1_wf(*, kind: str, output_dir: str, sources, flip_angle: float = 0.0,
                                          meta={**meta, "SmoothingFWHM": fwhm_mm})),
     ])
     return workflow
+
+
+def connect_b1_to_target(workflow, *, inputnode, fixed, mode: str, b1_sources, label: str,
+                         median_mm: float = 0.0):
+    """Bring ``inputnode.b1`` (fraction, B1 grid) onto the grid of ``fixed`` = ``(node, field)``.
+
+    ``mode``: ``rigid`` (register ``inputnode.b1_reference`` to the target's reference) or
+    ``header`` (scanner coordinates only); ``median_mm`` adds a median filter. Returns
+    ``((node, field) of the B1+ map on the target grid, sidecar fields saying how)``.
+    """
+    from ..interfaces.registration import RegisterToReference
+    from .outputs import B1_MIN_MOTION, listify
+
+    to_target = pe.Node(RegisterToReference(mode=mode, order=1, min_displacement=B1_MIN_MOTION),
+                        name=f"b1_to_{label}")
+    first = pe.Node(niu.Select(index=0), name="b1_first", run_without_submitting=True)
+    workflow.connect([
+        (inputnode, to_target, [("b1_reference", "moving"), (("b1", listify), "apply_to")]),
+        (fixed[0], to_target, [(fixed[1], "fixed")]),
+        (to_target, first, [("out_files", "inlist")]),
+    ])
+    out = (first, "out")
+    if median_mm:
+        from ..interfaces.bssfp import MedianFilterB1
+
+        median = pe.Node(MedianFilterB1(size_mm=median_mm), name="b1_median")
+        workflow.connect(first, "out", median, "in_file")
+        out = (median, "out_file")
+    meta = {"B1Correction": f"B1+ map ({mode} alignment" + (f", {median_mm:g} mm median)" if median_mm else ")"),
+            "B1Sources": list(b1_sources)}
+    return out, meta
+
+
+def b1_percent_output(workflow, b1_out, *, label: str, b1_sources):
+    """The B1+ map as used (percent) as one ``connect_ds_maps`` output of ``desc-<label>``."""
+    pct = pe.Node(ScaleImage(factor=100.0), name="b1_pct")
+    workflow.connect(*b1_out, pct, "in_file")
+    return (pct, "out_file", MapSpec("b1", "TB1map", desc=label, meta={
+        "Units": "percent", "Sources": list(b1_sources),
+        "Description": f"the smoothed B1+ map on the {label.upper()} grid, as used to correct the flip angles"}))
+
+
+#: sidecar field of maps computed without a B1+ map
+NO_B1 = {"B1Correction": "none: B1 = 1 assumed (no B1+ map found)"}

@@ -8,9 +8,12 @@ from copy import deepcopy
 from nipype.pipeline import engine as pe
 
 from ..provenance import bids_uris
+from ..bids.b1choice import B1_CONSUMERS
 from .b1 import init_b1_wf
 from .bssfp import init_bssfp_wf
+from .dess import init_dess_wf
 from .multiecho import init_multiecho_wf
+from .recon import init_recon_wf
 from .vfa import init_vfa_wf
 
 B1_KINDS = ("TB1DAM", "TB1AFI", "TB1TFL", "TB1map")
@@ -53,40 +56,70 @@ def init_single_subject_wf(*, subject: str, collections, config, staging_dir: st
         workflow.add_nodes([b1_wf])
     for col in (c for c in collections if c.supported and c.kind not in B1_KINDS):
         sources = bids_uris(col.files, bids_dir)
-        kind = col.kind.lower()
-        if col.kind in ("MESE", "MEGRE"):
-            wf = init_multiecho_wf(kind=col.kind, echo_times=list(col.protocol.echo_times),
-                                   methods=wcfg.estimators[kind], output_dir=staging_dir,
-                                   sources=sources, drop_first_echo=wcfg.drop_first_echo,
-                                   fit_offset=wcfg.fit_offset, name=_wf_name(col))
-        elif col.kind == "bSSFP":
-            b1_col, b1_mode = _b1_choice(col, wcfg)
-            wf = init_bssfp_wf(phase_increments=list(col.protocol.phase_increments),
-                               flip_angle=col.protocol.flip_angle, repetition_time=col.protocol.tr,
-                               echo_time=col.protocol.echo_time,
-                               parts="realimag" if "real" in col.protocol.parts else "magphase",
-                               estimators=wcfg.estimators["bssfp"], output_dir=staging_dir,
-                               sources=sources, b1_registration=b1_mode,
-                               b1_sources=bids_uris(b1_col.files, bids_dir) if b1_col else (),
-                               align=wcfg.align_series == "always", gibbs=wcfg.bssfp_gibbs,
-                               b1_median_mm=wcfg.b1_median_mm,
-                               network_options=network_options(config), name=_wf_name(col))
-        else:  # VFA
-            b1_col, b1_mode = _b1_choice(col, wcfg)
-            wf = init_vfa_wf(flip_angles=[round(math.degrees(a), 6) for a in col.protocol.flip_angles],
-                             repetition_time=col.protocol.tr, methods=wcfg.estimators[kind],
-                             output_dir=staging_dir, sources=sources,
-                             align={"auto": AUTO_MIN_MOTION, "always": 0.0}.get(wcfg.align_series),
-                             b1_registration=b1_mode,
-                             b1_sources=bids_uris(b1_col.files, bids_dir) if b1_col else (),
-                             name=_wf_name(col))
+        b1_col, b1_mode = _b1_choice(col, wcfg) if col.series_kind in B1_CONSUMERS else (None, None)
+        b1_sources = bids_uris(b1_col.files, bids_dir) if b1_col else ()
+
+        def maps_wf(name, col=col, sources=sources, b1_mode=b1_mode, b1_sources=b1_sources):
+            return _init_maps_wf(col, config, staging_dir, sources, b1_mode, b1_sources, name)
+
+        if col.kind == "kspace":
+            wf = init_recon_wf(suffix=col.series_kind, methods=wcfg.recon, output_dir=staging_dir,
+                               sources=sources, init_maps_wf=maps_wf, settings=recon_settings(config),
+                               init_model=wcfg.recon_init or None, name=_wf_name(col))
+        else:
+            wf = maps_wf(_wf_name(col))
         wf.get_node("inputnode").inputs.in_files = [str(f) for f in col.files]
         wf.get_node("inputnode").inputs.source_files = [str(f) for f in col.files]
         workflow.add_nodes([wf])
-        if col.kind in ("VFA", "bSSFP") and b1_col is not None:
+        if b1_col is not None:
             workflow.connect([(b1_wfs[id(b1_col)], wf, [("outputnode.b1", "inputnode.b1"),
                                                         ("outputnode.reference", "inputnode.b1_reference")])])
     return workflow
+
+
+def _init_maps_wf(col, config, staging_dir, sources, b1_mode, b1_sources, name):
+    """The map workflow of one image collection (or of the images reconstructed from k-space)."""
+    wcfg, kind, p = config.workflow, col.series_kind, col.protocol
+    if kind in ("MESE", "MEGRE"):
+        return init_multiecho_wf(kind=kind, echo_times=list(p.echo_times),
+                                 methods=wcfg.estimators[kind.lower()], output_dir=staging_dir,
+                                 sources=sources, drop_first_echo=wcfg.drop_first_echo,
+                                 fit_offset=wcfg.fit_offset, name=name)
+    if kind == "bSSFP":
+        return init_bssfp_wf(phase_increments=list(p.phase_increments), flip_angle=p.flip_angle,
+                             repetition_time=p.tr, echo_time=p.echo_time,
+                             parts="realimag" if "real" in p.parts else "magphase",
+                             estimators=wcfg.estimators["bssfp"], output_dir=staging_dir,
+                             sources=sources, b1_registration=b1_mode, b1_sources=b1_sources,
+                             align=wcfg.align_series == "always", gibbs=wcfg.bssfp_gibbs,
+                             b1_median_mm=wcfg.b1_median_mm, network_options=network_options(config),
+                             name=name)
+    if kind == "DESS":
+        return init_dess_wf(protocol=p, output_dir=staging_dir, sources=sources,
+                            assumed_t1=wcfg.dess_t1, b1_registration=b1_mode, b1_sources=b1_sources,
+                            name=name)
+    # VFA; images reconstructed from one k-space scan share their grid: no alignment
+    align = None if col.kind == "kspace" else {"auto": AUTO_MIN_MOTION, "always": 0.0}.get(wcfg.align_series)
+    return init_vfa_wf(flip_angles=[round(math.degrees(a), 6) for a in p.flip_angles],
+                       repetition_time=p.tr, methods=wcfg.estimators["vfa"], output_dir=staging_dir,
+                       sources=sources, align=align, b1_registration=b1_mode, b1_sources=b1_sources,
+                       name=name)
+
+
+def recon_settings(config) -> dict:
+    """ZSSSL settings of the run: the preset, then every option the user set, and the seed."""
+    from ..recon.pipeline import PRESETS
+
+    wcfg = config.workflow
+    settings = dict(PRESETS[wcfg.recon_preset])
+    for key, value in (("n_unrolls", wcfg.recon_unrolls), ("features", wcfg.recon_features),
+                       ("blocks", wcfg.recon_blocks), ("cg_iter", wcfg.recon_cg_iter),
+                       ("max_epochs", wcfg.recon_max_epochs), ("patience", wcfg.recon_patience),
+                       ("steps_per_epoch", wcfg.recon_steps)):
+        if value:
+            settings[key] = value
+    settings.update(mel=wcfg.recon_mel, seed=config.seeds.random_seed, device=wcfg.device)
+    return settings
 
 
 def _b1_choice(col, wcfg):
@@ -124,7 +157,7 @@ def _b1_wf(col, wcfg, bids_dir, staging_dir):
 
 def _wf_name(col) -> str:
     """``<kind>[_ses<s>][_acq<a>][_run<r>]_wf``: unique per collection, a valid node name."""
-    parts = [col.kind.lower()]
+    parts = [col.kind.lower()] if col.kind != "kspace" else [col.series_kind.lower(), "kspace"]
     if col.session:
         parts.append(f"ses{col.session}")
     for key in ("acquisition", "reconstruction", "run"):

@@ -7,11 +7,11 @@ import math
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from ..interfaces.bssfp import ComplexSeries, FourierConfigurations, MedianFilterB1, MiracleFit
+from ..interfaces.bssfp import ComplexSeries, FourierConfigurations, MiracleFit
 from ..interfaces.estimate import ForegroundMask
-from ..interfaces.registration import RegisterToReference
 from ..provenance import map_meta
-from .outputs import B1_MIN_MOTION, MapSpec, connect_ds_maps, listify
+from .b1 import NO_B1, connect_b1_to_target
+from .outputs import MapSpec, connect_ds_maps
 
 
 def init_bssfp_wf(*, phase_increments, flip_angle: float, repetition_time: float, echo_time,
@@ -73,25 +73,12 @@ def init_bssfp_wf(*, phase_increments, flip_angle: float, repetition_time: float
     protocol_meta = {"RFPhaseIncrement": [round(math.degrees(p), 6) for p in phase_increments],
                      "FlipAngle": round(math.degrees(flip_angle), 6),
                      "RepetitionTimeExcitation": repetition_time}
-    b1_meta = {"B1Correction": "none: B1 = 1 assumed (no B1+ map found)"}
-    b1_out = None  # (node, output) of the B1+ map on the bSSFP grid
+    b1_out, b1_meta = None, NO_B1  # (node, output) of the B1+ map on the bSSFP grid
     if b1_registration:
-        b1_to_ssfp = pe.Node(RegisterToReference(mode=b1_registration, order=1,
-                                                 min_displacement=B1_MIN_MOTION), name="b1_to_ssfp")
-        b1_first = pe.Node(niu.Select(index=0), name="b1_first", run_without_submitting=True)
-        workflow.connect([
-            (inputnode, b1_to_ssfp, [("b1_reference", "moving"), (("b1", listify), "apply_to")]),
-            (series, b1_to_ssfp, [("out_reference", "fixed")]),
-            (b1_to_ssfp, b1_first, [("out_files", "inlist")]),
-        ])
-        b1_out = (b1_first, "out")
-        if b1_median_mm:
-            b1_median = pe.Node(MedianFilterB1(size_mm=b1_median_mm), name="b1_median")
-            workflow.connect(b1_first, "out", b1_median, "in_file")
-            b1_out = (b1_median, "out_file")
-        b1_meta = {"B1Correction": f"B1+ map ({b1_registration} alignment"
-                                  + (f", {b1_median_mm:g} mm median)" if b1_median_mm else ")"),
-                   "B1Sources": list(b1_sources)}
+        b1_out, b1_meta = connect_b1_to_target(workflow, inputnode=inputnode,
+                                               fixed=(series, "out_reference"), mode=b1_registration,
+                                               b1_sources=b1_sources, label="ssfp",
+                                               median_mm=b1_median_mm)
     all_sources = list(sources) + list(b1_sources)
     outputs = [
         (mask, "out_mask", MapSpec("mask", "mask", desc="bssfpbrain",

@@ -5,11 +5,11 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from ..interfaces.b1 import ScaleImage
 from ..interfaces.estimate import ForegroundMask, VFAFit
-from ..interfaces.registration import AlignSeries, RegisterToReference
+from ..interfaces.registration import AlignSeries
 from ..provenance import map_meta
-from .outputs import B1_MIN_MOTION, MapSpec, connect_ds_maps, listify
+from .b1 import NO_B1, b1_percent_output, connect_b1_to_target
+from .outputs import MapSpec, connect_ds_maps
 
 
 def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str, sources,
@@ -58,31 +58,20 @@ def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str
     mask = pe.Node(ForegroundMask(), name="mask")
     workflow.connect(series, "files", mask, "in_files")
 
-    b1_meta = {"B1Correction": "none: B1 = 1 assumed (no B1+ map found)"}
-    if b1_registration:
-        b1_to_vfa = pe.Node(RegisterToReference(mode=b1_registration, order=1, min_displacement=B1_MIN_MOTION), name="b1_to_vfa")
-        b1_first = pe.Node(niu.Select(index=0), name="b1_first", run_without_submitting=True)
-        workflow.connect([
-            (inputnode, b1_to_vfa, [("b1_reference", "moving"), (("b1", listify), "apply_to")]),
-            (mask, b1_to_vfa, [("out_reference", "fixed")]),
-            (b1_to_vfa, b1_first, [("out_files", "inlist")]),
-        ])
-        b1_meta = {"B1Correction": f"B1+ map ({b1_registration} alignment)", "B1Sources": list(b1_sources)}
     outputs = [(mask, "out_mask", MapSpec("mask", "mask", desc="vfabrain",
                                           meta={"Type": "Brain", "Sources": list(sources)}))]
+    b1_out, b1_meta = None, NO_B1
     if b1_registration:
-        b1_pct = pe.Node(ScaleImage(factor=100.0), name="b1_pct")
-        workflow.connect(b1_first, "out", b1_pct, "in_file")
-        outputs.append((b1_pct, "out_file", MapSpec("b1", "TB1map", desc="vfa", meta={
-            "Units": "percent", "Sources": list(b1_sources),
-            "Description": "the smoothed B1+ map on the VFA grid, as used to correct the flip angles"})))
+        b1_out, b1_meta = connect_b1_to_target(workflow, inputnode=inputnode, fixed=(mask, "out_reference"),
+                                               mode=b1_registration, b1_sources=b1_sources, label="vfa")
+        outputs.append(b1_percent_output(workflow, b1_out, label="vfa", b1_sources=b1_sources))
     for method in methods:
         fit = pe.Node(VFAFit(flip_angles=list(flip_angles), repetition_time=repetition_time,
                              method=method), name=f"fit_{method}")
         workflow.connect([(series, fit, [("files", "in_files")]),
                           (mask, fit, [("out_mask", "mask_file")])])
-        if b1_registration:
-            workflow.connect(b1_first, "out", fit, "b1_file")
+        if b1_out is not None:
+            workflow.connect(*b1_out, fit, "b1_file")
         extra = {"FlipAngle": list(flip_angles), "RepetitionTimeExcitation": repetition_time, **b1_meta}
         for field, suffix, desc in (("t1", "T1map", method), ("r1", "R1map", method),
                                     ("m0", "M0map", f"{method}T1"), ("rmse", "T1mapRMSE", method)):

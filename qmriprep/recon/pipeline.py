@@ -1,0 +1,151 @@
+"""One collection of k-space files through coil estimation and reconstruction (no Nipype).
+
+The Nipype interfaces in :mod:`qmriprep.interfaces.recon` are thin wrappers around these
+functions, which tests and benchmarks call directly:
+
+- :func:`load_collection`: the ISMRMRD files of one collection (one per contrast), checked to
+  share a grid, stacked as ``y (S, C, N, H, W)`` and ``mask (S|1, C, H, W)``;
+- :func:`coil_maps`: ESPIRiT sensitivities per slice from the calibration region;
+- :func:`reconstruct`: ``zerofilled`` | ``cgsense`` | ``zsssl`` images ``(S, C, H, W)`` and a
+  provenance record (acceleration, settings, epochs, weights SHA256, seconds);
+- :func:`save_images`: magnitude volumes, one NIfTI per contrast, on the scan's grid.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+METHODS = ("zsssl", "cgsense", "zerofilled")
+#: Tikhonov weight of CG-SENSE, relative to the largest eigenvalue of E^H E (1 with ESPIRiT maps
+#: normalised to sum |S|^2 = 1 and a unitary FFT), and its iterations
+CGSENSE_LAMBDA = 1e-2
+CGSENSE_ITER = 30
+#: ZSSSL settings (:class:`~qmriprep.recon.zsssl.ReconSettings` fields) by preset: ``seed`` is
+#: the paper's set-up; ``fast`` a smaller network and shorter training for CPUs
+PRESETS = {
+    "seed": {},
+    "fast": {"n_unrolls": 5, "cg_iter": 6, "features": 32, "blocks": 5, "max_epochs": 40,
+             "patience": 6, "steps_per_epoch": 25, "batch": 2},
+}
+
+
+@dataclass
+class KspaceCollection:
+    """The k-space of one collection, contrasts stacked (recon conventions)."""
+
+    y: np.ndarray          # (S, C, N, H, W) complex64
+    mask: np.ndarray       # (S|1, C, H, W) float32
+    scans: list            # one qmriprep.recon.io.KspaceScan per contrast (kspace dropped)
+    files: list[str]
+
+    @property
+    def acceleration(self) -> list[float]:
+        """Acquired fraction of k-space, inverted, per contrast."""
+        per = self.mask.reshape(self.mask.shape[0], self.mask.shape[1], -1).mean(axis=(0, 2))
+        return [float(1.0 / a) if a > 0 else float("inf") for a in per]
+
+
+def load_collection(files) -> KspaceCollection:
+    """Read and stack the k-space files of one collection; InputError when they disagree."""
+    from .io import read_kspace
+
+    files = [str(f) for f in files]
+    scans = [read_kspace(f) for f in files]
+    ref = scans[0]
+    for f, s in zip(files[1:], scans[1:]):
+        for what, a, b in (("k-space shape (slices, coils, ky, kz|kx)", s.kspace.shape, ref.kspace.shape),
+                           ("layout (2d/3d)", s.layout, ref.layout), ("image grid", tuple(s.shape), tuple(ref.shape))):
+            if a != b:
+                raise InputError(f, f"{what} is {a} but {Path(files[0]).name} has {b}; the k-space files "
+                                 "of one collection must share the acquisition geometry")
+        if not np.allclose(s.affine, ref.affine, atol=1e-3):
+            raise InputError(f, f"its geometry (position/orientation) differs from {Path(files[0]).name}")
+    y = np.stack([s.kspace for s in scans], axis=1).astype(np.complex64)
+    mask = np.stack([np.broadcast_to(s.mask, (s.mask.shape[0],) + s.kspace.shape[-2:]) for s in scans], axis=1)
+    for s in scans:
+        s.kspace = None  # the stacked copy is the one kept
+    return KspaceCollection(y, mask.astype(np.float32), scans, files)
+
+
+def check_calibration(col: KspaceCollection) -> tuple[int, int]:
+    """Size of the fully sampled k-space centre every slice and contrast shares (InputError
+    without one: ESPIRiT needs it, and qmriprep has no calibration-free fallback)."""
+    from .coils import calibration_region
+
+    try:
+        return calibration_region(col.mask.min(axis=(0, 1)) > 0)
+    except ValueError as exc:
+        raise InputError(col.files[0], str(exc)) from exc
+
+
+def coil_maps(col: KspaceCollection) -> np.ndarray:
+    """ESPIRiT sensitivities ``(S, N, H, W)`` from the calibration region (InputError without one)."""
+    from .coils import estimate_coils
+
+    check_calibration(col)
+    maps = estimate_coils(col.y, col.mask)
+    return np.asarray(maps, dtype=np.complex64)
+
+
+def reconstruct(col: KspaceCollection, maps: np.ndarray, method: str, *, settings=None,
+                init: str | None = None, model_path: str | None = None, log=None):
+    """Images ``(S, C, H, W)`` complex and a provenance dict for ``method``.
+
+    ``settings``: :class:`qmriprep.recon.zsssl.ReconSettings` (ZSSSL); ``init``: a saved model
+    to start from (transfer); ``model_path``: where the trained ZSSSL model is saved.
+    """
+    import torch
+
+    from .sense import cg_sense, zero_filled
+    from .zsssl import ReconSettings, load_model, reconstruct as infer, save_model, train_zsssl
+
+    if method not in METHODS:
+        raise ValueError(f"unknown reconstruction {method!r}; choose from {', '.join(METHODS)}")
+    t0 = time.perf_counter()
+    info = {"ReconstructionMethod": method, "Acceleration": [round(a, 3) for a in col.acceleration],
+            "CoilSensitivities": "ESPIRiT (sigpy)", "NumberOfCoils": int(col.y.shape[2])}
+    if method in ("zerofilled", "cgsense"):
+        y, s, m = (torch.from_numpy(np.ascontiguousarray(a)) for a in (col.y, maps, col.mask))
+        with torch.no_grad():
+            x = (zero_filled(y, s, m) if method == "zerofilled"
+                 else cg_sense(y, s, m, lam=CGSENSE_LAMBDA, max_iter=CGSENSE_ITER))
+        if method == "cgsense":
+            info.update(TikhonovLambda=CGSENSE_LAMBDA, Iterations=CGSENSE_ITER)
+        images = x.numpy()
+    else:
+        settings = settings or ReconSettings()
+        start = load_model(init, settings.device)[0] if init else None
+        model, history = train_zsssl(col.y, maps, col.mask, settings, init=start, log=log)
+        images = infer(model, col.y, maps, col.mask)
+        images = images.numpy() if hasattr(images, "numpy") else np.asarray(images)
+        info.update(Settings=settings.as_dict(), EpochsRun=history.get("epochs"),
+                    BestEpoch=history.get("best_epoch"), BestValidationLoss=history.get("best_val"),
+                    LearnedMu=history.get("mu"), RandomSeed=settings.seed,
+                    WarmStart=Path(init).name if init else None)
+        if model_path:
+            info["WeightsSHA256"] = save_model(model_path, model, settings, history)
+            info["ModelFile"] = Path(model_path).name
+    info["ReconstructionSeconds"] = round(time.perf_counter() - t0, 2)
+    return images, info
+
+
+def save_images(images: np.ndarray, col: KspaceCollection, out_dir, prefix: str = "rec") -> list[str]:
+    """Magnitude of each contrast as a NIfTI volume on the scan grid; returns the paths."""
+    import nibabel as nb
+
+    out_dir = Path(out_dir)
+    paths = []
+    for c, scan in enumerate(col.scans):
+        volume = np.abs(scan.to_volume(images[:, c])).astype(np.float32)
+        img = nb.Nifti1Image(volume, scan.affine)
+        img.header.set_xyzt_units("mm")
+        path = out_dir / f"{prefix}_{c + 1:02d}.nii.gz"
+        nb.save(img, path)
+        paths.append(str(path.absolute()))
+    return paths

@@ -1,0 +1,119 @@
+"""Multi-coil Cartesian SENSE forward model ``E = M F S`` and conjugate-gradient solvers.
+
+Shapes follow :mod:`qmriprep.recon`: images ``(B, C, H, W)``, maps ``(B, N, H, W)``,
+k-space ``(B, C, N, H, W)``, mask real 0/1 broadcastable to ``(B, C, H, W)``.
+Pure torch; works in complex64 and complex128 on any device.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+_SPATIAL = (-2, -1)
+
+
+def fft2c(x: torch.Tensor) -> torch.Tensor:
+    """Centred unitary 2-D FFT over the last two dims: ``fftshift(fft2(ifftshift(x)))``."""
+    return torch.fft.fftshift(
+        torch.fft.fft2(torch.fft.ifftshift(x, dim=_SPATIAL), norm="ortho"), dim=_SPATIAL)
+
+
+def ifft2c(k: torch.Tensor) -> torch.Tensor:
+    """Centred unitary inverse 2-D FFT over the last two dims (inverse of :func:`fft2c`)."""
+    return torch.fft.fftshift(
+        torch.fft.ifft2(torch.fft.ifftshift(k, dim=_SPATIAL), norm="ortho"), dim=_SPATIAL)
+
+
+class SenseOp:
+    """SENSE encoding ``E x = M F (S x)`` for every contrast and coil.
+
+    ``maps``: ``(B, N, H, W)`` complex coil sensitivities (shared by the contrasts);
+    ``mask``: real (or bool) 0/1, broadcastable to ``(B, C, H, W)``; it is cast to the real
+    dtype of ``maps`` and kept with a coil axis, ``(..., C, 1, H, W)``.
+    """
+
+    def __init__(self, maps: torch.Tensor, mask: torch.Tensor):
+        if maps.ndim != 4 or not maps.is_complex():
+            raise ValueError(f"maps must be complex (B, N, H, W), got {tuple(maps.shape)} {maps.dtype}")
+        if mask.ndim > 4:
+            raise ValueError(f"mask must broadcast to (B, C, H, W), got {tuple(mask.shape)}")
+        self.maps = maps
+        mask = mask.to(device=maps.device, dtype=maps.real.dtype)
+        self.mask = mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape)).unsqueeze(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W) -> (B, C, N, H, W)``: ``mask * fft2c(maps[:, None] * x[:, :, None])``."""
+        return self.mask * fft2c(self.maps[:, None] * x[:, :, None])
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``(B, C, N, H, W) -> (B, C, H, W)``: ``sum_n conj(S_n) ifft2c(mask * y_n)``."""
+        return (self.maps[:, None].conj() * ifft2c(self.mask * y)).sum(dim=2)
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        """``E^H E x``."""
+        return self.adjoint(self.forward(x))
+
+    def with_mask(self, mask: torch.Tensor) -> "SenseOp":
+        """The same coil maps with another sampling mask (e.g. a ZS-SSL split)."""
+        return SenseOp(self.maps, mask)
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``<a, b> = sum conj(a) b`` per (B, C) system, reduced over the remaining dims (kept)."""
+    return (a.conj() * b).sum(dim=tuple(range(2, a.ndim)), keepdim=True)
+
+
+def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den`` where ``den > 0``, else 0 (no NaN, also in the backward pass)."""
+    ok = den > 0
+    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
+
+
+def cg(apply_A: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
+       x0: torch.Tensor | None = None, max_iter: int = 10, tol: float = 0.0) -> torch.Tensor:
+    """Batched conjugate gradient for ``A x = b``, ``A`` Hermitian positive definite.
+
+    Each (B, C) entry of ``b`` (shape ``(B, C, ...)``) is an independent system; all are
+    iterated together until ``max_iter`` or until every residual satisfies
+    ``||r|| <= tol ||b||``. Systems whose residual or curvature ``<p, A p>`` is exactly zero
+    stop moving (an all-zero system stays zero, no NaN). Differentiable by plain autograd.
+    """
+    x = torch.zeros_like(b) if x0 is None else x0
+    r = b - apply_A(x) if x0 is not None else b
+    p = r
+    rs = _dot(r, r).real
+    stop = tol ** 2 * _dot(b, b).real
+    for _ in range(max_iter):
+        if bool((rs <= stop).all()):
+            break
+        Ap = apply_A(p)
+        alpha = _safe_div(rs, _dot(p, Ap).real)
+        x = x + alpha * p
+        r = r - alpha * Ap
+        rs_new = _dot(r, r).real
+        p = r + _safe_div(rs_new, rs) * p
+        rs = rs_new
+    return x
+
+
+def zero_filled(y: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Coil-combined zero-filled image ``E^H y``, ``(B, C, H, W)``."""
+    return SenseOp(maps, mask).adjoint(y)
+
+
+def cg_sense(y: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, lam: float = 0.0,
+             max_iter: int = 30, tol: float = 1e-6, x0: torch.Tensor | None = None) -> torch.Tensor:
+    """CG-SENSE: solve ``(E^H E + lam I) x = E^H y`` (Pruessmann et al., MRM 2001)."""
+    op = SenseOp(maps, mask)
+    return cg(lambda x: op.normal(x) + lam * x, op.adjoint(y), x0=x0, max_iter=max_iter, tol=tol)
+
+
+def dc_solve(op: SenseOp, rhs: torch.Tensor, z: torch.Tensor, mu: torch.Tensor | float,
+             max_iter: int, tol: float = 0.0) -> torch.Tensor:
+    """Data consistency ``argmin ||E x - y||^2 + mu ||x - z||^2``.
+
+    Solves ``(E^H E + mu I) x = rhs + mu z`` with ``rhs = E^H y`` by CG started at ``z``.
+    """
+    return cg(lambda x: op.normal(x) + mu * x, rhs + mu * z, x0=z, max_iter=max_iter, tol=tol)
