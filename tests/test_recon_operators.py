@@ -144,7 +144,7 @@ def test_mel_gradients_equal_plain_backprop():
     model.mel = True
     out_mel, g_mel = _grads(model, y, maps, mask, target)
     assert _rel(out_mel, out_plain) < 1e-10
-    assert set(g_mel) == set(g_plain) and "mu" in g_mel
+    assert set(g_mel) == set(g_plain) and "mu_raw" in g_mel
     for name in g_plain:
         assert g_plain[name].norm() > 0
         assert _rel(g_mel[name], g_plain[name]) < 1e-4, name
@@ -177,3 +177,13 @@ def test_checkpointed_matches_direct_call():
     x.grad = None
     cnn(x).abs().sum().backward()
     assert torch.allclose(g_ckpt, x.grad, atol=1e-12)
+
+
+def test_mu_is_positive_initialised_exactly_and_never_loses_its_gradient():
+    model = UnrolledNet(1, n_unrolls=1, cg_iter=2, features=4, blocks=1, mu_init=0.05)
+    assert float(model.mu) == pytest.approx(0.05, rel=1e-6)
+    with torch.no_grad():
+        model.mu_raw.fill_(-30.0)  # what a clamp would have frozen at its bound
+    assert float(model.mu) > 0
+    model.mu.backward()
+    assert float(model.mu_raw.grad) > 0

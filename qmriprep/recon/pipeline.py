@@ -68,8 +68,8 @@ def load_collection(files) -> KspaceCollection:
             raise InputError(f, f"its geometry (position/orientation) differs from {Path(files[0]).name}")
     y = np.stack([s.kspace for s in scans], axis=1).astype(np.complex64)
     mask = np.stack([np.broadcast_to(s.mask, (s.mask.shape[0],) + s.kspace.shape[-2:]) for s in scans], axis=1)
-    for s in scans:
-        s.kspace = None  # the stacked copy is the one kept
+    for s in scans:  # the stacked copy is the one kept; the scans keep only the shape
+        s.kspace = np.broadcast_to(np.zeros((), s.kspace.dtype), s.kspace.shape)
     return KspaceCollection(y, mask.astype(np.float32), scans, files)
 
 
@@ -124,9 +124,11 @@ def reconstruct(col: KspaceCollection, maps: np.ndarray, method: str, *, setting
         model, history = train_zsssl(col.y, maps, col.mask, settings, init=start, log=log)
         images = infer(model, col.y, maps, col.mask)
         images = images.numpy() if hasattr(images, "numpy") else np.asarray(images)
+        val, mu = history.get("val_loss") or [], history.get("mu") or []
         info.update(Settings=settings.as_dict(), EpochsRun=history.get("epochs"),
-                    BestEpoch=history.get("best_epoch"), BestValidationLoss=history.get("best_val"),
-                    LearnedMu=history.get("mu"), RandomSeed=settings.seed,
+                    BestEpoch=history.get("best_epoch"), BestValidationLoss=min(val) if val else None,
+                    LearnedMu=mu[history["best_epoch"]] if mu and history.get("best_epoch", -1) >= 0 else None,
+                    RandomSeed=settings.seed, TrainingSeconds=round(history.get("seconds", 0.0), 2),
                     WarmStart=Path(init).name if init else None)
         if model_path:
             info["WeightsSHA256"] = save_model(model_path, model, settings, history)

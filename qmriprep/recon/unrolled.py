@@ -8,6 +8,8 @@ learning (:mod:`.mel`).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -60,8 +62,9 @@ class UnrolledNet(nn.Module):
     """Unrolled data-consistency network; ``forward(y, maps, mask) -> (B, C, H, W)``.
 
     ``y`` is k-space already multiplied by ``mask`` (the data-consistency set). ``mu`` is
-    stored directly (a 0-d parameter initialised to ``mu_init``) and clamped to
-    ``>= MU_MIN`` where used. ``cg_tol`` (relative residual) stops CG early; 0 runs all
+    ``softplus(mu_raw) + MU_MIN`` (always positive, with a gradient everywhere; a clamped raw
+    value stuck at its bound once training pushed it below zero), ``mu_raw`` initialised so that
+    ``mu = mu_init``. ``cg_tol`` (relative residual) stops CG early; 0 runs all
     ``cg_iter`` iterations. ``self.hparams`` rebuilds the model: ``UnrolledNet(**hparams)``;
     ``mel`` can be switched at any time (it changes memory and time, not the result).
     """
@@ -74,7 +77,12 @@ class UnrolledNet(nn.Module):
                             features=features, blocks=blocks, mu_init=mu_init, mel=mel,
                             cg_tol=cg_tol)
         self.cnn = ResidualCNN(n_contrasts, features, blocks)
-        self.mu = nn.Parameter(torch.tensor(float(mu_init)))
+        self.mu_raw = nn.Parameter(torch.tensor(math.log(math.expm1(max(float(mu_init) - MU_MIN, 1e-8)))))
+
+    @property
+    def mu(self) -> torch.Tensor:
+        """The data-consistency weight (positive, differentiable)."""
+        return nn.functional.softplus(self.mu_raw) + MU_MIN
 
     @property
     def mel(self) -> bool:
@@ -87,7 +95,7 @@ class UnrolledNet(nn.Module):
     def forward(self, y: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         op = SenseOp(maps, mask)
         rhs = op.adjoint(y)
-        mu = self.mu.clamp(min=MU_MIN)
+        mu = self.mu
         hp = self.hparams
         x = rhs
         for _ in range(hp["n_unrolls"]):

@@ -11,6 +11,8 @@ from ..errors import EXIT_USAGE
 from . import DEMO
 from .bssfp import PARTS
 from .dataset import ALL_MODALITIES, MODALITIES, write_dataset
+from .kspace import DEFAULTS as KSPACE_DEFAULTS
+from .kspace import LAYOUTS as KSPACE_LAYOUTS
 
 
 def build_parser():
@@ -43,6 +45,13 @@ def build_parser():
     add("--b1-downsample", type=int, default=2,
         help="B1 maps on a grid this many times coarser (default 2)")
     add("--motion", action="store_true", help="move VFA flip 2 rigidly (about 2 mm, 2 deg)")
+    add("--kspace", default=None, metavar="MOD[,MOD]",
+        help="also write multi-coil raw k-space (ISMRMRD, sourcedata/kspace) of these contrasts, "
+             f"of {','.join(KSPACE_LAYOUTS)} (e.g. --kspace MESE,VFA,DESS)")
+    add("--acceleration", type=float, default=KSPACE_DEFAULTS["acceleration"],
+        help="k-space undersampling factor (default %(default)s)")
+    add("--coils", type=int, default=KSPACE_DEFAULTS["coils"],
+        help="receive coils of the k-space (default %(default)s)")
     add("--overwrite", action="store_true", help="replace a previous synthetic dataset")
     return p
 
@@ -57,6 +66,9 @@ def main(argv=None):
                         modalities=args.modalities, b1_downsample=args.b1_downsample,
                         motion=True if args.motion else None, bssfp_cycles=args.bssfp_cycles,
                         bssfp_parts=args.bssfp_parts)
+        if args.kspace:
+            settings["kspace"] = {"contrasts": [c.strip() for c in args.kspace.split(",")],
+                                  "acceleration": args.acceleration, "coils": args.coils}
     try:
         out = write_dataset(args.out_dir, overwrite=args.overwrite, **settings)
     except (FileExistsError, ValueError) as err:

@@ -8,6 +8,8 @@ Every image is the project's signal model (:mod:`qmriprep.physics`) of the phant
 - ``bSSFP`` (not in the default :data:`MODALITIES`): phase-cycled bSSFP, ``acq-pc<N>`` per entry
   of ``bssfp_cycles``, parts ``part-mag``/``part-phase`` (or real/imag, or mag only), 4-D, from
   ``bssfp_signal`` with the off-resonance field and a receiver phase (:mod:`.bssfp`);
+- ``DESS`` (not in the default :data:`MODALITIES`): ``dess_signals``, echo-1 and echo-2
+  (:data:`.kspace.DESS_PROTOCOL`);
 - ``TB1DAM`` ``dam_signals``, ``TB1AFI`` ``afi_signals`` (on the B1 grid), ``TB1TFL``: ``acq-anat``
   an SPGR image with a long TR (8 deg readout), ``acq-famp`` ``tfl_famp`` at the nominal 80 deg
   preparation (the famp sidecar's ``FlipAngle``), 0 outside the head.
@@ -18,6 +20,10 @@ magnitude images get Rician noise ``|S + sigma (n1 + i n2)|``, the famp image (n
 Gaussian noise inside the head; bSSFP complex noise at the seed's level (:mod:`.bssfp`). Each
 file (bSSFP: each collection) draws from its own generator seeded by ``(seed, crc32 of its
 path)``, so a dataset is reproducible and files do not depend on which others are written.
+
+Raw multi-coil k-space (``kspace``: MESE, VFA, DESS as ISMRMRD files in ``sourcedata/kspace``,
+with fully sampled k-space and coil-combined truth images in ``derivatives/truth``): see
+:mod:`.kspace`.
 """
 
 from __future__ import annotations
@@ -40,11 +46,12 @@ from ..physics.b1 import afi_signals, dam_signals, tfl_famp
 from ..physics.exponential import monoexp
 from ..physics.spgr import spgr
 from . import bssfp
+from . import kspace as synth_kspace
 from .phantom import LABELS, TISSUES, Phantom, make_phantom, slab_start
 
 MODALITIES = ("MESE", "MEGRE", "VFA", "TB1DAM", "TB1AFI", "TB1TFL")
 #: every modality write_dataset can simulate (bSSFP only on request)
-ALL_MODALITIES = MODALITIES + ("bSSFP",)
+ALL_MODALITIES = MODALITIES + ("bSSFP", "DESS")
 _SCANNER = {"MagneticFieldStrength": 3, "Manufacturer": "Siemens",
             "ManufacturersModelName": "qmriprep.synth digital phantom",
             "ImagingFrequency": 123.25, "MRAcquisitionType": "3D"}
@@ -68,6 +75,7 @@ PROTOCOL = {
     "TB1TFL": {"FlipAngle": {"anat": 8, "famp": 80}, "RepetitionTimePreparation": 5.0,
                "PulseSequenceType": "tfl_b1map", "ScanningSequence": "GR"},
     "bSSFP": bssfp.PROTOCOL,  # + RFPhaseIncrement per collection (bssfp.phase_increments)
+    "DESS": synth_kspace.DESS_PROTOCOL,
 }
 #: rigid motion of ``motion=True``: flip index -> rotation (deg about x, y, z), translation (mm)
 DEFAULT_MOTION = {2: {"rotation": (0.0, 1.0, 2.0), "translation": (1.5, -1.0, 0.5)}}
@@ -77,7 +85,7 @@ _PER_FILE = ("EchoTime", "FlipAngle", "RepetitionTimeExcitation")
 
 def write_dataset(out_dir, *, subjects=("01",), sessions=None, snr=None, downsample=4,
                   n_slices=None, seed=0, modalities=MODALITIES, b1_downsample=2, motion=None,
-                  bssfp_cycles=(12,), bssfp_parts="magphase", overwrite=False):
+                  bssfp_cycles=(12,), bssfp_parts="magphase", kspace=None, overwrite=False):
     """Write a BIDS dataset (and ``derivatives/truth``) of the phantom; return its path.
 
     ``subjects``/``sessions``: labels (subject ``i`` is the phantom of seed ``seed + i``, the same
@@ -85,7 +93,8 @@ def write_dataset(out_dir, *, subjects=("01",), sessions=None, snr=None, downsam
     True (:data:`DEFAULT_MOTION`) or ``{flip_index: {"rotation": deg xyz, "translation": mm}}``,
     the VFA flip moved rigidly about the brain centre. ``bssfp_cycles``: phase cycles of each
     bSSFP collection (``acq-pc<N>``), ``bssfp_parts``: ``"magphase"``, ``"realimag"`` or
-    ``"mag"`` (when ``"bSSFP"`` is in ``modalities``). ``overwrite`` replaces a previous
+    ``"mag"`` (when ``"bSSFP"`` is in ``modalities``). ``kspace``: None, True or a dict of
+    :data:`.kspace.DEFAULTS` keys (contrasts, acceleration, coils, ...). ``overwrite`` replaces a previous
     synthetic dataset; any other non-empty ``out_dir`` is refused. The dataset is written
     beside ``out_dir`` and renamed into place when complete.
     """
@@ -100,12 +109,15 @@ def write_dataset(out_dir, *, subjects=("01",), sessions=None, snr=None, downsam
     motion = _check_motion(motion, len(PROTOCOL["VFA"]["FlipAngle"]))
     if snr is not None and not snr > 0:
         raise ValueError(f"snr must be positive or None, got {snr}")
+    kspace = synth_kspace.check_settings(kspace, snr)
     _check_target(out_dir, overwrite)
     settings = dict(subjects=subjects, sessions=sessions, snr=snr, downsample=downsample,
                     n_slices=n_slices, seed=seed, modalities=modalities,
                     b1_downsample=b1_downsample, motion=motion)
     if pc:
         settings.update(bssfp_cycles=pc[0], bssfp_parts=pc[1])
+    if kspace:
+        settings["kspace"] = kspace
     tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -114,7 +126,8 @@ def write_dataset(out_dir, *, subjects=("01",), sessions=None, snr=None, downsam
             full = make_phantom(downsample=downsample, n_slices=None, seed=seed + i)
             for ses in sessions:
                 _write_session(tmp, full, sub, ses, modalities, snr=snr, n_slices=n_slices,
-                               seed=seed, b1_downsample=b1_downsample, motion=motion, pc=pc)
+                               seed=seed, b1_downsample=b1_downsample, motion=motion, pc=pc,
+                               kspace=kspace)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -124,7 +137,7 @@ def write_dataset(out_dir, *, subjects=("01",), sessions=None, snr=None, downsam
 
 
 def _write_session(root, full, sub, ses, modalities, *, snr, n_slices, seed, b1_downsample,
-                   motion, pc=None):
+                   motion, pc=None, kspace=None):
     anat = full.slab(n_slices)
     b1grid = anat.coarsen(b1_downsample)
     prefix = f"sub-{sub}" + (f"_ses-{ses}" if ses else "")
@@ -162,6 +175,10 @@ def _write_session(root, full, sub, ses, modalities, *, snr, n_slices, seed, b1_
             if dtype == "fmap" and b1_targets:
                 meta = {**meta, "IntendedFor": b1_targets}
             _save(root / rel, data, grid.affine, meta)
+    if kspace:
+        clean = {m: _complete_volumes(m, anat) for m in kspace["contrasts"]}
+        synth_kspace.write_session(root, anat, folder, prefix, clean, kspace, seed=seed,
+                                   ref=_wm(anat), record=record, save=_save)
     _write_truth(root / "derivatives" / "truth", anat, folder, prefix, record)
 
 
@@ -225,7 +242,18 @@ def _tfl(grid: Phantom, p):
 
 _SIMULATE = {"MESE": lambda g, p: _multiecho(g, p, "t2"),
              "MEGRE": lambda g, p: _multiecho(g, p, "t2star"),
+             "DESS": lambda g, p: [(e, _meta(p, **m), s) for e, m, s in
+                                   synth_kspace.dess_volumes(g, p)],
              "TB1DAM": _dam, "TB1AFI": _afi, "TB1TFL": _tfl}
+
+
+def _complete_volumes(mod, grid):
+    """Noise-free volumes with complete sidecars (VFA: TR included, no motion)."""
+    if mod != "VFA":
+        return _SIMULATE[mod](grid, PROTOCOL[mod])
+    p = PROTOCOL["VFA"]
+    return [(e, _meta(p, RepetitionTimeExcitation=p["RepetitionTimeExcitation"], **m), s)
+            for e, m, s in _vfa(grid, full=None, n_slices=None, motion={})]
 
 
 def _move(volume, affine, centre, rotation=(0, 0, 0), translation=(0, 0, 0)):
@@ -398,7 +426,12 @@ covering the same field of view. bSSFP (acq-pc<N>: N phase cycles on the 4th axi
 bssfp_signal of M0map, T1, T2, B1+ and theta = 2 pi df TR (fieldmap) times a smooth receiver
 phase (simulation.json); phase in rad. The famp image of TB1TFL is 10 x the actual flip angle in
 degrees, relative to the nominal preparation angle in its sidecar FlipAngle (80).
-RepetitionTimeExcitation of VFA is given once, in /VFA.json (BIDS inheritance).
+RepetitionTimeExcitation of VFA is given once, in /VFA.json (BIDS inheritance). DESS (echo-1
+FISP, echo-2 PSIF) is dess_signals (Sveinsson 2017 ratio) of M0map, T1, T2 and B1+.
+
+Raw k-space (when simulated): multi-coil ISMRMRD files under sourcedata/kspace, one per image,
+named like it; the fully sampled k-space (rec-fullysampled) and the noise-free coil-combined
+images (rec-truth) are in derivatives/truth (see qmriprep.synth.kspace).
 
 Noise: per collection, sigma = (mean noise-free first volume in pure white matter) / SNR; Rician
 on magnitude images, Gaussian inside the head on famp; bSSFP complex Gaussian with
