@@ -58,6 +58,11 @@ def test_every_collection_is_reconstructed_then_mapped(kspace_run, kspace_ds):
     meta = json.loads((anat / "sub-01_rec-zsssl_echo-1_MESE.json").read_text())
     assert meta["ReconstructionMethod"] == "zsssl" and meta["Acceleration"][0] == pytest.approx(4.0, rel=0.05)
     assert len(meta["WeightsSHA256"]) == 64 and meta["RandomSeed"] == 0 and meta["EpochsRun"] == 2
+    model = out / meta["ModelFile"]
+    assert meta["ModelFile"] == "sub-01/models/sub-01_rec-zsssl_MESE.pt" and model.exists()
+    import hashlib
+
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == meta["WeightsSHA256"]
     assert meta["Settings"]["mel"] is True and meta["Sources"][0].startswith("bids:raw:sourcedata/kspace/")
     t1 = json.loads((anat / "sub-01_rec-cgsense_desc-nlls_T1map.json").read_text())
     assert t1["B1Correction"].startswith("B1+ map") and t1["Units"] == "s"
@@ -148,3 +153,22 @@ def test_kspace_without_calibration_region(kspace_ds, tmp_path, capsys):
                  keep=lambda acq, n_pe: abs(acq.idx.kspace_encode_step_1 - n_pe // 2) > 1)
     err = _run_bad(ds, tmp_path, capsys)
     assert "sub-01_echo-1_MESE.h5" in err and "calibration region" in err
+
+
+def test_warm_start_from_a_saved_model(kspace_run, kspace_ds, tmp_path):
+    """--recon-init: the MESE model transfers to MESE (same contrasts), not to the 4-flip VFA."""
+    from qmriprep.recon.pipeline import coil_maps, load_collection, reconstruct
+    from qmriprep.recon.zsssl import ReconSettings
+
+    _, out = kspace_run
+    model = out / "sub-01" / "models" / "sub-01_rec-zsssl_MESE.pt"
+    settings = ReconSettings(n_unrolls=2, cg_iter=3, features=4, blocks=3, max_epochs=1,
+                             steps_per_epoch=1)  # architecture taken from the model
+    kdir = kspace_ds / "sourcedata" / "kspace" / "sub-01" / "anat"
+    mese = load_collection([kdir / f"sub-01_echo-{i}_MESE.h5" for i in range(1, 9)])
+    _, info = reconstruct(mese, coil_maps(mese), "zsssl", settings=settings, init=str(model))
+    assert info["WarmStart"].startswith("sub-01_rec-zsssl_MESE.pt (sha256 ")
+    assert info["Settings"]["features"] == 8 and info["Settings"]["blocks"] == 1
+    vfa = load_collection([kdir / f"sub-01_flip-{i}_VFA.h5" for i in range(1, 5)])
+    _, info = reconstruct(vfa, coil_maps(vfa), "zsssl", settings=settings, init=str(model))
+    assert info["WarmStart"].startswith("not used") and info["Settings"]["features"] == 4

@@ -14,7 +14,7 @@ functions, which tests and benchmarks call directly:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +120,17 @@ def reconstruct(col: KspaceCollection, maps: np.ndarray, method: str, *, setting
         images = x.numpy()
     else:
         settings = settings or ReconSettings()
-        start = load_model(init, settings.device)[0] if init else None
+        start, warm = None, None
+        if init:
+            start, meta = load_model(init, settings.device)
+            n_model = start.hparams["n_contrasts"]
+            warm = f"{Path(init).name} (sha256 {meta['sha256'][:12]})"
+            if n_model != col.y.shape[1]:  # a model of another series: no transfer, say so
+                start, warm = None, (f"not used: {Path(init).name} has {n_model} contrasts, this "
+                                     f"collection {col.y.shape[1]}")
+                (log or print)(f"--recon-init {warm}; training from scratch")
+            else:  # the transferred CNN sets the architecture (unrolls and CG may differ)
+                settings = replace(settings, features=start.hparams["features"], blocks=start.hparams["blocks"])
         model, history = train_zsssl(col.y, maps, col.mask, settings, init=start, log=log)
         images = infer(model, col.y, maps, col.mask)
         images = images.numpy() if hasattr(images, "numpy") else np.asarray(images)
@@ -129,10 +139,9 @@ def reconstruct(col: KspaceCollection, maps: np.ndarray, method: str, *, setting
                     BestEpoch=history.get("best_epoch"), BestValidationLoss=min(val) if val else None,
                     LearnedMu=mu[history["best_epoch"]] if mu and history.get("best_epoch", -1) >= 0 else None,
                     RandomSeed=settings.seed, TrainingSeconds=round(history.get("seconds", 0.0), 2),
-                    WarmStart=Path(init).name if init else None)
+                    WarmStart=warm)
         if model_path:
             info["WeightsSHA256"] = save_model(model_path, model, settings, history)
-            info["ModelFile"] = Path(model_path).name
     info["ReconstructionSeconds"] = round(time.perf_counter() - t0, 2)
     return images, info
 

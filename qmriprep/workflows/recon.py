@@ -69,10 +69,19 @@ def init_recon_wf(*, suffix: str, methods, output_dir: str, sources, init_maps_w
         maps_wf = init_maps_wf(f"maps_{method}_wf")
         flatten = pe.Node(niu.Function(function=_flatten, input_names=["lists"], output_names=["out"]),
                           name=f"flatten_{method}", run_without_submitting=True)
+        meta_out = (recon, "meta")
+        if method == "zsssl":
+            keep_model = pe.Node(niu.Function(function=publish_model, output_names=["meta"]),
+                                 name="keep_model", run_without_submitting=True)
+            keep_model.inputs.output_dir = output_dir
+            workflow.connect([(recon, keep_model, [("model_file", "model_file"), ("meta", "meta")]),
+                              (inputnode, keep_model, [("source_files", "source_files")])])
+            meta_out = (keep_model, "meta")
         workflow.connect([
             (inputnode, recon, [("in_files", "in_files")]),
             (coils, recon, [("out_file", "coil_file")]),
-            (recon, ds_rec, [("out_files", "in_file"), ("meta", "meta_dict")]),
+            (recon, ds_rec, [("out_files", "in_file")]),
+            (meta_out[0], ds_rec, [(meta_out[1], "meta_dict")]),
             (inputnode, ds_rec, [("source_files", "source_file")]),
             (recon, maps_wf, [("out_files", "inputnode.in_files")]),
             (ds_rec, maps_wf, [("out_file", "inputnode.source_files")]),
@@ -85,6 +94,24 @@ def init_recon_wf(*, suffix: str, methods, output_dir: str, sources, init_maps_w
             workflow.connect(inputnode, "b1_reference", maps_wf, "inputnode.b1_reference")
     workflow.connect(merge, "out", outputnode, "out_files")
     return workflow
+
+
+def publish_model(model_file, meta, source_files, output_dir):
+    """Copy the trained ZSSSL model to ``sub-<l>[/ses-<l>]/models/<name>_rec-zsssl_<suffix>.pt``
+    (for ``--recon-init`` transfer) and name it in the sidecar fields ``meta``."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    first = Path(source_files[0])
+    stem = re.sub(r"_(echo|flip)-[0-9]+", "", first.name.split(".")[0])
+    head, suffix = stem.rsplit("_", 1)
+    ses = re.search(r"_(ses-[a-zA-Z0-9]+)", head)
+    rel = Path(head.split("_")[0]) / (ses.group(1) if ses else "") / "models" / f"{head}_rec-zsssl_{suffix}.pt"
+    dest = Path(output_dir) / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model_file, dest)
+    return {**meta, "ModelFile": rel.as_posix()}
 
 
 def _flatten(lists):
