@@ -46,6 +46,7 @@ class _ReconstructInputSpec(BaseInterfaceInputSpec):
     method = traits.Enum("zsssl", "cgsense", "zerofilled", usedefault=True)
     settings = traits.Dict(desc="ZSSSL settings (qmriprep.recon.zsssl.ReconSettings fields)")
     init_model = File(exists=True, desc="saved ZSSSL model to start training from (transfer)")
+    num_threads = traits.Int(1, usedefault=True, desc="torch threads")
 
 
 class _ReconstructOutputSpec(TraitedSpec):
@@ -61,8 +62,12 @@ class Reconstruct(SimpleInterface):
     output_spec = _ReconstructOutputSpec
 
     def _run_interface(self, runtime):
+        import torch
+
         from ..recon.pipeline import load_collection, reconstruct, save_images
         from ..recon.zsssl import ReconSettings
+
+        torch.set_num_threads(self.inputs.num_threads)
 
         col = load_collection(self.inputs.in_files)
         maps = np.load(self.inputs.coil_file)

@@ -30,8 +30,8 @@ CGSENSE_ITER = 30
 #: the paper's set-up; ``fast`` a smaller network and shorter training for CPUs
 PRESETS = {
     "seed": {},
-    "fast": {"n_unrolls": 5, "cg_iter": 6, "features": 32, "blocks": 5, "max_epochs": 40,
-             "patience": 6, "steps_per_epoch": 25, "batch": 2},
+    "fast": {"n_unrolls": 5, "cg_iter": 6, "features": 32, "blocks": 5, "max_epochs": 10,
+             "patience": 4, "steps_per_epoch": 10, "batch": 2},
 }
 
 

@@ -15,10 +15,13 @@ from .phantom import TISSUES, Phantom, make_phantom
 
 #: settings of the built-in demo: 4 mm voxels, 16 central axial slices (39 x 48 x 16 voxels,
 #: about 12 000 in the brain; B1 maps 20 x 24 x 8 at 8 mm), one subject, all modalities
-#: (16 MESE echoes, 8 MEGRE echoes, 4 VFA flips, DAM, AFI, TFL, 12-cycle pc-bSSFP), SNR 100,
-#: VFA flip 2 moved
+#: (16 MESE echoes, 8 MEGRE echoes, 4 VFA flips, DAM, AFI, TFL, 12-cycle pc-bSSFP, DESS), SNR 100,
+#: VFA flip 2 moved, and 8-coil k-space (ISMRMRD) of the 16 MESE echoes (2-D), the 4 VFA flips and DESS
+#: (3-D) undersampled 4x: a small matrix (48 phase encodes) that shows the pipeline, not the
+#: reconstruction quality (that is in benchmarks/RESULTS.md)
 DEMO = {"subjects": ("01",), "snr": 100.0, "downsample": 4, "n_slices": 16, "seed": 0,
-        "modalities": ALL_MODALITIES, "b1_downsample": 2, "motion": True, "bssfp_cycles": (12,)}
+        "modalities": ALL_MODALITIES, "b1_downsample": 2, "motion": True, "bssfp_cycles": (12,),
+        "kspace": {"contrasts": ("MESE", "VFA", "DESS"), "acceleration": 4, "mese_echoes": 16}}
 
 
 def demo_dataset(out_dir, *, overwrite=False):

@@ -65,7 +65,8 @@ def init_single_subject_wf(*, subject: str, collections, config, staging_dir: st
         if col.kind == "kspace":
             wf = init_recon_wf(suffix=col.series_kind, methods=wcfg.recon, output_dir=staging_dir,
                                sources=sources, init_maps_wf=maps_wf, settings=recon_settings(config),
-                               init_model=wcfg.recon_init or None, name=_wf_name(col))
+                               init_model=wcfg.recon_init or None,
+                               omp_nthreads=config.nipype.omp_nthreads, name=_wf_name(col))
         else:
             wf = maps_wf(_wf_name(col))
         wf.get_node("inputnode").inputs.in_files = [str(f) for f in col.files]

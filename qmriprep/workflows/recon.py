@@ -18,7 +18,7 @@ _LABEL = {"zsssl": "zero-shot self-supervised learning (ZS-SSL) [@zsssl; @ssdu] 
 
 
 def init_recon_wf(*, suffix: str, methods, output_dir: str, sources, init_maps_wf, settings=None,
-                  init_model: str | None = None, name: str = "recon_wf"):
+                  init_model: str | None = None, omp_nthreads: int = 1, name: str = "recon_wf"):
     """Coil estimation, joint reconstruction by each of ``methods``, then the maps of ``suffix``.
 
     .. workflow::
@@ -36,7 +36,7 @@ def init_recon_wf(*, suffix: str, methods, output_dir: str, sources, init_maps_w
     ``sources`` (BIDS URIs of the k-space files), ``init_maps_wf(name)`` building the map workflow
     of ``suffix`` (inputs ``in_files``, ``source_files``, ``b1``, ``b1_reference``), ZSSSL
     ``settings`` (dict of :class:`~qmriprep.recon.zsssl.ReconSettings` fields) and ``init_model``
-    (warm start).
+    (warm start); ``omp_nthreads``: torch threads of a reconstruction (the scheduler reserves them).
 
     Inputs: ``in_files`` (k-space files in series order), ``source_files``, ``b1``, ``b1_reference``.
     Outputs: ``out_files`` (every derivative written).
@@ -55,7 +55,8 @@ def init_recon_wf(*, suffix: str, methods, output_dir: str, sources, init_maps_w
     workflow.connect(inputnode, "in_files", coils, "in_files")
     merge = pe.Node(niu.Merge(2 * len(methods)), name="merge", run_without_submitting=True)
     for i, method in enumerate(methods):
-        recon = pe.Node(Reconstruct(method=method), name=f"recon_{method}")
+        recon = pe.Node(Reconstruct(method=method, num_threads=omp_nthreads), name=f"recon_{method}",
+                        n_procs=omp_nthreads)
         if method == "zsssl" and settings:
             recon.inputs.settings = dict(settings)
         if method == "zsssl" and init_model:
