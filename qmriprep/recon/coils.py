@@ -9,6 +9,14 @@ is shrunk to ``width // 2 - 1`` (at least 2) for small regions: with fewer block
 kernel null space is ill-determined and the eigenvalue crop removes the whole map (checked on
 birdcage coils, 48 x 39 matrix: widths 6, 8, 12 need kernels <= 3, 3, 5).
 
+Small calibration regions (``min(cH, cW) < ESPIRIT_MIN_CALIB``, e.g. the 6 central lines of a
+2-D scan at R = 8 on a small matrix) leave ESPIRiT too few kernel blocks: its maps are then worse
+than the classic low-resolution estimate (measured: CG-SENSE NRMSE 0.21 with ESPIRiT maps vs 0.15
+with low-resolution maps vs 0.14 with the true maps, 48 x 39 MESE at R = 4, 6 calibration lines).
+``method="auto"`` therefore uses :func:`lowres_maps` there (the whole rectangular block, Hann
+windowed, each coil image divided by the root-sum-of-squares; McKenzie et al. 2002) and ESPIRiT
+otherwise; :func:`coil_method` says which.
+
 Maps are normalised as ESPIRiT's: ``sum_n |S_n|^2 = 1`` inside the object, 0 where the
 eigenvalue is below ``crop`` (outside the object); their global phase is arbitrary (ESPIRiT
 phase ambiguity), shared by all contrasts.
@@ -23,6 +31,38 @@ from ..errors import InputError
 #: smallest calibration block accepted (6 x 6 with a kernel of 2 reproduces the coil combination
 #: of the demo phantom's 3-D k-space, 48 x 16 phase encodes at R = 8, within about 1 %)
 MIN_CALIB = 6
+#: below this calibration width ``method="auto"`` uses low-resolution maps instead of ESPIRiT
+ESPIRIT_MIN_CALIB = 12
+#: low-resolution maps are zero where the root-sum-of-squares is below this fraction of its maximum
+LOWRES_THRESHOLD = 0.05
+
+
+def coil_method(calib, method: str = "auto") -> str:
+    """``"espirit"`` or ``"lowres"``: what :func:`estimate_coils` uses for a calibration block."""
+    if method not in ("auto", "espirit", "lowres"):
+        raise ValueError(f"unknown coil method {method!r}")
+    if method != "auto":
+        return method
+    return "espirit" if min(calib) >= ESPIRIT_MIN_CALIB else "lowres"
+
+
+def lowres_maps(kspace, calib) -> np.ndarray:
+    """Low-resolution maps ``(N, H, W)`` from the centred ``cH x cW`` block of ``kspace (N, H, W)``:
+    ``S_n = I_n / sqrt(sum_n |I_n|^2)`` with ``I_n`` the inverse FFT of the Hann-windowed block,
+    zero where the root-sum-of-squares is below :data:`LOWRES_THRESHOLD` of its maximum."""
+    from .io import centred_fft
+
+    kspace = np.asarray(kspace)
+    n, h, w = kspace.shape
+    window = np.zeros((h, w))
+    rows = np.hanning(calib[0] + 2)[1:-1] if calib[0] < h else np.ones(h)
+    cols = np.hanning(calib[1] + 2)[1:-1] if calib[1] < w else np.ones(w)
+    r0, c0 = h // 2 - len(rows) // 2, w // 2 - len(cols) // 2
+    window[r0:r0 + len(rows), c0:c0 + len(cols)] = rows[:, None] * cols[None, :]
+    images = centred_fft(kspace * window, (1, 2), inverse=True)
+    rss = np.sqrt(np.sum(np.abs(images) ** 2, 0))
+    support = rss > LOWRES_THRESHOLD * rss.max()
+    return np.where(support, images / np.where(support, rss, 1.0), 0).astype(np.complex64)
 
 
 def calibration_region(mask, min_size: int = MIN_CALIB, *, path=None) -> tuple[int, int]:
@@ -70,13 +110,14 @@ def espirit_maps(kspace, calib=None, *, kernel: int = 6, thresh: float = 0.02,
 
 
 def estimate_coils(y, mask, *, kernel: int = 6, thresh: float = 0.02, crop: float = 0.95,
-                   min_size: int = MIN_CALIB, path=None):
+                   min_size: int = MIN_CALIB, path=None, method: str = "auto"):
     """Coil maps ``(S, N, H, W)`` per slice from k-space ``(S, C, N, H, W)`` or ``(S, N, H, W)``.
 
     The calibration region comes from the first contrast's mask (broadcastable to
     ``(S, C, H, W)`` or ``(S, H, W)``; intersected over slices) and the calibration data from
     the first contrast. Slices without signal in the calibration block get zero maps. Returns
     the type of ``y``: a torch tensor (complex64, on ``y``'s device) or a numpy array.
+    ``method``: ``auto`` (:func:`coil_method`), ``espirit`` or ``lowres``.
     """
     as_torch = type(y).__module__.startswith("torch")
     arr = y.detach().cpu().numpy() if as_torch else np.asarray(y)
@@ -93,8 +134,10 @@ def estimate_coils(y, mask, *, kernel: int = 6, thresh: float = 0.02, crop: floa
                 w // 2 - calib[1] // 2: w // 2 - calib[1] // 2 + calib[1]]
     energy = np.sum(np.abs(block) ** 2, axis=(1, 2, 3))
     out = np.zeros(arr.shape, np.complex64)
+    use = coil_method(calib, method)
     for s in np.flatnonzero(energy > 1e-12 * max(energy.max(), 1e-30)):
-        out[s] = espirit_maps(arr[s], calib, kernel=kernel, thresh=thresh, crop=crop)
+        out[s] = (espirit_maps(arr[s], calib, kernel=kernel, thresh=thresh, crop=crop) if use == "espirit"
+                  else lowres_maps(arr[s], calib))
     if as_torch:
         import torch
 

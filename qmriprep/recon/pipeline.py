@@ -5,7 +5,8 @@ functions, which tests and benchmarks call directly:
 
 - :func:`load_collection`: the ISMRMRD files of one collection (one per contrast), checked to
   share a grid, stacked as ``y (S, C, N, H, W)`` and ``mask (S|1, C, H, W)``;
-- :func:`coil_maps`: ESPIRiT sensitivities per slice from the calibration region;
+- :func:`coil_maps`: ESPIRiT (or, for small calibration regions, low-resolution) sensitivities per
+  slice;
 - :func:`reconstruct`: ``zerofilled`` | ``cgsense`` | ``zsssl`` images ``(S, C, H, W)`` and a
   provenance record (acceleration, settings, epochs, weights SHA256, seconds);
 - :func:`save_images`: magnitude volumes, one NIfTI per contrast, on the scan's grid.
@@ -73,6 +74,17 @@ def load_collection(files) -> KspaceCollection:
     return KspaceCollection(y, mask.astype(np.float32), scans, files)
 
 
+def coil_description(col: KspaceCollection) -> str:
+    """How :func:`coil_maps` estimates this collection's sensitivities (for the sidecars)."""
+    from .coils import ESPIRIT_MIN_CALIB, coil_method
+
+    calib = check_calibration(col)
+    if coil_method(calib) == "espirit":
+        return f"ESPIRiT (sigpy) from the {calib[0]}x{calib[1]} calibration region"
+    return (f"low-resolution maps from the {calib[0]}x{calib[1]} calibration region (too small for "
+            f"ESPIRiT, < {ESPIRIT_MIN_CALIB})")
+
+
 def check_calibration(col: KspaceCollection) -> tuple[int, int]:
     """Size of the fully sampled k-space centre every slice and contrast shares (InputError
     without one: ESPIRiT needs it, and qmriprep has no calibration-free fallback)."""
@@ -85,7 +97,7 @@ def check_calibration(col: KspaceCollection) -> tuple[int, int]:
 
 
 def coil_maps(col: KspaceCollection) -> np.ndarray:
-    """ESPIRiT sensitivities ``(S, N, H, W)`` from the calibration region (InputError without one)."""
+    """Sensitivities ``(S, N, H, W)`` from the calibration region (InputError without one)."""
     from .coils import estimate_coils
 
     check_calibration(col)
@@ -109,7 +121,7 @@ def reconstruct(col: KspaceCollection, maps: np.ndarray, method: str, *, setting
         raise ValueError(f"unknown reconstruction {method!r}; choose from {', '.join(METHODS)}")
     t0 = time.perf_counter()
     info = {"ReconstructionMethod": method, "Acceleration": [round(a, 3) for a in col.acceleration],
-            "CoilSensitivities": "ESPIRiT (sigpy)", "NumberOfCoils": int(col.y.shape[2])}
+            "CoilSensitivities": coil_description(col), "NumberOfCoils": int(col.y.shape[2])}
     if method in ("zerofilled", "cgsense"):
         y, s, m = (torch.from_numpy(np.ascontiguousarray(a)) for a in (col.y, maps, col.mask))
         with torch.no_grad():

@@ -3,9 +3,11 @@
 Per image (one echo or flip angle) the coil images are ``S_n exp(i phi) x``: ``x`` the noise-free
 signal-model image of :mod:`.dataset` (MESE ``monoexp``, VFA ``spgr`` without motion, DESS
 ``dess_signals``), ``phi`` the smooth receiver phase of :func:`.bssfp.receiver_phase` (common to
-all contrasts), ``S_n`` birdcage coils (``sigpy.mri.birdcage_maps``: one ring of ``coils``
-loops at 1.5 half-FOVs around the axial plane, ``1/r`` fall-off and the loop's phase) normalised
-to ``sum_n |S_n|^2 = 1`` (no receive bias: the coil combination ``sum_n conj(S_n) y_n`` is
+all contrasts), ``S_n`` a head array (:func:`coil_maps`: ``coils`` loops on a cylinder of radius
+:data:`COIL_RADIUS_MM` around the brain centre, at evenly spaced angles, alternately
+:data:`COIL_Z_MM` above and below the centre, so sensitivities vary along every axis as a real
+head array's do; ``1/r`` fall-off and each loop's phase, as ``sigpy.mri.birdcage_maps``), in
+world coordinates (mm, independent of the slab), normalised to ``sum_n |S_n|^2 = 1`` (no receive bias: the coil combination ``sum_n conj(S_n) y_n`` is
 ``exp(i phi) x``). k-space is the centred unitary FFT of the coil images over ``(X, Y)`` per
 slice (MESE, 2-D multi-slice) or over ``(X, Y, Z)`` (VFA, DESS, 3-D), readout along X.
 
@@ -60,6 +62,9 @@ DESS_PROTOCOL = {"EchoTime": [_TE, round(2 * _TR - _TE, 6)], "RepetitionTimeExci
 #: contrasts with raw k-space and their layout
 LAYOUTS = {"MESE": "2d", "VFA": "3d", "DESS": "3d"}
 #: settings of ``write_dataset(kspace=...)`` (``snr`` None: the dataset's)
+#: head-array geometry of :func:`coil_maps` (mm from the brain centre)
+COIL_RADIUS_MM = 110.0
+COIL_Z_MM = 40.0
 DEFAULTS = {"contrasts": ("MESE", "VFA", "DESS"), "acceleration": 8.0, "coils": 8,
             "mese_echoes": 8, "calib": 24, "snr": None}
 
@@ -102,11 +107,17 @@ def check_settings(kspace, snr):
 
 
 def coil_maps(grid, n_coils=8):
-    """Normalised birdcage sensitivities ``(N, X, Y, Z)`` complex64 on the phantom's grid."""
-    from sigpy.mri import birdcage_maps
-
-    nx, ny, nz = grid.shape
-    maps = birdcage_maps((n_coils, nz, ny, nx), r=1.5, nzz=n_coils).transpose(0, 3, 2, 1)
+    """Normalised head-array sensitivities ``(N, X, Y, Z)`` complex64 on the phantom's grid."""
+    xyz = grid.centres - np.asarray(grid.fields.centre)
+    out = []
+    for c in range(n_coils):
+        angle = 2 * np.pi * c / n_coils
+        pos = np.array([COIL_RADIUS_MM * np.cos(angle), COIL_RADIUS_MM * np.sin(angle),
+                        COIL_Z_MM * (1 if c % 2 else -1)])
+        d = xyz - pos
+        phase = np.arctan2(d[..., 0], -d[..., 1]) - angle
+        out.append(COIL_RADIUS_MM / np.linalg.norm(d, axis=-1) * np.exp(1j * phase))
+    maps = np.stack(out)
     return (maps / np.sqrt(np.sum(np.abs(maps) ** 2, 0))).astype(np.complex64)
 
 
@@ -133,8 +144,8 @@ def write_session(root, grid, folder, prefix, volumes, settings, *, seed, ref, r
     root, folder = Path(root), Path(folder)
     maps = coil_maps(grid, settings["coils"]) * np.exp(1j * receiver_phase(grid))[None]
     rec = record.setdefault("kspace", {"settings": {**settings, "contrasts": list(settings[
-        "contrasts"])}, "coils": "sigpy birdcage_maps r=1.5, normalised; receiver phase of "
-                                   "synth.bssfp", "noise_sigma": {}, "acceleration": {}})
+        "contrasts"])}, "coils": f"head array, radius {COIL_RADIUS_MM} mm, z +-{COIL_Z_MM} mm, "
+                                   "normalised; receiver phase of synth.bssfp", "noise_sigma": {}, "acceleration": {}})
     truth = root / "derivatives" / "truth" / folder
     for mod in settings["contrasts"]:
         vols = volumes[mod][:settings["mese_echoes"]] if mod == "MESE" else volumes[mod]
