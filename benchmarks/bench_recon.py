@@ -227,7 +227,7 @@ def run_database(contrast, r, root, bids, args, truth, timg, log) -> list[dict]:
         t0 = time.perf_counter()
         model, hist = train(data[:1], settings_for(args), val_dataset=data[1:])
         images = infer(model, col.y, maps, col.mask)
-        rows.append({"contrast": contrast, "R": r, "method": f"{name} (2 subjects)",
+        rows.append({"contrast": contrast, "R": r, "method": f"{name} (train sub-02, val sub-03)",
                      "training_seconds": round(hist["seconds"], 1), "epochs": hist["epochs"],
                      "seconds": round(time.perf_counter() - t0, 1),
                      **evaluate(contrast, images, col, truth, timg)})
