@@ -32,7 +32,6 @@ from typing import Any
 from ..errors import InputError
 from . import metadata as md
 from .b1choice import B1_CONSUMERS, assign_b1, choose_b1  # noqa: F401  (choose_b1 re-exported)
-from .kspace import kspace_collections
 from .layout import SHORT, check_filters, list_subjects, load_layout, passes, strip_prefix
 from .protocols import Protocol
 from .sidecars import Sidecar, relpath, resolve_sidecar, sidecar_name
@@ -174,6 +173,8 @@ def find_collections(bids_dir_or_layout, subject: str, *, session: str | None = 
 
     colls = [_safe_build(kind, subject, ses, dict(gents), members, layout, indexed)
              for (kind, ses, gents), members in groups.items()]
+    from .kspace import kspace_collections  # it builds on this module's Collection
+
     colls += kspace_collections(root, subject, session, filters.get("kspace", {}), colls)
     rank = {k: i for i, k in enumerate(md.KINDS)}
     colls.sort(key=lambda c: (c.session or "", rank[c.kind], c.name))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from . import metadata as md
+from .collections import _NOT_GROUPING, SERIES_ENTITY, Collection, _index
 from .layout import passes
 from .sidecars import Sidecar, relpath, resolve_sidecar, sidecar_name
 
@@ -27,8 +28,7 @@ RECON_SUFFIXES = ("MESE", "MEGRE", "VFA", "DESS")
 #: relative tolerance between a header value and the same field in a JSON sidecar
 #: (headers store ms with limited precision)
 AGREEMENT = 1e-3
-_SERIES = {"MESE": "echo", "MEGRE": "echo", "DESS": "echo", "VFA": "flip"}
-_NOT_GROUPING = {"subject", "session", "suffix", "extension", "datatype", "part", "echo", "flip"}
+_SERIES = {k: SERIES_ENTITY[k] for k in RECON_SUFFIXES}
 
 
 def kspace_collections(root: Path, subject: str, session: str | None, query: dict,
@@ -52,8 +52,6 @@ def kspace_collections(root: Path, subject: str, session: str | None, query: dic
 
 
 def _collection(root, subject, session, gents, members, images):
-    from .collections import Collection
-
     suffix = gents["suffix"]
     members.sort(key=lambda m: (_index(m[1], _SERIES.get(suffix)), m[0].name))
     files = tuple(p for p, _ in members)
@@ -71,13 +69,6 @@ def _collection(root, subject, session, gents, members, images):
               f"{suffix} maps estimated from the reconstructed images")
     return Collection("kspace", subject, session, gents, files, [dict(s.values) for s in scs],
                       protocol, True, reason, root=root, sidecars=tuple(scs))
-
-
-def _index(ents: dict, key: str | None) -> int:
-    try:
-        return int(ents.get(key)) if key else 0
-    except (TypeError, ValueError):
-        return 0
 
 
 def _check_series(root, suffix, members, images, session, gents) -> None:
