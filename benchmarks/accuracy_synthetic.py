@@ -90,16 +90,16 @@ def qmriprep_command():
 
 def run_variant(name, root, nprocs):
     """Write the dataset, run the CLI; returns (bids, out, work, seconds, command)."""
-    from qmriprep.synth.dataset import write_dataset
+    from qmriprep.synth.dataset import DatasetSpec, write_dataset
 
     spec = VARIANTS[name]
     base = root / name
     bids, out, work = base / "bids", base / "out", base / "work"
     for d in (out, work):
         shutil.rmtree(d, ignore_errors=True)
-    write_dataset(bids, snr=spec["snr"], downsample=DOWNSAMPLE, n_slices=N_SLICES, seed=SEED,
-                  b1_downsample=spec["b1_downsample"], motion=spec.get("motion"),
-                  overwrite=True)
+    write_dataset(bids, DatasetSpec(snr=spec["snr"], downsample=DOWNSAMPLE, n_slices=N_SLICES,
+                                    seed=SEED, b1_downsample=spec["b1_downsample"],
+                                    motion=spec.get("motion")), overwrite=True)
     args = [str(bids), str(out), "participant", "-w", str(work),
             "--nprocs", str(nprocs)] + ESTIMATORS + spec["cli"]
     shown = " ".join(["qmriprep", f"{name}/bids", f"{name}/out", "participant", "-w",
@@ -223,7 +223,7 @@ def interpolation_check(truth, out):
 def motion_report(work, truth):
     """Series-alignment transforms found vs the simulated motion: residual displacement over
     the truth brain mask, ``|T x - W x|`` (T: found, fixed -> moving; W: simulated world map)."""
-    from qmriprep.registration.rigid import load_transform
+    from qmriprep.registration.itk import load_transform
 
     sim = json.loads((truth.dir / f"sub-{SUB}_simulation.json").read_text())
     img = nb.load(truth.dir / "anat" / f"sub-{SUB}_desc-brain_mask.nii.gz")

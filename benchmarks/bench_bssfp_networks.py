@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qmriprep.nn.insilico import (add_noise, cod, configurations, grid_cod, grid_parameters,  # noqa: E402
                                   seed_protocol, simulate, sweep_errors)
-from qmriprep.nn.train import train  # noqa: E402
+from qmriprep.nn.train import TrainSettings, train  # noqa: E402
 from qmriprep.nn.weights import get_model, read_manifest  # noqa: E402
 
 SWEEP_TARGET = {12: 0.01, 6: 0.015, 4: 0.035}
@@ -63,11 +63,11 @@ def shipping_overrides():
 def time_to_target(est, cpx, n, models):
     protocol = seed_protocol(n)
     over = dict(shipping_overrides().get(name(est, cpx, n), {}))
-    init_from = over.pop("init_from", None)
+    init_from, init = over.pop("init_from", None), None
     if init_from:
         n_init = int(init_from.rsplit("_", 1)[1])
         init = models.get(init_from) or get_model(seed_protocol(n_init), est, cpx)[0]
-        over.update(init=init, init_label=init_from)
+        over["init_label"] = init_from
     if cpx:
         def hit(m):
             e = sweep_errors(m)
@@ -76,7 +76,7 @@ def time_to_target(est, cpx, n, models):
         def hit(m):
             c = grid_cod(m)
             return min(c.values()) >= 0.999
-    m = train(protocol, estimator=est, complex_net=cpx, seed=0, stop_when=hit, **over)
+    m = train(protocol, est, cpx, TrainSettings(seed=0, **over), init=init, stop_when=hit)
     return m, m.settings["stopped"] == "target"
 
 
@@ -177,7 +177,8 @@ def main(argv=None) -> int:
         noisy = {}
         for est in ("svnn", "pinn"):
             t0 = time.perf_counter()
-            noisy[f"{est}_12 trained at SNR 25"] = train(seed_protocol(12), estimator=est, snr=25, seed=0)
+            noisy[f"{est}_12 trained at SNR 25"] = train(seed_protocol(12), est, False,
+                                                         TrainSettings(snr=25, seed=0))
             print(f"(trained {est} at SNR 25 in {time.perf_counter() - t0:.0f} s)", flush=True)
         sel = {"svnn_12 (noise-free training)": models["svnn_12"],
                "pinn_12 (noise-free training)": models["pinn_12"],

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -65,7 +64,8 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qmriprep.fit.miracle import fit_miracle  # noqa: E402
+from qmriprep.bids.protocols import BSSFPProtocol  # noqa: E402
+from qmriprep.fit.miracle import MiracleSettings, fit_miracle  # noqa: E402
 from qmriprep.nn.insilico import noise_sigma, seed_protocol  # noqa: E402
 from qmriprep.nn.weights import SHIPPED_DIR, find_shipped, load_model  # noqa: E402
 from qmriprep.physics.bssfp import bssfp_signal, fourier_features  # noqa: E402
@@ -123,8 +123,8 @@ def simulate(par, protocol, snr, seed=1, chunk=250_000):
     for s in range(0, par["n"], chunk):
         sl = slice(s, s + chunk)
         sig = bssfp_signal(par["t1"][sl], par["t2"][sl], par["b1"][sl], theta[sl],
-                           flip_angle=protocol.flip_angle, tr=protocol.tr, te=protocol.te,
-                           phase_increments=protocol.phase_increments)
+                           BSSFPProtocol(protocol.phase_increments, protocol.tr,
+                                         protocol.flip_angle, protocol.te))
         if sigma:
             sig = sig + sigma * (rng.standard_normal(sig.shape) + 1j * rng.standard_normal(sig.shape))
         out[sl] = sig
@@ -215,7 +215,7 @@ def run_condition(snr, par, sub, protocol, args, nets):
     Fs = F[sub] if k < n else F
     for search in args.miracle:
         out, sec, cpu = timed(lambda: fit_miracle(Fs, b1_sub, flip_angle=protocol.flip_angle, tr=protocol.tr,
-                                                  search=search))
+                                                  settings=MiracleSettings(search=search)))
         note = "measured" if k == n else f"extrapolated from {k:,} voxels"
         rows.append((f"qmriprep MIRACLE (GSS {search})", t_feat + sec * scale, c_feat + cpu * scale, note,
                      metrics(out, truth, label)))

@@ -42,7 +42,8 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qmriprep.fit.miracle import fit_miracle, fit_miracle_voxel  # noqa: E402
+from qmriprep.bids.protocols import BSSFPProtocol  # noqa: E402
+from qmriprep.fit.miracle import MiracleSettings, fit_miracle, fit_miracle_voxel  # noqa: E402
 from qmriprep.physics import bssfp  # noqa: E402
 
 TR, TE, FA = 4.8e-3, 2.4e-3, np.deg2rad(15.0)
@@ -82,7 +83,7 @@ def simulate(shape, n_cycles, snr, offres, seed, *, csf=True, chunk=200_000):
     for s in range(0, idx.size, chunk):
         sel = idx[s:s + chunk]
         sig = bssfp.bssfp_signal(t1.flat[sel], t2.flat[sel], b1.flat[sel], theta.flat[sel],
-                                 flip_angle=FA, tr=TR, te=TE, phase_increments=phi)
+                                 BSSFPProtocol(tuple(phi), TR, FA, TE))
         if sigma:
             noise = rng.standard_normal(sig.shape) + 1j * rng.standard_normal(sig.shape)
             sig = sig + sigma * noise
@@ -135,7 +136,8 @@ def main(argv=None):
             best = np.inf
             for _ in range(args.repeat):
                 t = time.perf_counter()
-                out = fit_miracle(feats, b1, flip_angle=FA, tr=TR, mask=mask, search=search)
+                out = fit_miracle(feats, b1, flip_angle=FA, tr=TR, mask=mask,
+                                  settings=MiracleSettings(search=search))
                 best = min(best, time.perf_counter() - t)
             maps[search] = out
             acc[search] = accuracy(out, truth, label)
@@ -152,8 +154,8 @@ def main(argv=None):
     loop = {}
     for search in args.search:
         t = time.perf_counter()
-        res = [fit_miracle_voxel(f_flat[i], b1_flat[i], flip_angle=FA, tr=TR, search=search)
-               for i in sub]
+        res = [fit_miracle_voxel(f_flat[i], b1_flat[i], flip_angle=FA, tr=TR,
+                                 settings=MiracleSettings(search=search)) for i in sub]
         per_voxel = (time.perf_counter() - t) / sub.size
         est = np.array([r[:2] for r in res])
         vec = np.stack([maps[search]["t1"].ravel()[sub], maps[search]["t2"].ravel()[sub]], 1)

@@ -39,6 +39,7 @@ import nibabel as nb
 import numpy as np
 import torch
 
+from qmriprep.bids.protocols import DESSProtocol
 from qmriprep.errors import InputError
 from qmriprep.fit.despot1 import fit_vfa
 from qmriprep.fit.monoexp import fit_monoexp
@@ -47,7 +48,7 @@ from qmriprep.recon import metrics
 from qmriprep.recon import pipeline as rp
 from qmriprep.recon.sense import cg_sense
 from qmriprep.recon.zsssl import ReconSettings, reconstruct as infer, train_sl, train_ssl
-from qmriprep.synth import write_dataset
+from qmriprep.synth import DatasetSpec, write_dataset
 from qmriprep.synth.kspace import DESS_PROTOCOL
 
 SEED, SUB = 0, "01"
@@ -58,9 +59,10 @@ TRAIN_SUBJECTS = ("02", "03")
 
 # ------------------------------------------------------------------------------ data
 def make_dataset(root: Path, contrasts, r, args, subjects=(SUB,)) -> Path:
-    return write_dataset(root, subjects=subjects, snr=args.snr, downsample=args.downsample,
-                         n_slices=args.n_slices, seed=SEED, modalities=("TB1TFL",),
-                         kspace={"contrasts": contrasts, "acceleration": r}, overwrite=True)
+    return write_dataset(root, DatasetSpec(subjects=subjects, snr=args.snr, downsample=args.downsample,
+                                           n_slices=args.n_slices, seed=SEED, modalities=("TB1TFL",),
+                                           kspace={"contrasts": contrasts, "acceleration": r}),
+                         overwrite=True)
 
 
 def kspace_files(bids: Path, contrast: str, sub: str = SUB, full: bool = False) -> list[Path]:
@@ -135,10 +137,10 @@ def fit_map(contrast: str, vols: np.ndarray, scans, truth: Truth) -> np.ndarray:
                        method="nlls", mask=truth.brain)["t1"]
     p = {**DESS_PROTOCOL, **meta[0]}
     te = p["EchoTime"][0] if isinstance(p["EchoTime"], list) else p["EchoTime"]
-    return fit_qdess(vols[..., 0], vols[..., 1], tr=p["RepetitionTimeExcitation"], te=te,
-                     flip_angle=np.deg2rad(p["FlipAngle"]),
-                     spoiler_amplitude=p["SpoilerGradientAmplitude"],
-                     spoiler_duration=p["SpoilerGradientDuration"], t1=truth.maps["T1map"],
+    tr = p["RepetitionTimeExcitation"]
+    protocol = DESSProtocol((te, 2 * tr - te), tr, np.deg2rad(p["FlipAngle"]),
+                            p["SpoilerGradientAmplitude"], p["SpoilerGradientDuration"])
+    return fit_qdess(vols[..., 0], vols[..., 1], protocol, t1=truth.maps["T1map"],
                      b1=truth.maps["TB1map"], mask=truth.brain)["t2"]
 
 

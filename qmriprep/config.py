@@ -1,28 +1,28 @@
 """One settings object for a run, in sections, saved as TOML next to every run.
 
-``Config`` is a plain dataclass tree (no module-level global state): the CLI fills it, workflows
+``Config`` is a plain dataclass tree (no module-level global state): the CLI fills it (each
+option's destination is its path here, e.g. ``--nn-epochs`` -> ``nn.max_epochs``), workflows
 read it, and ``Config.to_toml``/``Config.from_toml`` make a run reproducible with
-``--config-file``.
+``--config-file``. Sections that configure a core component reuse its settings dataclass
+(``multiecho``, ``dess``: :mod:`qmriprep.estimators`; ``nn``: :class:`~qmriprep.nn.options.NetworkOptions`;
+``recon.zsssl``: :class:`~qmriprep.recon.zsssl.ReconSettings`), so each setting is declared once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import tomli_w
 
-#: estimators available per collection kind; the first is the default
-ESTIMATORS = {
-    "mese": ("varpro", "nlls", "loglinear"),
-    "megre": ("varpro", "nlls", "loglinear"),
-    "vfa": ("nlls", "linear"),
-    "bssfp": ("miracle", "svnn", "pinn", "svnncomplex", "pinncomplex"),
-    "dess": ("qdess",),
-}
-DEFAULT_ESTIMATORS = {kind: [methods[0]] for kind, methods in ESTIMATORS.items()}
-DEFAULT_ESTIMATORS["bssfp"] = list(ESTIMATORS["bssfp"])  # the seed's comparison, side by side
+from . import estimators
+from .estimators.dess import DESSSettings
+from .estimators.multiecho import MultiEchoSettings
+from .nn.options import NetworkOptions
+from .recon.pipeline import PRESETS
+from .recon.zsssl import ReconSettings
 
 
 @dataclass
@@ -46,37 +46,45 @@ class Execution:
 
 @dataclass
 class Workflow:
-    """Scientific choices: estimators and their options."""
+    """Which estimators run, and how B1+ maps and series are brought together."""
 
-    estimators: dict = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_ESTIMATORS.items()})
-    drop_first_echo: bool = False
-    fit_offset: bool = False
+    estimators: dict = field(default_factory=estimators.default_estimators)
     b1_source: str = "auto"
     b1_registration: str = "rigid"
     b1_fwhm_mm: float = 8.0
     align_series: str = "auto"
     strict: bool = False
-    bssfp_gibbs: bool = False
-    b1_median_mm: float = 0.0
     device: str = "cpu"
-    nn_samples: int = 0
-    nn_max_epochs: int = 0
-    nn_distribution: str = "uniform"
-    nn_snr: float = 0.0
-    nn_cache_dir: str = ""
-    retrain: bool = False
-    dess_t1: float = 1.2
-    recon: list = field(default_factory=lambda: ["zsssl", "cgsense"])
-    recon_preset: str = "fast"
-    recon_unrolls: int = 0
-    recon_features: int = 0
-    recon_blocks: int = 0
-    recon_cg_iter: int = 0
-    recon_max_epochs: int = 0
-    recon_patience: int = 0
-    recon_steps: int = 0
-    recon_mel: bool = True
-    recon_init: str = ""
+
+
+@dataclass
+class BSSFP:
+    """pc-bSSFP preprocessing: Gibbs-ringing removal, median filter of the B1+ map (mm; 0: off)."""
+
+    gibbs: bool = False
+    b1_median_mm: float = 0.0
+
+
+def _fast() -> ReconSettings:
+    return dataclasses.replace(ReconSettings(), **PRESETS["fast"])
+
+
+@dataclass
+class Recon:
+    """Reconstructions of raw k-space: methods, the ZS-SSL preset it started from, its settings
+    (the preset's, then every option the user set) and a model to start training from."""
+
+    methods: list = field(default_factory=lambda: [r.name for r in estimators.reconstructions()
+                                                   if r.default])
+    preset: str = "fast"
+    init: str = ""
+    zsssl: ReconSettings = field(default_factory=_fast)
+
+    def apply_preset(self, name: str) -> None:
+        """Reset the ZS-SSL settings to preset ``name`` (seed and device kept)."""
+        self.preset = name
+        self.zsssl = dataclasses.replace(ReconSettings(), **PRESETS[name],
+                                         seed=self.zsssl.seed, device=self.zsssl.device)
 
 
 @dataclass
@@ -102,6 +110,11 @@ class Config:
 
     execution: Execution = field(default_factory=Execution)
     workflow: Workflow = field(default_factory=Workflow)
+    multiecho: MultiEchoSettings = field(default_factory=MultiEchoSettings)
+    bssfp: BSSFP = field(default_factory=BSSFP)
+    dess: DESSSettings = field(default_factory=DESSSettings)
+    nn: NetworkOptions = field(default_factory=NetworkOptions)
+    recon: Recon = field(default_factory=Recon)
     nipype: Nipype = field(default_factory=Nipype)
     seeds: Seeds = field(default_factory=Seeds)
 
@@ -115,20 +128,39 @@ class Config:
         path.write_text(tomli_w.dumps(self.to_dict()))
         return path
 
-    def update(self, sections: dict) -> None:
-        """Overwrite fields from a ``{section: {key: value}}`` mapping (unknown keys are errors)."""
-        for name, values in sections.items():
-            section = getattr(self, name, None)
-            if section is None or not isinstance(values, dict):
-                raise KeyError(f"unknown configuration section [{name}]")
-            known = {f.name for f in fields(section)}
-            for key, value in values.items():
-                if key not in known:
-                    raise KeyError(f"unknown setting {name}.{key}")
-                setattr(section, key, value)
+    def section(self, path: str | None):
+        """The settings object at dotted ``path`` (``"recon.zsssl"``), or None for None."""
+        obj = None if path is None else self
+        for name in (path or "").split(".") if path else ():
+            obj = getattr(obj, name)
+        return obj
+
+    def set(self, path: str, value) -> None:
+        """Set the setting at dotted ``path`` (``"nn.max_epochs"``); unknown paths are KeyErrors."""
+        *head, key = path.split(".")
+        target = self.section(".".join(head)) if head else None
+        if target is None or not dataclasses.is_dataclass(target) or key not in _names(target):
+            raise KeyError(f"unknown setting {path}")
+        setattr(target, key, value)
+
+    def update(self, sections: dict, prefix: str = "") -> None:
+        """Overwrite settings from a nested ``{section: {key: value}}`` mapping (TOML)."""
+        for key, value in sections.items():
+            path = f"{prefix}{key}"
+            current = self.section(prefix.rstrip(".")) if prefix else self
+            if isinstance(value, dict) and dataclasses.is_dataclass(getattr(current, key, None)):
+                self.update(value, f"{path}.")
+            elif not prefix:
+                raise KeyError(f"unknown configuration section [{key}]")
+            else:
+                self.set(path, value)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "Config":
         config = cls()
         config.update(tomllib.loads(Path(path).read_text()))
         return config
+
+
+def _names(obj) -> set[str]:
+    return {f.name for f in fields(obj)}

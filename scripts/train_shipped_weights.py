@@ -25,10 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qmriprep.nn.insilico import grid_cod, seed_protocol, sweep_errors  # noqa: E402
-from qmriprep.nn.train import train  # noqa: E402
+from qmriprep.nn.train import TrainSettings, train  # noqa: E402
 from qmriprep.nn.weights import MANIFEST, SHIPPED_DIR, load_model, read_manifest, save_model  # noqa: E402
 
-#: settings that differ from the defaults: PINN-complex T1 converges slowest (seed: Suppl. Fig. S8)
+#: settings that differ from the defaults (:class:`qmriprep.nn.train.TrainSettings` fields, and
+#: "init_from"): PINN-complex T1 converges slowest (seed: Suppl. Fig. S8)
 #: At 4 cycles the PINN-complex trained from scratch stalls at ~6 % (ill-conditioned physics loss;
 #: higher rates diverge); warm-started from the 6-cycle PINN-complex (also label-free) it reaches
 #: ~3 % in 30 epochs ("init_from": a model trained earlier in this list).
@@ -63,14 +64,14 @@ def main(argv=None) -> int:
         protocol = seed_protocol(n_cycles)
         t0 = time.perf_counter()
         over = dict(OVERRIDES.get(name, {}))
-        init_from = over.pop("init_from", None)
+        init_from, init = over.pop("init_from", None), None
         if init_from:
             if init_from not in entries:
                 raise SystemExit(f"{name} warm-starts from {init_from}: train that first")
             e = entries[init_from]
-            over.update(init=load_model(args.out / e["file"], sha256=e["sha256"]),
-                        init_label=f"{init_from} (sha256 {e['sha256']})")
-        model = train(protocol, estimator=estimator, complex_net=complex_net, seed=0, **over,
+            init = load_model(args.out / e["file"], sha256=e["sha256"])
+            over["init_label"] = f"{init_from} (sha256 {e['sha256']})"
+        model = train(protocol, estimator, complex_net, TrainSettings(seed=0, **over), init=init,
                       log=lambda r: print(f"  {name} epoch {r['epoch']:3d} train {r['train_loss']:.3g} "
                                           f"val {r['val_loss']:.3g} lr {r['lr']:.2g} {r['seconds']:.0f} s",
                                           flush=True))

@@ -12,6 +12,15 @@ from qmriprep.bids.metadata import MultiEchoProtocol, VFAProtocol
 from qmriprep.errors import InputError
 
 
+def planned(colls, **workflow):
+    """``{name: B1Decision}`` of the run plan of ``colls`` (default settings unless given)."""
+    from qmriprep.bids.plan import plan_subject
+    from qmriprep.config import Workflow
+
+    plan = plan_subject("01", list(colls), Workflow(**workflow))
+    return {p.collection.name: p for p in plan.collections}
+
+
 def by_name(colls):
     return {c.name: c for c in colls}
 
@@ -84,11 +93,12 @@ def test_b1_series_order_and_protocols(rich_colls):
 
 
 def test_b1_fallback_prefers_kind_within_the_session(rich_colls):
-    vfa1, vfa2 = rich_colls["sub-01_ses-1_VFA"], rich_colls["sub-01_ses-2_VFA"]
-    assert vfa1.b1 is rich_colls["sub-01_ses-1_TB1TFL"]
-    assert "preferred kind (TB1map > TB1TFL > TB1AFI > TB1DAM) of 2 B1+ maps in sub-01 ses-1" in vfa1.b1_reason
-    assert vfa2.b1 is rich_colls["sub-01_ses-2_TB1DAM"]
-    assert vfa2.b1_reason.startswith("the only B1+ map in sub-01 ses-2")
+    plans = planned(rich_colls.values())
+    vfa1, vfa2 = plans["sub-01_ses-1_VFA"], plans["sub-01_ses-2_VFA"]
+    assert vfa1.b1.map is rich_colls["sub-01_ses-1_TB1TFL"]
+    assert "preferred kind (TB1map > TB1TFL > TB1AFI > TB1DAM) of 2 B1+ maps in sub-01 ses-1" in vfa1.b1.reason
+    assert vfa2.b1.map is rich_colls["sub-01_ses-2_TB1DAM"]
+    assert vfa2.b1.reason.startswith("the only B1+ map in sub-01 ses-2")
     assert "B1+: sub-01_ses-1_TB1TFL" in vfa1.describe()
 
 
@@ -116,7 +126,7 @@ def test_session_and_filters_narrow_the_search(rich):
     assert "sub-01_ses-1_run-1_MEGRE" not in colls and "sub-01_ses-1_run-2_MEGRE" in colls
     assert "sub-01_ses-1_TB1TFL" not in colls
     assert not any(c.kind == "kspace" for c in colls.values())
-    assert colls["sub-01_ses-1_VFA"].b1.kind == "TB1AFI"
+    assert planned(colls.values())["sub-01_ses-1_VFA"].b1.map.kind == "TB1AFI"
 
 
 def test_unknown_suffix_is_ignored_with_a_log_line(rich, caplog):
@@ -147,14 +157,14 @@ def test_intended_for_wins_in_both_forms(tmp_path):
     write_json(root / "sub-01/fmap/sub-01_acq-famp_TB1TFL.json",
                {"FlipAngle": 8, "IntendedFor": "anat/sub-01_flip-1_MESE.nii.gz"})
     colls = by_name(find_collections(root, "01"))
-    v = colls["sub-01_VFA"]
-    assert v.b1 is colls["sub-01_TB1DAM"]
-    assert v.b1_reason == f"IntendedFor in sub-01/fmap/sub-01_flip-1_TB1DAM.json names {target}.nii.gz"
+    v = planned(colls.values())["sub-01_VFA"].b1
+    assert v.map is colls["sub-01_TB1DAM"]
+    assert v.reason == f"IntendedFor in sub-01/fmap/sub-01_flip-1_TB1DAM.json names {target}.nii.gz"
     # the relative form: afi claims the VFA too, and wins over DAM by preference
     write_json(root / "sub-01/fmap/sub-01_acq-tr2_TB1AFI.json", {
         "FlipAngle": 60, "RepetitionTimeExcitation": 0.1, "IntendedFor": ["anat/sub-01_flip-2_VFA.nii.gz"]})
-    v = by_name(find_collections(root, "01"))["sub-01_VFA"]
-    assert v.b1.kind == "TB1AFI" and "2 B1+ maps name it, chose the preferred kind" in v.b1_reason
+    v = planned(find_collections(root, "01"))["sub-01_VFA"].b1
+    assert v.map.kind == "TB1AFI" and "2 B1+ maps name it, chose the preferred kind" in v.reason
 
 
 def test_nearest_acquisition_time_and_no_b1(tmp_path):
@@ -164,10 +174,10 @@ def test_nearest_acquisition_time_and_no_b1(tmp_path):
                    ("sub-01/fmap/sub-01_flip-1_TB1DAM.json", "10:05:00")):
         meta = __import__("json").loads((root / rel).read_text())
         write_json(root / rel, {**meta, "AcquisitionTime": t})
-    v = by_name(find_collections(root, "01"))["sub-01_VFA"]
-    assert v.b1.kind == "TB1DAM" and v.b1_reason.startswith("nearest in AcquisitionTime (300 s apart)")
-    v2 = find_collections(root, "02")[0]
-    assert v2.b1 is None and v2.b1_reason.startswith("no B1+ map in sub-02")
+    v = planned(find_collections(root, "01"))["sub-01_VFA"].b1
+    assert v.map.kind == "TB1DAM" and v.reason.startswith("nearest in AcquisitionTime (300 s apart)")
+    v2 = planned(find_collections(root, "02"))["sub-02_VFA"].b1
+    assert v2.map is None and v2.reason.startswith("no B1+ map in sub-02")
 
 
 def test_validating_layout_misses_bssfp_and_globbing_finds_it(tmp_path):

@@ -235,15 +235,13 @@ def test_multiecho_tr_from_repetition_time_excitation():
 
 
 def test_split_modules_keep_the_old_import_paths():
-    """sidecars/protocols/layout/b1choice were split out of metadata and collections."""
-    from qmriprep.bids import b1choice, collections, layout, protocols, sidecars
+    """sidecars/protocols/layout were split out of metadata and collections."""
+    from qmriprep.bids import collections, layout, protocols, sidecars
 
     for name in ("Sidecar", "resolve_sidecar", "read_json", "sidecar_name", "parse_name"):
         assert getattr(md, name) is getattr(sidecars, name)
     for name in ("Protocol", "MultiEchoProtocol", "VFAProtocol", "DAMProtocol", "AFIProtocol",
                  "TFLProtocol", "B1MapProtocol", "BSSFPProtocol", "DESSProtocol"):
         assert getattr(md, name) is getattr(protocols, name)
-    assert collections.choose_b1 is b1choice.choose_b1
-    assert collections.B1_CONSUMERS is b1choice.B1_CONSUMERS
     assert collections.load_layout is layout.load_layout
     assert collections.list_subjects is layout.list_subjects

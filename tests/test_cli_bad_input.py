@@ -9,13 +9,13 @@ import pytest
 
 from qmriprep.cli.run import main
 from qmriprep.errors import EXIT_INPUT, EXIT_PROCESSING
-from qmriprep.synth.dataset import write_dataset
+from qmriprep.synth.dataset import DatasetSpec, write_dataset
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("bad") / "bids", downsample=8, n_slices=4,
-                         modalities=("MESE", "VFA", "TB1DAM"))
+    return write_dataset(tmp_path_factory.mktemp("bad") / "bids",
+                         DatasetSpec(downsample=8, n_slices=4, modalities=("MESE", "VFA", "TB1DAM")))
 
 
 @pytest.fixture

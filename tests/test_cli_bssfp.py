@@ -9,15 +9,16 @@ import pytest
 
 from qmriprep.cli.run import main
 from qmriprep.errors import EXIT_INPUT
-from qmriprep.synth.dataset import write_dataset
+from qmriprep.synth.dataset import DatasetSpec, write_dataset
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("bssfp") / "bids", downsample=8, n_slices=4,
-                         modalities=("bSSFP", "TB1TFL"), bssfp_cycles=(12,), b1_downsample=1)
+    return write_dataset(tmp_path_factory.mktemp("bssfp") / "bids",
+                         DatasetSpec(downsample=8, n_slices=4, modalities=("bSSFP", "TB1TFL"),
+                                     bssfp_cycles=(12,), b1_downsample=1))
 
 
 @pytest.fixture(scope="module")

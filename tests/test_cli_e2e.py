@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from qmriprep.cli.run import main
-from qmriprep.synth.dataset import write_dataset
+from qmriprep.synth.dataset import DatasetSpec, write_dataset
 
 pytestmark = pytest.mark.e2e
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    bids = write_dataset(root / "bids", downsample=8, n_slices=6, b1_downsample=1)
+    bids = write_dataset(root / "bids", DatasetSpec(downsample=8, n_slices=6, b1_downsample=1))
     out = root / "out"
     code = main([str(bids), str(out), "participant", "-w", str(root / "work"), "--nprocs", "1",
                  "--omp-nthreads", "1", "--estimators", "mese:varpro,loglinear", "vfa:all",
@@ -97,7 +97,9 @@ def test_boilerplate_only_writes_methods_and_no_maps(run, tmp_path):
     assert main([str(bids), str(out), "participant", "--boilerplate-only",
                  "--estimators", "mese:nlls", "-w", str(tmp_path / "w")]) == 0
     text = (out / "logs" / "CITATION.md").read_text()
-    assert "nlls fitting" in text and "[@varpro]" in text
+    mese = next(p for p in text.split("\n\n") if "MESE series" in p)
+    assert "nlls fitting" in mese and "[@cpmg; @levenberg]" in mese and "golub1973" not in mese
+    assert "golub1973" in text  # MEGRE keeps its default, VarPro
     assert (out / "logs" / "CITATION.bib").exists()
     assert not list(out.rglob("*.nii*"))
 

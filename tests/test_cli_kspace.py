@@ -11,7 +11,7 @@ import pytest
 
 from qmriprep.cli.run import main
 from qmriprep.errors import EXIT_INPUT
-from qmriprep.synth import write_dataset
+from qmriprep.synth import DatasetSpec, write_dataset
 
 pytestmark = pytest.mark.e2e
 #: a ZSSSL small enough for CI (the numbers that matter are in benchmarks/RESULTS.md)
@@ -23,8 +23,9 @@ TINY = ["--recon-epochs", "2", "--recon-steps", "2", "--recon-features", "8", "-
 def kspace_ds(tmp_path_factory):
     """4 mm phantom, 16 slices, TFL B1 map, noise-free k-space of MESE (2-D), VFA and DESS (3-D) at R = 4."""
     root = tmp_path_factory.mktemp("ks") / "ds"
-    return write_dataset(root, downsample=4, n_slices=16, modalities=("TB1TFL",),
-                         kspace={"contrasts": ("MESE", "VFA", "DESS"), "acceleration": 4})
+    return write_dataset(root, DatasetSpec(downsample=4, n_slices=16, modalities=("TB1TFL",),
+                                           kspace={"contrasts": ("MESE", "VFA", "DESS"),
+                                                   "acceleration": 4}))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ def _parse(tmp_path, *args):
 def test_parser_strips_sub_prefix_and_reads_estimators(tmp_path):
     opts = _parse(tmp_path, "--participant-label", "sub-01", "02",
                   "--estimators", "mese:varpro,nlls", "vfa:all")
-    assert opts.participant_label == ["01", "02"]
+    assert getattr(opts, "execution.participant_label") == ["01", "02"]
     assert dict(opts.estimators) == {"mese": ["varpro", "nlls"], "vfa": ["nlls", "linear"]}
 
 
@@ -29,7 +29,7 @@ def test_parser_rejects_unknown_estimators(tmp_path, bad, capsys):
 def test_parser_reads_bids_filter_file(tmp_path):
     filters = tmp_path / "filters.json"
     filters.write_text(json.dumps({"vfa": {"acquisition": "hr"}}))
-    assert _parse(tmp_path, "--bids-filter-file", str(filters)).bids_filter_file == {
+    assert getattr(_parse(tmp_path, "--bids-filter-file", str(filters)), "execution.bids_filters") == {
         "vfa": {"acquisition": "hr"}}
 
 
@@ -45,3 +45,42 @@ def test_parser_missing_bids_dir(tmp_path, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args([str(tmp_path / "nope"), str(tmp_path / "out"), "participant"])
     assert "path does not exist" in capsys.readouterr().err
+
+
+def test_every_option_destination_is_a_config_path(tmp_path):
+    """Options write to the config path they name, so a saved TOML holds every setting."""
+    from qmriprep.config import Config
+
+    config = Config()
+    dotted = [a for a in build_parser()._actions if "." in a.dest]
+    assert len(dotted) > 30
+    for action in dotted:
+        assert config.section(action.dest.rsplit(".", 1)[0]) is not None, action.dest
+        config.set(action.dest, getattr(config.section(action.dest.rsplit(".", 1)[0]),
+                                        action.dest.rsplit(".", 1)[1]))
+
+
+@pytest.mark.parametrize("args", [["--nprocs", "0"], ["--nprocs", "-1"], ["--omp-nthreads", "-2"],
+                                  ["--omp-nthreads", "two"]])
+def test_parser_rejects_non_positive_resources(tmp_path, args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _parse(tmp_path, *args)
+    assert exc.value.code == 2 and "positive whole number" in capsys.readouterr().err
+
+
+def test_given_options_override_the_config_file_and_the_preset(tmp_path):
+    from qmriprep.cli.run import _build_config
+
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    saved = tmp_path / "saved.toml"
+
+    def parse(*args):
+        return build_parser().parse_args([str(bids), str(tmp_path / "out"), "participant", *args])
+
+    first = _build_config(parse("--nn-epochs", "7", "--recon-preset", "seed", "--random-seed", "3"))
+    assert first.nn.max_epochs == 7 and first.recon.zsssl.features == 64 and first.recon.zsssl.seed == 3
+    first.to_toml(saved)
+    again = _build_config(parse("--config-file", str(saved), "--recon-steps", "4", "--no-mel"))
+    assert again.nn.max_epochs == 7 and again.recon.preset == "seed" and again.recon.zsssl.features == 64
+    assert again.recon.zsssl.steps_per_epoch == 4 and again.recon.zsssl.mel is False

@@ -4,7 +4,9 @@ vectorised == per-voxel, off-resonance bias with 6 and 4 phase cycles."""
 import numpy as np
 import pytest
 
-from qmriprep.fit.miracle import LOWER_MIN, fit_miracle, fit_miracle_voxel, gss_iterations
+from qmriprep.bids.protocols import BSSFPProtocol
+from qmriprep.fit.miracle import (LOWER_MIN, MiracleSettings, fit_miracle, fit_miracle_voxel,
+                                  gss_iterations)
 from qmriprep.physics import bssfp
 
 TR, TE, FA = 4.8e-3, 2.4e-3, np.deg2rad(15.0)  # seed protocol
@@ -18,7 +20,7 @@ def seed_grid(n):
 
 def features(t1, t2, b1=1.0, theta=0.0, n_cycles=12):
     phi = seed_grid(n_cycles)
-    sig = bssfp.bssfp_signal(t1, t2, b1, theta, flip_angle=FA, tr=TR, te=TE, phase_increments=phi)
+    sig = bssfp.bssfp_signal(t1, t2, b1, theta, BSSFPProtocol(tuple(phi), TR, FA, TE))
     return bssfp.fourier_features(sig, phi)
 
 
@@ -41,7 +43,8 @@ def test_gss_iterations_match_the_seed_stopping_rule():
 def test_miracle_exact_without_aliasing(search):
     # 64 phase cycles: the configurations equal the N -> inf model terms (aliases < 1e-6)
     t1, t2, b1 = tissue_box(120)
-    out = fit_miracle(features(t1, t2, b1, n_cycles=64), b1, **KW, search=search)
+    out = fit_miracle(features(t1, t2, b1, n_cycles=64), b1, **KW,
+                      settings=MiracleSettings(search=search))
     assert rel(out["t1"], t1).max() < 1e-4 and rel(out["t2"], t2).max() < 1e-4
     assert out["t1"].dtype == np.float32 and out["rounds"].dtype == np.int32
     assert (out["rounds"] > 1).all() and (out["rounds"] < 200).all()
@@ -81,9 +84,10 @@ def test_vectorised_equals_per_voxel(search):
     theta = np.array([0.0, 0.0, 1.3])
     f = np.stack([features(t1[:2], t2[:2], b1[:2])[0], features(t1[:2], t2[:2], b1[:2])[1],
                   features(t1[2], t2[2], b1[2], theta[2], n_cycles=6)])
-    out = fit_miracle(f, b1, **KW, search=search)
+    settings = MiracleSettings(search=search)
+    out = fit_miracle(f, b1, **KW, settings=settings)
     for i in range(3):
-        t1_v, t2_v, k = fit_miracle_voxel(f[i], b1[i], **KW, search=search)
+        t1_v, t2_v, k = fit_miracle_voxel(f[i], b1[i], **KW, settings=settings)
         assert k == out["rounds"][i]
         np.testing.assert_allclose([out["t1"][i], out["t2"][i]], [t1_v, t2_v], rtol=1e-6)
 
@@ -91,8 +95,8 @@ def test_vectorised_equals_per_voxel(search):
 def test_full_and_warm_search_agree():
     t1, t2, b1 = tissue_box(200, seed=3)
     f = features(t1, t2, b1)
-    full = fit_miracle(f, b1, **KW, search="full")
-    warm = fit_miracle(f, b1, **KW, search="warm")
+    full = fit_miracle(f, b1, **KW, settings=MiracleSettings(search="full"))
+    warm = fit_miracle(f, b1, **KW, settings=MiracleSettings(search="warm"))
     # same fixed point; the full-bracket result is resolved to ~tol in T2 and ~20 tol in T1
     assert np.abs(full["t2"] - warm["t2"]).max() < 1e-5
     assert np.abs(full["t1"] - warm["t1"]).max() < 1e-4
@@ -148,14 +152,15 @@ def test_invalid_arguments_raise():
     with pytest.raises(ValueError):
         fit_miracle(f, flip_angle=FA, tr=0.0)
     with pytest.raises(ValueError):
-        fit_miracle(f, **KW, search="brent")
+        MiracleSettings(search="brent")
     with pytest.raises(ValueError):
-        fit_miracle(f, **KW, bounds=(5.0, 1.0))
+        MiracleSettings(bounds=(5.0, 1.0))
 
 
 def _theta_sweep_error(n_cycles, search="full"):
     theta = np.linspace(-0.9 * np.pi, 0.9 * np.pi, 73)
-    out = fit_miracle(features(*WM, 1.0, theta, n_cycles=n_cycles), 1.0, **KW, search=search)
+    out = fit_miracle(features(*WM, 1.0, theta, n_cycles=n_cycles), 1.0, **KW,
+                      settings=MiracleSettings(search=search))
     return max(rel(out["t1"], WM[0]).max(), rel(out["t2"], WM[1]).max())
 
 

@@ -11,9 +11,10 @@ import torch
 from qmriprep.nn.insilico import (BOUNDS, Protocol, add_noise, as_protocol, make_dataset, noise_sigma,
                                   sample_parameters, seed_phase_increments, seed_protocol)
 from qmriprep.nn.mlp import BSSFPNet, features_from_configurations
-from qmriprep.nn.train import pinn_loss, svnn_loss, train
-from qmriprep.nn.weights import (SHIPPED_DIR, WeightsError, cache_key, find_shipped, get_model, load_model,
-                                 protocols_match, read_manifest, save_model, sha256_file)
+from qmriprep.nn.train import TrainSettings, pinn_loss, svnn_loss, train
+from qmriprep.nn.weights import (SHIPPED_DIR, ModelSource, WeightsError, cache_key, find_shipped, get_model,
+                                 load_model, protocols_match, read_manifest, save_model)
+from qmriprep.utils.files import sha256_file
 
 TINY = dict(n_samples=3000, max_epochs=4, batch_size=256, lr=3e-3)
 
@@ -58,11 +59,12 @@ def test_dataset_split_reproducible_and_uses_the_physics():
     assert torch.equal(a.signal, b.signal) and torch.equal(a.split["val"], b.split["val"])
     assert [len(a.split[k]) for k in ("train", "val", "test")] == [600, 200, 200]
     assert len(torch.cat(list(a.split.values())).unique()) == 1000
+    from qmriprep.bids.protocols import BSSFPProtocol
     from qmriprep.physics.bssfp import bssfp_signal, fourier_features
 
     q = a.params
     ref = bssfp_signal(q["t1"].double(), q["t2"].double(), q["b1"].double(), q["theta"].double(),
-                       flip_angle=p.flip_angle, tr=p.tr, te=p.te, phase_increments=p.phase_increments)
+                       BSSFPProtocol(p.phase_increments, p.tr, p.flip_angle, p.te))
     ref = fourier_features(ref, p.phase_increments)
     assert torch.allclose(a.configurations.to(torch.complex128), ref, atol=1e-5)
     assert torch.allclose(a.configurations[:, 1].imag, torch.zeros(1000), atol=1e-5)  # F0 real
@@ -102,8 +104,8 @@ def test_svnn_loss_scaled():
 def test_short_training_lowers_the_loss_and_is_deterministic(estimator):
     p = seed_protocol(12)
     logs = []
-    m1 = train(p, estimator=estimator, seed=5, log=logs.append, **TINY)
-    m2 = train(p, estimator=estimator, seed=5, **TINY)
+    m1 = train(p, estimator, settings=TrainSettings(seed=5, **TINY), log=logs.append)
+    m2 = train(p, estimator, settings=TrainSettings(seed=5, **TINY))
     assert len(m1.curve) == 4 and logs == m1.curve
     assert {"epoch", "train_loss", "val_loss", "seconds"} <= set(m1.curve[0])
     assert m1.curve[-1]["train_loss"] < m1.curve[0]["train_loss"]
@@ -115,15 +117,16 @@ def test_short_training_lowers_the_loss_and_is_deterministic(estimator):
 
 def test_early_stopping_time_budget_and_noise():
     p = seed_protocol(12)
-    m = train(p, estimator="svnn", snr=25, seed=0, time_budget_s=0.0, **TINY)
+    m = train(p, "svnn", settings=TrainSettings(snr=25, seed=0, time_budget_s=0.0, **TINY))
     assert len(m.curve) == 1 and m.settings["stopped"] == "time_budget" and m.settings["snr"] == 25
-    m = train(p, estimator="svnn", seed=0, patience=1, lr=10.0, n_samples=2000, max_epochs=30, batch_size=256)
+    fast = TrainSettings(patience=1, lr=10.0, n_samples=2000, max_epochs=30, batch_size=256)
+    m = train(p, "svnn", settings=fast)
     assert m.settings["stopped"] == "patience" and len(m.curve) < 30
 
 
 def test_save_load_round_trip_and_tamper(tmp_path):
     p = seed_protocol(12)
-    m = train(p, estimator="svnn", seed=0, **TINY)
+    m = train(p, "svnn", settings=TrainSettings(**TINY))
     sha = save_model(m, tmp_path / "m.pt")
     assert sha == sha256_file(tmp_path / "m.pt")
     back = load_model(tmp_path / "m.pt", sha256=sha)
@@ -142,10 +145,10 @@ def test_save_load_round_trip_and_tamper(tmp_path):
 def test_cache_round_trip(tmp_path):
     p = Protocol(math.radians(20), 5e-3, 2.5e-3, seed_phase_increments(8))  # no shipped weights
     msgs = []
-    m1, prov1 = get_model(p, "svnn", False, cache_dir=tmp_path, log=msgs.append, **TINY)
+    m1, prov1 = get_model(p, "svnn", False, TrainSettings(**TINY), ModelSource(tmp_path), log=msgs.append)
     assert prov1["source"] == "trained" and any("training" in s for s in msgs)
     assert {"weights_sha256", "training_settings", "seed", "final_val_loss", "training_seconds"} <= set(prov1)
-    m2, prov2 = get_model(p, "svnn", False, cache_dir=tmp_path, **TINY)
+    m2, prov2 = get_model(p, "svnn", False, TrainSettings(**TINY), ModelSource(tmp_path))
     assert prov2["source"] == "cache" and prov2["weights_sha256"] == prov1["weights_sha256"]
     # another seed or estimator is another key
     base = cache_key(p, estimator="svnn", complex_net=False)
@@ -155,10 +158,10 @@ def test_cache_round_trip(tmp_path):
     pt = next(tmp_path.glob("*.pt"))
     pt.write_bytes(pt.read_bytes() + b"x")
     with pytest.raises(WeightsError, match="SHA256 mismatch"):
-        get_model(p, "svnn", False, cache_dir=tmp_path, **TINY)
-    m3, prov3 = get_model(p, "svnn", False, cache_dir=tmp_path, retrain=True, **TINY)
+        get_model(p, "svnn", False, TrainSettings(**TINY), ModelSource(tmp_path))
+    m3, prov3 = get_model(p, "svnn", False, TrainSettings(**TINY), ModelSource(tmp_path, retrain=True))
     assert prov3["source"] == "trained"
-    assert get_model(p, "svnn", False, cache_dir=tmp_path, **TINY)[1]["source"] == "cache"
+    assert get_model(p, "svnn", False, TrainSettings(**TINY), ModelSource(tmp_path))[1]["source"] == "cache"
 
 
 def test_shipped_weights_are_verified(tmp_path):
@@ -171,22 +174,21 @@ def test_shipped_weights_are_verified(tmp_path):
     ship.mkdir()
     shutil.copy(SHIPPED_DIR / entry["file"], ship / entry["file"])
     (ship / "manifest.json").write_text(json.dumps({"models": [entry]}))
-    model, prov = get_model(entry["protocol"], entry["estimator"], entry["complex_net"], shipped_dir=ship,
-                            cache_dir=tmp_path / "cache")
+    source = ModelSource(tmp_path / "cache", shipped_dir=ship)
+    model, prov = get_model(entry["protocol"], entry["estimator"], entry["complex_net"], source=source)
     assert prov["source"] == "shipped" and prov["weights_sha256"] == entry["sha256"]
     with open(ship / entry["file"], "ab") as fh:
         fh.write(b"tampered")
     with pytest.raises(WeightsError, match="SHA256 mismatch"):
-        get_model(entry["protocol"], entry["estimator"], entry["complex_net"], shipped_dir=ship,
-                  cache_dir=tmp_path / "cache")
+        get_model(entry["protocol"], entry["estimator"], entry["complex_net"], source=source)
 
 
 def test_few_cycle_pinn_complex_is_warm_started(tmp_path):
     p = Protocol(math.radians(20), 5e-3, 2.5e-3, seed_phase_increments(4))  # nothing shipped
     msgs = []
-    model, prov = get_model(p, "pinn", True, cache_dir=tmp_path, log=msgs.append, **TINY)
+    model, prov = get_model(p, "pinn", True, TrainSettings(**TINY), ModelSource(tmp_path), log=msgs.append)
     assert any("warm start" in m for m in msgs)
     assert model.settings["init"].startswith("pinncomplex 6 cycles (sha256 ")
     assert len(list(tmp_path.glob("bssfp_pinncomplex_*.pt"))) == 2  # the 6-cycle helper is cached too
-    again, prov2 = get_model(p, "pinn", True, cache_dir=tmp_path, **TINY)
+    again, prov2 = get_model(p, "pinn", True, TrainSettings(**TINY), ModelSource(tmp_path))
     assert prov2["source"] == "cache" and prov2["weights_sha256"] == prov["weights_sha256"]

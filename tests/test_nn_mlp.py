@@ -9,7 +9,7 @@ import torch
 from qmriprep.nn.insilico import (WM_T1, WM_T2, configurations, grid_cod, seed_protocol, simulate,
                                   sweep_errors)
 from qmriprep.nn.mlp import BSSFPNet, features_from_configurations
-from qmriprep.nn.weights import SHIPPED_DIR, get_model, read_manifest
+from qmriprep.nn.weights import SHIPPED_DIR, ModelSource, get_model, read_manifest
 
 #: the seed's accuracy targets for the complex networks: max relative error over the
 #: off-resonance sweep at T1/T2 = 0.939/0.062 s (T1 and T2), per number of phase cycles
@@ -62,7 +62,7 @@ def _shipped(name):
 @pytest.mark.parametrize("estimator", ["svnn", "pinn"])
 def test_shipped_magnitude_networks_reach_the_seed_cod(estimator, tmp_path):
     _shipped(f"{estimator}_12")
-    model, prov = get_model(seed_protocol(12), estimator, False, cache_dir=tmp_path)
+    model, prov = get_model(seed_protocol(12), estimator, False, source=ModelSource(tmp_path))
     assert prov["source"] == "shipped" and len(prov["weights_sha256"]) == 64
     assert not list(tmp_path.iterdir())  # nothing trained, nothing cached
     c = grid_cod(model)
@@ -73,7 +73,7 @@ def test_shipped_magnitude_networks_reach_the_seed_cod(estimator, tmp_path):
 @pytest.mark.parametrize("n_cycles", [12, 6, 4])
 def test_shipped_complex_networks_are_robust_to_off_resonance(estimator, n_cycles, tmp_path):
     _shipped(f"{estimator}complex_{n_cycles}")
-    model, prov = get_model(seed_protocol(n_cycles), estimator, True, cache_dir=tmp_path)
+    model, prov = get_model(seed_protocol(n_cycles), estimator, True, source=ModelSource(tmp_path))
     assert prov["source"] == "shipped"
     err = sweep_errors(model)
     target = SWEEP_TARGET[n_cycles]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from qmriprep.bids.protocols import BSSFPProtocol
 from qmriprep.physics import bssfp
 
 TR, TE = 4.8e-3, 2.4e-3
@@ -13,6 +14,10 @@ FA = np.deg2rad(15.0)
 def seed_grid(n):
     """The seed's phase increments ``phi_j = pi (2j - 1) / N``, j = 1..N."""
     return np.pi * (2 * np.arange(1, n + 1) - 1) / n
+
+
+def protocol(phi, fa=FA):
+    return BSSFPProtocol(tuple(phi), TR, fa, TE)
 
 
 def _tissue_grid():
@@ -29,7 +34,7 @@ def test_configurations_match_closed_forms_at_64_cycles(fa_deg):
     t1, t2, b1 = _tissue_grid()
     fa = np.deg2rad(fa_deg)
     phi = seed_grid(64)
-    sig = bssfp.bssfp_signal(t1, t2, b1, 0.0, flip_angle=fa, tr=TR, te=TE, phase_increments=phi)
+    sig = bssfp.bssfp_signal(t1, t2, b1, 0.0, protocol(phi, fa))
     got = bssfp.configurations(bssfp.remove_common_phase(sig), phi)
     want = np.stack(bssfp.closed_form_configurations(t1, t2, b1, flip_angle=fa, tr=TR, te=TE), -1)
     assert got.shape == t1.shape + (3,)
@@ -64,7 +69,7 @@ def test_f0_real_nonnegative_after_phase_removal(n_cycles):
     b1, theta = rng.uniform(0.6, 1.4, n), rng.uniform(-np.pi, np.pi, n)
     m0 = rng.uniform(0.5, 2.0, n) * np.exp(1j * rng.uniform(-np.pi, np.pi, n))  # receive phase
     phi = seed_grid(n_cycles)
-    sig = bssfp.bssfp_signal(t1, t2, b1, theta, flip_angle=FA, tr=TR, te=TE, phase_increments=phi)
+    sig = bssfp.bssfp_signal(t1, t2, b1, theta, protocol(phi))
     f = bssfp.configurations(bssfp.remove_common_phase(sig * m0[:, None]), phi)
     assert np.abs(f[:, 1].imag).max() < 1e-12 * np.abs(f).max()
     assert (f[:, 1].real >= 0).all()
@@ -85,7 +90,7 @@ def test_normalise_gives_unit_norm_and_keeps_zero():
 def test_fourier_features_unit_norm_on_signals():
     phi = seed_grid(12)
     sig = bssfp.bssfp_signal([0.5, 1.0, 2.0], [0.04, 0.06, 0.1], 1.0, [0.0, 1.0, -2.0],
-                             flip_angle=FA, tr=TR, te=TE, phase_increments=phi, m0=123.0)
+                             protocol(phi), m0=123.0)
     feats = bssfp.fourier_features(sig, phi)
     np.testing.assert_allclose((np.abs(feats) ** 2).sum(-1), 1.0, rtol=1e-12)
 
@@ -95,12 +100,11 @@ def test_torch_and_numpy_inputs_agree():
     t1, t2 = rng.uniform(0.3, 3.0, 50), rng.uniform(0.01, 0.2, 50)
     b1, theta = rng.uniform(0.6, 1.4, 50), rng.uniform(-np.pi, np.pi, 50)
     phi = seed_grid(6)
-    kw = dict(flip_angle=FA, tr=TR, te=TE, phase_increments=phi)
-    sig_np = bssfp.bssfp_signal(t1, t2, b1, theta, **kw)
+    sig_np = bssfp.bssfp_signal(t1, t2, b1, theta, protocol(phi))
     f_np = bssfp.fourier_features(sig_np, phi)
     assert isinstance(sig_np, np.ndarray) and isinstance(f_np, np.ndarray)
     tt = [torch.as_tensor(v) for v in (t1, t2, b1, theta)]
-    sig_t = bssfp.bssfp_signal(*tt, **kw)
+    sig_t = bssfp.bssfp_signal(*tt, protocol(phi))
     f_t = bssfp.fourier_features(sig_t, torch.as_tensor(phi))
     assert isinstance(sig_t, torch.Tensor) and isinstance(f_t, torch.Tensor)
     np.testing.assert_allclose(sig_t.numpy(), sig_np, rtol=1e-12, atol=0)
@@ -119,8 +123,8 @@ def test_gradients_flow_to_t1_t2():
     theta = torch.tensor([0.3, -1.0], dtype=torch.float64)
 
     def feats(t1, t2):
-        sig = bssfp.bssfp_signal(t1, t2, torch.ones(2, dtype=torch.float64), theta, flip_angle=FA,
-                                 tr=TR, te=TE, phase_increments=phi)
+        sig = bssfp.bssfp_signal(t1, t2, torch.ones(2, dtype=torch.float64), theta,
+                                 protocol(seed_grid(12)))
         f = bssfp.fourier_features(sig, phi)
         return torch.cat([f.real, f.imag], -1)
 
@@ -136,8 +140,7 @@ def test_aliasing_makes_magnitudes_depend_on_theta_below_12_cycles():
     variation = {}
     for n in (4, 6, 12, 16, 24):
         phi = seed_grid(n)
-        sig = bssfp.bssfp_signal(0.939, 0.062, 1.0, theta, flip_angle=FA, tr=TR, te=TE,
-                                 phase_increments=phi)
+        sig = bssfp.bssfp_signal(0.939, 0.062, 1.0, theta, protocol(phi))
         mag = np.abs(bssfp.fourier_features(sig, phi))
         variation[n] = ((mag.max(0) - mag.min(0)) / mag.mean(0)).max()
     assert variation[4] > 0.2 and variation[6] > 0.02  # measured ~49 % and ~6.8 %
@@ -149,12 +152,12 @@ def test_shapes_broadcast_over_voxels():
     t1 = np.full((4, 1), 1.0)
     t2 = np.array([[0.03, 0.06, 0.09]])
     theta = np.zeros((4, 3))
-    sig = bssfp.bssfp_signal(t1, t2, 1.0, theta, flip_angle=FA, tr=TR, te=TE, phase_increments=phi)
+    sig = bssfp.bssfp_signal(t1, t2, 1.0, theta, protocol(phi))
     assert sig.shape == (4, 3, 8)
     assert bssfp.fourier_features(sig, phi).shape == (4, 3, 3)
     assert bssfp.configurations(sig, phi, orders=(-2, -1, 0, 1, 2)).shape == (4, 3, 5)
     cf = bssfp.closed_form_configurations(t1, t2, np.ones((4, 3)), flip_angle=FA, tr=TR, te=TE)
     assert all(c.shape == (4, 3) for c in cf)
     # each voxel equals its own scalar evaluation
-    one = bssfp.bssfp_signal(1.0, 0.06, 1.0, 0.0, flip_angle=FA, tr=TR, te=TE, phase_increments=phi)
+    one = bssfp.bssfp_signal(1.0, 0.06, 1.0, 0.0, protocol(phi))
     np.testing.assert_allclose(sig[2, 1], one, rtol=1e-14)

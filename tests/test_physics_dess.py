@@ -4,10 +4,15 @@ import numpy as np
 import pytest
 import torch
 
+from qmriprep.bids.protocols import DESSProtocol
 from qmriprep.fit.qdess import fit_qdess
 from qmriprep.physics.dess import GAMMA, dess_signals, ratio_terms, spoiler_dephasing
 
-PROT = dict(tr=0.0202, te=0.006, spoiler_amplitude=0.0114, spoiler_duration=0.0034)
+TR, TE, AMP, DUR = 0.0202, 0.006, 0.0114, 0.0034
+
+
+def prot(flip_angle, tr=TR, te=TE, amp=AMP, dur=DUR):
+    return DESSProtocol((te, 2 * tr - te), tr, flip_angle, amp, dur)
 
 
 def _epg_dess(t1, t2, tr, a, n_tr=1500, n_states=80):
@@ -40,8 +45,7 @@ def _epg_dess(t1, t2, tr, a, n_tr=1500, n_states=80):
 def test_s1_matches_epg_and_s2_is_sveinsson_approximation(t1, t2, fa):
     tr, te, a = 0.02, 0.005, np.deg2rad(fa)
     f0, fm1 = _epg_dess(t1, t2, tr, a)
-    s1, s2 = dess_signals(2.0, t1, t2, tr=tr, te=te, flip_angle=a,
-                          spoiler_amplitude=None, spoiler_duration=None)
+    s1, s2 = dess_signals(2.0, t1, t2, prot(a, tr, te, None, None))
     assert s1 == pytest.approx(2.0 * f0 * np.exp(-te / t2), rel=1e-9)
     # exact PSIF (D = 0) read TE before the next pulse vs the approximate ratio
     s2_epg = 2.0 * fm1 * np.exp(-(tr - te) / t2)
@@ -53,8 +57,7 @@ def test_s1_matches_epg_and_s2_is_sveinsson_approximation(t1, t2, fa):
     assert s2 == pytest.approx(s2_epg, rel=0.05)  # measured 0.6-3.8 % low
     assert s2 != pytest.approx(s2_epg, rel=1e-3)  # it is an approximation
     # what the approximation costs the estimator on exact (D = 0) signals: measured +0.6..3.4 %
-    t2_fit = fit_qdess(2.0 * f0 * np.exp(-te / t2), s2_epg, tr=tr, te=te, flip_angle=a, t1=t1,
-                       spoiler_amplitude=None, spoiler_duration=None)["t2"]
+    t2_fit = fit_qdess(2.0 * f0 * np.exp(-te / t2), s2_epg, prot(a, tr, te, None, None), t1=t1)["t2"]
     assert 0.0 < t2_fit / t2 - 1.0 < 0.05
 
 
@@ -62,16 +65,16 @@ def test_ratio_is_sveinsson_relation():
     rng = np.random.default_rng(0)
     t1, t2, b1 = rng.uniform(0.5, 2.0, 50), rng.uniform(0.01, 0.2, 50), rng.uniform(0.7, 1.3, 50)
     a, d = np.deg2rad(25.0), 2e-9
-    s1, s2 = dess_signals(1.0, t1, t2, flip_angle=a, diffusion=d, b1=b1, **PROT)
-    dk = GAMMA * PROT["spoiler_amplitude"] * PROT["spoiler_duration"]
-    tr, te, tg = PROT["tr"], PROT["te"], PROT["spoiler_duration"]
+    s1, s2 = dess_signals(1.0, t1, t2, prot(a), diffusion=d, b1=b1)
+    dk = GAMMA * AMP * DUR
+    tr, te, tg = TR, TE, DUR
     e = np.exp(-tr / t1 - tr * dk**2 * d)
     k = np.sin(b1 * a / 2) ** 2 * (1 + e) / (1 - np.cos(b1 * a) * e)
     c1 = (tr - tg / 3) * dk**2 * d
     np.testing.assert_allclose(s2 / s1, k * np.exp(-2 * (tr - te) / t2 - c1), rtol=1e-12)
     assert (s1 > 0).all() and (s2 > 0).all() and (s2 < s1).all()
     # diffusion lowers S2 only
-    s1_0, s2_0 = dess_signals(1.0, t1, t2, flip_angle=a, diffusion=0.0, b1=b1, **PROT)
+    s1_0, s2_0 = dess_signals(1.0, t1, t2, prot(a), diffusion=0.0, b1=b1)
     np.testing.assert_allclose(s1_0, s1, rtol=1e-12)
     assert (s2_0 > s2).all()
 
@@ -79,13 +82,10 @@ def test_ratio_is_sveinsson_relation():
 def test_spoiler_none_is_no_diffusion():
     assert spoiler_dephasing(None, 0.003) == 0.0 and spoiler_dephasing(0.01, None) == 0.0
     assert spoiler_dephasing(0.01, 0.002) == pytest.approx(GAMMA * 2e-5)
-    kw = dict(tr=0.02, te=0.005, flip_angle=0.4)
-    a = dess_signals(1.0, 1.0, 0.04, spoiler_amplitude=None, spoiler_duration=0.003, **kw)
-    b = dess_signals(1.0, 1.0, 0.04, spoiler_amplitude=0.01, spoiler_duration=0.003,
-                     diffusion=0.0, **kw)
+    a = dess_signals(1.0, 1.0, 0.04, prot(0.4, 0.02, 0.005, None, 0.003))
+    b = dess_signals(1.0, 1.0, 0.04, prot(0.4, 0.02, 0.005, 0.01, 0.003), diffusion=0.0)
     assert a == pytest.approx(b, rel=1e-12)
-    k, c1 = ratio_terms(1.0, tr=0.02, flip_angle=0.4, spoiler_amplitude=None,
-                        spoiler_duration=0.003)
+    k, c1 = ratio_terms(1.0, prot(0.4, 0.02, 0.005, None, 0.003))
     assert c1 == 0.0 and k > 0
 
 
@@ -94,10 +94,9 @@ def test_numpy_and_torch_agree_and_differentiate():
     m0, t1, t2, b1 = (rng.uniform(lo, hi, 20) for lo, hi in
                       ((0.5, 2), (0.5, 2), (0.01, 0.2), (0.8, 1.2)))
     a = np.deg2rad(20.0)
-    ref = dess_signals(m0, t1, t2, flip_angle=a, b1=b1, **PROT)
+    ref = dess_signals(m0, t1, t2, prot(a), b1=b1)
     t2_t = torch.tensor(t2, requires_grad=True)
-    got = dess_signals(torch.tensor(m0), torch.tensor(t1), t2_t, flip_angle=a,
-                       b1=torch.tensor(b1), **PROT)
+    got = dess_signals(torch.tensor(m0), torch.tensor(t1), t2_t, prot(a), b1=torch.tensor(b1))
     for r, g in zip(ref, got):
         assert isinstance(g, torch.Tensor)
         np.testing.assert_allclose(g.detach().numpy(), r, rtol=1e-12)
@@ -107,5 +106,4 @@ def test_numpy_and_torch_agree_and_differentiate():
 
 def test_bad_timing_raises():
     with pytest.raises(ValueError):
-        dess_signals(1.0, 1.0, 0.04, tr=0.01, te=0.01, flip_angle=0.3,
-                     spoiler_amplitude=None, spoiler_duration=None)
+        dess_signals(1.0, 1.0, 0.04, DESSProtocol((0.01, 0.01), 0.01, 0.3))

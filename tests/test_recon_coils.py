@@ -7,7 +7,7 @@ from sigpy.mri import birdcage_maps
 
 from qmriprep.errors import InputError
 from qmriprep.recon.coils import calibration_region, espirit_maps, estimate_coils
-from qmriprep.recon.io import centred_fft
+from qmriprep.recon.fft import centred_fft
 
 
 def test_calibration_region():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from qmriprep.errors import InputError
-from qmriprep.recon.io import (centred_fft, header_metadata, load_kspace_array, read_kspace,
-                               write_kspace)
+from qmriprep.recon.fft import centred_fft
+from qmriprep.recon.io import header_metadata, load_kspace_array, read_kspace, write_kspace
 from qmriprep.recon.masks import variable_density_mask
 
 META = {"EchoTime": 0.006, "RepetitionTimeExcitation": 0.02, "FlipAngle": 25,

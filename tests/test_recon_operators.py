@@ -1,10 +1,11 @@
-"""Centred FFT, SENSE operator, CG solvers and MEL gradients (qmriprep.recon.sense/mel/unrolled)."""
+"""Centred FFT, SENSE operator, CG solvers and MEL gradients (qmriprep.recon.fft/sense/mel/unrolled)."""
 
 import pytest
 import torch
 
 from qmriprep.recon.mel import checkpointed, dc_layer
-from qmriprep.recon.sense import SenseOp, cg, cg_sense, dc_solve, fft2c, ifft2c, zero_filled
+from qmriprep.recon.fft import centred_fft
+from qmriprep.recon.sense import SenseOp, cg, cg_sense, dc_solve, zero_filled
 from qmriprep.recon.unrolled import ResidualCNN, UnrolledNet
 
 
@@ -28,20 +29,20 @@ def _rel(a, b):
     return float((a - b).norm() / b.norm())
 
 
-def test_fft2c_is_unitary_and_inverted():
+def test_centred_fft_is_unitary_and_inverted():
     gen = torch.Generator().manual_seed(1)
     x = _crandn(2, 3, 9, 8, gen=gen, dtype=torch.complex128)
-    k = fft2c(x)
+    k = centred_fft(x)
     assert torch.allclose(k.norm(), x.norm(), rtol=1e-12)  # Parseval
-    assert torch.allclose(ifft2c(k), x, atol=1e-12)
+    assert torch.allclose(centred_fft(k, inverse=True), x, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(8, 8), (9, 7)])
-def test_fft2c_of_centred_delta_is_flat(shape):
+def test_centred_fft_of_centred_delta_is_flat(shape):
     h, w = shape
     x = torch.zeros(h, w, dtype=torch.complex128)
     x[h // 2, w // 2] = 1.0
-    k = fft2c(x)
+    k = centred_fft(x)
     assert torch.allclose(k, torch.full_like(k, 1.0 / (h * w) ** 0.5), atol=1e-12)
 
 
@@ -58,7 +59,7 @@ def test_sense_adjoint_identity():
 def test_sense_with_mask_and_broadcast_mask():
     maps, mask, x, _ = _problem()
     full = SenseOp(maps, mask).with_mask(torch.ones(10, 12))
-    assert torch.allclose(full.forward(x), fft2c(maps[:, None] * x[:, :, None]))
+    assert torch.allclose(full.forward(x), centred_fft(maps[:, None] * x[:, :, None]))
     assert torch.equal(zero_filled(full.forward(x), maps, mask[:1]), SenseOp(maps, mask[:1]).normal(x))
 
 

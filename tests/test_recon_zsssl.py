@@ -101,7 +101,9 @@ def test_same_seed_same_weights_other_seed_differs():
     x, maps, y_full = phantom()
     y, mask = undersample(y_full, per_slice=True)
     kw = dict(TINY, max_epochs=2, steps_per_epoch=3, batch=2)
+    state = torch.get_rng_state()
     a, ha = train_zsssl(y, maps, mask, ReconSettings(**kw))
+    assert torch.equal(torch.get_rng_state(), state)  # seeded without touching the global generator
     b, hb = train_zsssl(y, maps, mask, ReconSettings(**kw))
     c, _ = train_zsssl(y, maps, mask, ReconSettings(**dict(kw, seed=1)))
     assert same_weights(a, b) and ha["val_loss"] == hb["val_loss"]
@@ -116,6 +118,7 @@ def test_save_load_and_warm_start_exact(tmp_path):
     path = tmp_path / "zsssl.pt"
     sha = save_model(path, model, settings, hist)
     assert sha == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert [p.name for p in tmp_path.iterdir()] == ["zsssl.pt"]  # written atomically, no temporary left
     loaded, meta = load_model(path)
     assert meta["sha256"] == sha and meta["settings"] == settings.as_dict()
     assert meta["history"]["val_loss"] == hist["val_loss"] and same_weights(loaded, model)

@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from qmriprep.errors import InputError
-from qmriprep.registration import rigid
+from qmriprep.registration import itk, rigid
 
 
 def rigid_matrix(shift=(0, 0, 0), angles_deg=(0, 0, 0), center=(0, 0, 0)):
@@ -73,9 +73,9 @@ def test_nib_sitk_round_trip_oblique_affine():
     affine[:3, :3] = rot @ np.diag([-1.5, 2.0, 3.0])  # LAS-like, anisotropic, oblique
     affine[:3, 3] = (40.0, -12.0, 7.5)
     data = np.random.default_rng(0).random((5, 6, 7)).astype(np.float32)
-    simg = rigid.nib_to_sitk(nib.Nifti1Image(data, affine))
+    simg = itk.nib_to_sitk(nib.Nifti1Image(data, affine))
     assert simg.GetSize() == (5, 6, 7)
-    back = rigid.sitk_to_nib(simg)
+    back = itk.sitk_to_nib(simg)
     np.testing.assert_array_equal(back.get_fdata(), data)
     np.testing.assert_allclose(back.affine, affine, atol=1e-10)
     # voxel (i, j, k) is the same point on both sides, LPS in ITK
@@ -90,7 +90,7 @@ def test_register_rigid_recovers_2mm_shift_3deg_rotation(metric):
     truth = rigid_matrix(shift=(2.0, 0, 0), angles_deg=(0, 0, 3.0))
     fixed = phantom(SHAPE, AFFINE)
     moving = phantom(SHAPE, AFFINE, moved=truth)
-    estimate = rigid.register_rigid(moving, fixed, metric=metric)
+    estimate = rigid.register_rigid(moving, fixed, rigid.RigidSettings(metric=metric))
     disp, angle = errors(estimate, truth, fixed)
     assert disp < 0.3 and angle < 0.3, (disp, angle)
 
@@ -109,7 +109,8 @@ def test_register_rigid_oblique_grids_and_rotation_off_centre():
 @pytest.mark.parametrize("metric", ["mattes", "correlation"])
 def test_register_rigid_identical_images_no_spurious_motion(metric):
     fixed = phantom(SHAPE, AFFINE)
-    disp, angle = errors(rigid.register_rigid(fixed, fixed, metric=metric), np.eye(4), fixed)
+    estimate = rigid.register_rigid(fixed, fixed, rigid.RigidSettings(metric=metric))
+    disp, angle = errors(estimate, np.eye(4), fixed)
     assert disp < 0.05 and angle < 0.05, (disp, angle)
 
 
@@ -160,8 +161,9 @@ def test_register_rigid_deterministic_with_random_sampling(monkeypatch):
     monkeypatch.setattr(rigid, "_MAX_SAMPLES", 4000)  # force the seeded random subset
     truth = rigid_matrix(shift=(1.0, 0.5, 0), angles_deg=(1, 0, 2))
     fixed, moving = phantom(SHAPE, AFFINE), phantom(SHAPE, AFFINE, moved=truth)
-    first = rigid.register_rigid(moving, fixed, seed=3)
-    np.testing.assert_array_equal(first, rigid.register_rigid(moving, fixed, seed=3))
+    settings = rigid.RigidSettings(seed=3)
+    first = rigid.register_rigid(moving, fixed, settings)
+    np.testing.assert_array_equal(first, rigid.register_rigid(moving, fixed, settings))
     assert errors(first, truth, fixed)[0] < 0.5
 
 
@@ -235,10 +237,10 @@ def test_align_series_recovers_motion_across_contrasts():
 
 def test_transform_itk_text_round_trip(tmp_path):
     matrix = rigid_matrix(shift=(1.0, -2.0, 3.0), angles_deg=(4, -5, 6), center=(10, 0, -5))
-    path = rigid.save_transform(matrix, tmp_path / "xfm.txt")
+    path = itk.save_transform(matrix, tmp_path / "xfm.txt")
     text = path.read_text()
     assert "AffineTransform_double_3_3" in text and "FixedParameters: 0 0 0" in text
-    np.testing.assert_allclose(rigid.load_transform(path), matrix, atol=1e-10)
+    np.testing.assert_allclose(itk.load_transform(path), matrix, atol=1e-10)
     # LPS in the file: ITK maps the LPS point of a RAS point to the LPS of its image
     tx = sitk.ReadTransform(str(path))
     ras = np.array([5.0, -7.0, 9.0])
@@ -252,9 +254,9 @@ def test_load_transform_rejects_bad_files(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("not a transform\n")
     with pytest.raises(InputError, match="bad.txt"):
-        rigid.load_transform(bad)
+        itk.load_transform(bad)
     with pytest.raises(ValueError, match=".txt"):
-        rigid.save_transform(np.eye(4), tmp_path / "xfm.mat")
+        itk.save_transform(np.eye(4), tmp_path / "xfm.mat")
 
 
 def test_motion_parameters():
@@ -276,4 +278,4 @@ def test_register_rigid_rejects_4d_and_bad_options():
     single = nib.Nifti1Image(img.get_fdata()[..., None], AFFINE)  # (x, y, z, 1) is fine
     assert errors(rigid.register_rigid(single, img), np.eye(4), img)[0] < 0.05
     with pytest.raises(ValueError, match="unknown metric"):
-        rigid.register_rigid(img, img, metric="mi")
+        rigid.RigidSettings(metric="mi")

@@ -10,10 +10,10 @@ import nibabel as nb
 import numpy as np
 import pytest
 
-from qmriprep.reports import build_report
+from qmriprep.reports import ReportContext, build_report
 from qmriprep.reports.figures import display_for
 from qmriprep.reports.html import render_markdown
-from qmriprep.reports.subject import fmt
+from qmriprep.reports.analysis import fmt
 
 SHAPE = (10, 12, 6)
 AFFINE = np.diag([2.0, 2.0, 3.0, 1.0])
@@ -89,8 +89,9 @@ def report(tmp_path_factory):
     expected = _fake_derivatives(root)
     config = root / "config.toml"
     config.write_text('[execution]\nbids_dir = "/data"\n[seeds]\nmaster = 1234\n')
-    html_file = build_report(root, "sub-01", decisions=DECISIONS, boilerplate=BOILERPLATE,
-                             config_file=config, errors=None, version="9.9.9")
+    html_file = build_report(root, ReportContext("sub-01", decisions=DECISIONS,
+                                                 boilerplate=BOILERPLATE, config_file=config,
+                                                 errors=None, version="9.9.9"))
     return root, html_file, html_file.read_text(), expected
 
 
@@ -162,8 +163,8 @@ def test_unreadable_file_noted_not_fatal(report):
 
 
 def test_errors_are_listed(tmp_path):
-    html = build_report(tmp_path, "01", errors=["Node t1_fit crashed: <ValueError>",
-                                                "second problem"]).read_text()
+    html = build_report(tmp_path, ReportContext("01", errors=["Node t1_fit crashed: <ValueError>",
+                                                              "second problem"])).read_text()
     assert "No errors to report" not in html
     assert "Node t1_fit crashed: &lt;ValueError&gt;" in html and "second problem" in html
     assert "No parameter maps were found" in html
@@ -176,7 +177,7 @@ def test_b1_on_another_grid_uses_resampled_mask(tmp_path):
            np.full((5, 6, 3), 0.9, np.float32), "fraction", affine=np.diag([4.0, 4, 6, 1]))
     _write(tmp_path / "sub-02" / "ses-b" / "anat", "sub-02_ses-b_T1map",
            np.ones(SHAPE, np.float32), "s")
-    html = build_report(tmp_path, "02", sessions=["ses-a"]).read_text()
+    html = build_report(tmp_path, ReportContext("02", sessions=["ses-a"])).read_text()
     section = _section(html, "sub-02_ses-a_TB1map")
     assert "resampled (nearest neighbour)" in section and '<td class="num">0.9</td>' in section
     assert "ses-b_T1map" not in html  # sessions restricts the maps shown
@@ -187,7 +188,7 @@ def test_figures_are_deterministic(tmp_path):
     for root in (first, second):
         _write(root / "sub-03" / "anat", "sub-03_T2map",
                np.linspace(0, 0.2, 4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3), "s")
-        build_report(root, "03")
+        build_report(root, ReportContext("03"))
     for name in ("sub-03_T2map_mosaic.png", "sub-03_T2map_histogram.png"):
         assert ((first / "sub-03/figures" / name).read_bytes()
                 == (second / "sub-03/figures" / name).read_bytes())

@@ -9,7 +9,7 @@ import pytest
 from qmriprep.physics.b1 import afi_signals, dam_signals, tfl_famp
 from qmriprep.physics.exponential import monoexp
 from qmriprep.physics.spgr import spgr
-from qmriprep.synth import PROTOCOL, TISSUES, demo_dataset, make_phantom, write_dataset
+from qmriprep.synth import PROTOCOL, TISSUES, DatasetSpec, demo_dataset, make_phantom, write_dataset
 from qmriprep.synth.__main__ import main
 
 SMALL = {"downsample": 8, "n_slices": 4}
@@ -17,13 +17,13 @@ SMALL = {"downsample": 8, "n_slices": 4}
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("synth") / "clean", **SMALL)
+    return write_dataset(tmp_path_factory.mktemp("synth") / "clean", DatasetSpec(**SMALL))
 
 
 @pytest.fixture(scope="module")
 def noisy(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("synth") / "noisy", snr=50, seed=3,
-                         modalities=("MESE", "TB1TFL"), **SMALL)
+    return write_dataset(tmp_path_factory.mktemp("synth") / "noisy",
+                         DatasetSpec(snr=50, seed=3, modalities=("MESE", "TB1TFL"), **SMALL))
 
 
 def load(root, rel):
@@ -162,8 +162,8 @@ def test_snr_sets_the_noise_level_in_white_matter(noisy):
 
 
 def test_seed_makes_noise_reproducible(noisy, tmp_path):
-    again = write_dataset(tmp_path / "again", snr=50, seed=3, modalities=("MESE",), **SMALL)
-    other = write_dataset(tmp_path / "other", snr=50, seed=4, modalities=("MESE",), **SMALL)
+    again = write_dataset(tmp_path / "again", DatasetSpec(snr=50, seed=3, modalities=("MESE",), **SMALL))
+    other = write_dataset(tmp_path / "other", DatasetSpec(snr=50, seed=4, modalities=("MESE",), **SMALL))
     rel = "sub-01/anat/sub-01_echo-2_MESE.nii.gz"
     a, b, c = (np.asarray(load(r, rel).dataobj) for r in (noisy, again, other))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
@@ -171,7 +171,8 @@ def test_seed_makes_noise_reproducible(noisy, tmp_path):
 
 def test_motion_moves_the_vfa_flip_rigidly(tmp_path):
     motion = {2: {"rotation": (0, 0, 3), "translation": (4, -3, 0)}}
-    root = write_dataset(tmp_path / "moved", modalities=("VFA",), downsample=8, motion=motion)
+    root = write_dataset(tmp_path / "moved",
+                         DatasetSpec(modalities=("VFA",), downsample=8, motion=motion))
     sim = json.loads((root / "derivatives/truth/sub-01/sub-01_simulation.json").read_text())
     world = np.array(sim["motion"]["sub-01_flip-2_VFA"]["world_matrix"])
     moved = load(root, "sub-01/anat/sub-01_flip-2_VFA.nii.gz")
@@ -195,9 +196,9 @@ def test_refuses_a_non_empty_folder(tmp_path, capsys):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="not empty"):
-        write_dataset(tmp_path / "mine", modalities=("TB1DAM",), **SMALL)
+        write_dataset(tmp_path / "mine", DatasetSpec(modalities=("TB1DAM",), **SMALL))
     with pytest.raises(FileExistsError, match="not a qmriprep.synth dataset"):
-        write_dataset(tmp_path / "mine", modalities=("TB1DAM",), overwrite=True, **SMALL)
+        write_dataset(tmp_path / "mine", DatasetSpec(modalities=("TB1DAM",), **SMALL), overwrite=True)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     out = tmp_path / "ds"
     assert main([str(out), "--downsample", "8", "--slices", "2", "--modalities", "TB1DAM"]) == 0
@@ -210,13 +211,13 @@ def test_refuses_a_non_empty_folder(tmp_path, capsys):
 
 
 def test_sessions_and_subjects_layout(tmp_path):
-    root = write_dataset(tmp_path / "ses", subjects=("01", "sub-02"), sessions=("a", "b"),
-                         modalities=("TB1DAM",), **SMALL)
+    root = write_dataset(tmp_path / "ses", DatasetSpec(subjects=("01", "sub-02"), sessions=("a", "b"),
+                                                       modalities=("TB1DAM",), **SMALL))
     assert (root / "sub-02/ses-b/fmap/sub-02_ses-b_flip-1_TB1DAM.json").is_file()
     assert (root / "derivatives/truth/sub-02/ses-a/anat/sub-02_ses-a_T1map.nii.gz").is_file()
     assert (root / "participants.tsv").read_text().split() == ["participant_id", "sub-01", "sub-02"]
     with pytest.raises(ValueError, match="alphanumeric"):
-        write_dataset(tmp_path / "bad", subjects=("0_1",), **SMALL)
+        write_dataset(tmp_path / "bad", DatasetSpec(subjects=("0_1",), **SMALL))
 
 
 @pytest.mark.e2e

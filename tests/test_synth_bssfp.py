@@ -7,9 +7,12 @@ import nibabel as nb
 import numpy as np
 import pytest
 
+from qmriprep.bids.b1choice import choose_b1
 from qmriprep.bids.collections import find_collections
+from qmriprep.bids.metadata import B1_KINDS
+from qmriprep.bids.protocols import BSSFPProtocol
 from qmriprep.physics.bssfp import bssfp_signal, remove_common_phase
-from qmriprep.synth import MODALITIES, make_phantom, write_dataset
+from qmriprep.synth import MODALITIES, DatasetSpec, make_phantom, write_dataset
 from qmriprep.synth import bssfp as synth_bssfp
 from qmriprep.synth.__main__ import main
 
@@ -29,8 +32,8 @@ def clean(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def realimag(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("pc") / "ri", modalities=("bSSFP",),
-                         bssfp_parts="realimag", **SMALL)
+    return write_dataset(tmp_path_factory.mktemp("pc") / "ri",
+                         DatasetSpec(modalities=("bSSFP",), bssfp_parts="realimag", **SMALL))
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +41,8 @@ def noisy(tmp_path_factory):
     """The same complex noise (seed 3, SNR 25) written as real/imag and as magnitude only."""
     base = tmp_path_factory.mktemp("pc")
     kw = dict(modalities=("bSSFP",), snr=25, seed=3, bssfp_cycles=(12,), **SMALL)
-    return (write_dataset(base / "ri", bssfp_parts="realimag", **kw),
-            write_dataset(base / "mag", bssfp_parts="mag", **kw))
+    return (write_dataset(base / "ri", DatasetSpec(bssfp_parts="realimag", **kw)),
+            write_dataset(base / "mag", DatasetSpec(bssfp_parts="mag", **kw)))
 
 
 def data(root, rel):
@@ -55,8 +58,8 @@ def model(root, increments_deg):
     m0, t1, t2, b1 = (truth(root, s) for s in ("M0map", "T1map", "T2map", "TB1map"))
     t1, t2 = np.where(m0 > 0, t1, 1), np.where(m0 > 0, t2, 1)
     theta = 2 * np.pi * truth(root, "fieldmap", "fmap") * TR
-    return bssfp_signal(t1, t2, b1, theta, flip_angle=math.radians(FA), tr=TR, te=TE,
-                        phase_increments=np.deg2rad(increments_deg), m0=m0), m0 > 0
+    return bssfp_signal(t1, t2, b1, theta, BSSFPProtocol(tuple(np.deg2rad(increments_deg)), TR,
+                                                        math.radians(FA), TE), m0=m0), m0 > 0
 
 
 def test_files_sidecars_and_b1_intended_for(clean):
@@ -79,7 +82,9 @@ def test_files_sidecars_and_b1_intended_for(clean):
 
 
 def test_discovered_as_bssfp_with_protocol_and_b1(clean, realimag, noisy):
-    colls = [c for c in find_collections(clean, "01") if c.kind == "bSSFP"]
+    found = find_collections(clean, "01")
+    colls = [c for c in found if c.kind == "bSSFP"]
+    b1s = [c for c in found if c.kind in B1_KINDS]
     assert sorted(c.entities["acquisition"] for c in colls) == ["pc12", "pc4", "pc6"]
     for c in colls:
         n = int(c.entities["acquisition"][2:])
@@ -89,8 +94,9 @@ def test_discovered_as_bssfp_with_protocol_and_b1(clean, realimag, noisy):
         assert p.flip_angle == pytest.approx(math.radians(FA))
         assert [f.name for f in c.files] == [f"sub-01_acq-pc{n}_part-{x}_bSSFP.nii.gz"
                                              for x in ("mag", "phase")]
-        assert c.b1 is not None and c.b1.kind == "TB1TFL"  # both maps name it: preferred kind
-        assert c.b1_reason.startswith("IntendedFor")
+        b1, reason = choose_b1(c, b1s)
+        assert b1 is not None and b1.kind == "TB1TFL"  # both maps name it: preferred kind
+        assert reason.startswith("IntendedFor")
     for root, parts in ((realimag, ("real", "imag")), (noisy[1], ("mag",))):
         (c,) = find_collections(root, "01")
         assert c.kind == "bSSFP" and c.protocol.parts == parts and c.protocol.n_points == 12
@@ -153,7 +159,7 @@ def test_noise_level_and_parts_share_one_draw(noisy):
 
 def test_bad_bssfp_settings(tmp_path):
     with pytest.raises(ValueError, match="distinct integers"):
-        write_dataset(tmp_path / "a", modalities=("bSSFP",), bssfp_cycles=(6, 6), **SMALL)
+        write_dataset(tmp_path / "a", DatasetSpec(modalities=("bSSFP",), bssfp_cycles=(6, 6), **SMALL))
     with pytest.raises(ValueError, match="bssfp_parts"):
-        write_dataset(tmp_path / "b", modalities=("bSSFP",), bssfp_parts="complex", **SMALL)
+        write_dataset(tmp_path / "b", DatasetSpec(modalities=("bSSFP",), bssfp_parts="complex", **SMALL))
     assert not list(tmp_path.iterdir())

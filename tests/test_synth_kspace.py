@@ -6,9 +6,11 @@ import nibabel as nb
 import numpy as np
 import pytest
 
+from qmriprep.bids.protocols import DESSProtocol
 from qmriprep.physics.dess import dess_signals
-from qmriprep.recon.io import centred_fft, read_kspace
-from qmriprep.synth import make_phantom, write_dataset
+from qmriprep.recon.fft import centred_fft
+from qmriprep.recon.io import read_kspace
+from qmriprep.synth import DatasetSpec, make_phantom, write_dataset
 from qmriprep.synth.__main__ import build_parser
 from qmriprep.synth.bssfp import receiver_phase
 from qmriprep.synth.kspace import DESS_PROTOCOL, check_settings, coil_maps
@@ -19,8 +21,8 @@ KSPACE = {"contrasts": ("MESE", "VFA", "DESS"), "acceleration": 4, "coils": 4, "
 
 @pytest.fixture(scope="module")
 def ds(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("synth") / "ksp", snr=40, modalities=("DESS",),
-                         kspace=KSPACE, **SMALL)
+    return write_dataset(tmp_path_factory.mktemp("synth") / "ksp",
+                         DatasetSpec(snr=40, modalities=("DESS",), kspace=KSPACE, **SMALL))
 
 
 def _names():
@@ -81,10 +83,10 @@ def maps_as_problems(maps, scan):
 def test_dess_images_and_sidecars(ds):
     grid = make_phantom(**SMALL)
     p = DESS_PROTOCOL
-    clean = dess_signals(grid.pd, grid.safe("t1"), grid.safe("t2"), tr=p["RepetitionTimeExcitation"],
-                         te=p["EchoTime"][0], flip_angle=np.deg2rad(p["FlipAngle"]),
-                         spoiler_amplitude=p["SpoilerGradientAmplitude"],
-                         spoiler_duration=p["SpoilerGradientDuration"], b1=grid.b1)
+    protocol = DESSProtocol(tuple(p["EchoTime"]), p["RepetitionTimeExcitation"],
+                            np.deg2rad(p["FlipAngle"]), p["SpoilerGradientAmplitude"],
+                            p["SpoilerGradientDuration"])
+    clean = dess_signals(grid.pd, grid.safe("t1"), grid.safe("t2"), protocol, b1=grid.b1)
     for i, s in enumerate(clean, 1):
         base = ds / "sub-01" / "anat" / f"sub-01_echo-{i}_DESS"
         side = json.loads(base.with_suffix(".json").read_text())

@@ -1,25 +1,17 @@
-"""Which B1+ map corrects each flip-angle-dependent collection, and why.
+"""Which B1+ map would correct a flip-angle-dependent collection by default, and why.
 
-Runs on finished :class:`~.collections.Collection` objects after discovery; apart from
-:mod:`.collections` (module size), which re-exports :func:`choose_b1`.
+:func:`choose_b1` ranks the candidates (IntendedFor, then session and acquisition time, then
+kind); :mod:`.plan` applies the user's ``--b1-source`` on top and records the decision.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
-
+from .collection import Collection
 from .metadata import B1_KINDS
 
-if TYPE_CHECKING:  # collections imports this module
-    from .collections import Collection
-
 LOGGER = logging.getLogger(__name__)
-
-#: kinds whose flip angles a B1+ map corrects
-B1_CONSUMERS = ("VFA", "bSSFP", "DESS")
-
 
 def _intended_for(c: Collection) -> dict[str, str]:
     """Targets (paths relative to the root) named by the IntendedFor of ``c``, with the source."""
@@ -82,11 +74,3 @@ def choose_b1(target: Collection, b1s: list[Collection]) -> tuple[Collection | N
     best = min(same, key=lambda c: (pref[c.kind], c.name))
     return best, (f"preferred kind ({order}) of {len(same)} B1+ maps in {where}; "
                   "set IntendedFor to choose another")
-
-
-def assign_b1(colls: list[Collection]) -> None:
-    """Set ``b1`` and ``b1_reason`` of every B1+ consumer among ``colls`` (in place)."""
-    b1s = [c for c in colls if c.kind in B1_KINDS]
-    for c in colls:
-        if c.series_kind in B1_CONSUMERS:
-            c.b1, c.b1_reason = choose_b1(c, b1s)

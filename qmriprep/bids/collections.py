@@ -6,8 +6,7 @@ TB1map, the parts of a phase-cycled bSSFP, the two DESS echoes, or the raw k-spa
 ``sourcedata/kspace/``. Images group by suffix and by every entity except the one that walks
 the series (``echo-``, ``flip-``, ``part-``, and for TB1AFI/TB1TFL the ``acq-`` role
 ``tr1``/``tr2`` or ``anat``/``famp``): a different ``acq-``, ``run-``, ``rec-`` or ``ses-``
-makes a separate collection. Every decision is written in :attr:`Collection.reason` and
-:attr:`Collection.b1_reason`, which the report shows.
+makes a separate collection. Every decision is written in :attr:`Collection.reason`, which the report shows.
 
 File discovery uses pybids (``BIDSLayout(validate=False)`` indexes every suffix, including
 bSSFP and DESS, and ``get_metadata`` applies sidecar inheritance). A layout built with
@@ -17,105 +16,32 @@ Such files are found by globbing the subject folder, their entities parsed with
 ``bids.layout.parse_file_entities`` and their metadata resolved by
 :func:`qmriprep.bids.sidecars.resolve_sidecar` (same inheritance rules).
 
-Opening the dataset and filters live in :mod:`.layout`, the B1+ choice in :mod:`.b1choice`
-(module size); ``load_layout``, ``list_subjects`` and ``choose_b1`` stay importable from here.
+Opening the dataset and filters live in :mod:`.layout` (``load_layout`` and ``list_subjects``
+stay importable from here), the :class:`~.collection.Collection` record in :mod:`.collection`;
+which B1+ map corrects what is decided once, in :mod:`.plan`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..errors import InputError
 from . import metadata as md
-from .b1choice import B1_CONSUMERS, assign_b1, choose_b1  # noqa: F401  (choose_b1 re-exported)
+from .collection import NOT_GROUPING, SERIES_ENTITY, Collection, ordered, series_index
+from .kspace import kspace_collections
 from .layout import SHORT, check_filters, list_subjects, load_layout, passes, strip_prefix
-from .protocols import Protocol
 from .sidecars import Sidecar, relpath, resolve_sidecar, sidecar_name
 
 LOGGER = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".nii.gz", ".nii")
-#: entity that walks the images of a series, per kind
-SERIES_ENTITY = {"MESE": "echo", "MEGRE": "echo", "DESS": "echo", "VFA": "flip", "TB1DAM": "flip",
-                 "TB1AFI": "acquisition", "TB1TFL": "acquisition", "bSSFP": "part", "TB1map": None}
 #: ``acq-`` labels (label or its ending) that mark the two images of AFI and TFL, in order
 ACQ_ROLES = {"TB1AFI": ("tr1", "tr2"), "TB1TFL": ("anat", "famp")}
 BSSFP_PARTS = ("mag", "phase", "real", "imag")
 #: kinds whose ``part-phase`` images ride along with the magnitude series
 PHASE_KINDS = frozenset({"MESE", "MEGRE", "VFA", "DESS"})
-#: entity order in collection names (others follow alphabetically)
-_ENTITY_ORDER = ("task", "acquisition", "ceagent", "reconstruction", "direction", "run")
-_NOT_GROUPING = {"subject", "session", "suffix", "extension", "datatype", "part", "echo", "flip"}
-
-
-@dataclass(eq=False)
-class Collection:
-    """One set of images an estimator consumes, its checked protocol, and why.
-
-    ``files`` are ordered along the series (echoes by EchoTime, flips by FlipAngle, DAM by
-    angle, AFI ``tr1, tr2``, TFL ``anat, famp``, bSSFP parts ``mag, phase`` or ``real, imag``);
-    ``metadata[i]`` is the merged sidecar of ``files[i]``; ``phase_files`` are ``part-phase``
-    images in the same order. ``protocol`` is ``None`` for raw k-space and for a not-yet-
-    processed collection whose metadata has a problem (``reason`` says which).
-    """
-
-    kind: str
-    subject: str
-    session: str | None
-    entities: dict[str, Any]
-    files: tuple[Path, ...]
-    metadata: list[dict]
-    protocol: Protocol | None
-    supported: bool
-    reason: str
-    b1: Collection | None = None
-    b1_reason: str = ""
-    phase_files: tuple[Path, ...] = ()
-    root: Path | None = None
-    sidecars: tuple[Sidecar, ...] = field(default=(), repr=False)
-
-    @property
-    def name(self) -> str:
-        """BIDS-like name, e.g. ``sub-01_ses-1_acq-fast_MESE`` (k-space: ``..._MESE_kspace``)."""
-        parts = [f"sub-{self.subject}"] + ([f"ses-{self.session}"] if self.session else [])
-        parts += [f"{SHORT.get(k, k)}-{v}" for k, v in _ordered(self.entities) if k != "suffix"]
-        tail = [self.entities.get("suffix", "kspace"), "kspace"] if self.kind == "kspace" else [self.kind]
-        return "_".join(parts + tail)
-
-    @property
-    def series_kind(self) -> str:
-        """The image kind the collection's maps come from (for raw k-space: its suffix)."""
-        return str(self.entities.get("suffix")) if self.kind == "kspace" else self.kind
-
-    def relpaths(self) -> list[str]:
-        return [relpath(f, self.root) for f in self.files]
-
-    def describe(self) -> str:
-        """A few lines for logs and the report: what, with what protocol, processed or not, why."""
-        status = "will be processed" if self.supported else "found, not yet processed"
-        lines = [f"{self.name}: {md.describe_protocol(self.protocol)}; {status}",
-                 "  files: " + _abridged(self.relpaths())]
-        if self.phase_files:
-            lines.append("  phase: " + _abridged([relpath(f, self.root) for f in self.phase_files]))
-        lines.append(f"  why: {self.reason}")
-        if self.series_kind in B1_CONSUMERS:
-            lines.append(f"  B1+: {self.b1.name if self.b1 else 'none'} ({self.b1_reason})")
-        return "\n".join(lines)
-
-
-def _abridged(names: list[str]) -> str:
-    return ", ".join(names if len(names) <= 4 else [names[0], f"... ({len(names)} files) ...", names[-1]])
-
-
-def _ordered(entities: dict) -> list[tuple[str, Any]]:
-    rank = {k: i for i, k in enumerate(_ENTITY_ORDER)}
-    return sorted(entities.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
-
-
 # ---------------------------------------------------------------------------- discovery
 def find_collections(bids_dir_or_layout, subject: str, *, session: str | None = None,
                      bids_filters: dict | None = None) -> list[Collection]:
@@ -173,12 +99,9 @@ def find_collections(bids_dir_or_layout, subject: str, *, session: str | None = 
 
     colls = [_safe_build(kind, subject, ses, dict(gents), members, layout, indexed)
              for (kind, ses, gents), members in groups.items()]
-    from .kspace import kspace_collections  # it builds on this module's Collection
-
     colls += kspace_collections(root, subject, session, filters.get("kspace", {}), colls)
     rank = {k: i for i, k in enumerate(md.KINDS)}
     colls.sort(key=lambda c: (c.session or "", rank[c.kind], c.name))
-    assign_b1(colls)
     for c in colls:
         LOGGER.info("%s", c.describe())
     return colls
@@ -186,7 +109,7 @@ def find_collections(bids_dir_or_layout, subject: str, *, session: str | None = 
 
 def _group_entities(kind: str, ents: dict, rel: str) -> tuple:
     """The entities that separate collections of ``kind`` (as a hashable sorted tuple)."""
-    out = {k: str(v) for k, v in ents.items() if k not in _NOT_GROUPING}
+    out = {k: str(v) for k, v in ents.items() if k not in NOT_GROUPING}
     if kind in ACQ_ROLES:
         label = out.pop("acquisition", "")
         role = _role(kind, ents)
@@ -212,14 +135,6 @@ def _sidecar(path: Path, ents: dict, root: Path, layout, indexed: set[str]) -> S
     return Sidecar(sidecar_name(path, root), values, ents, origins)
 
 
-def _index(ents: dict, key: str | None) -> int:
-    v = ents.get(key) if key else None
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return 0
-
-
 def _order(kind: str, members: list, scs: list[Sidecar]) -> list[int]:
     """Series order: echoes by EchoTime, flips by FlipAngle, AFI/TFL by role, bSSFP by part."""
     def number(sc, key):
@@ -233,7 +148,7 @@ def _order(kind: str, members: list, scs: list[Sidecar]) -> list[int]:
         keys = [(BSSFP_PARTS.index(ents.get("part") or "mag"),) for _, ents in members]
     else:
         field_ = {"echo": "EchoTime", "flip": "FlipAngle"}.get(ent)
-        keys = [(number(sc, field_) if field_ else 0, _index(ents, ent))
+        keys = [(number(sc, field_) if field_ else 0, series_index(ents, ent))
                 for sc, (_, ents) in zip(scs, members)]
     return sorted(range(len(members)), key=lambda i: keys[i])
 
@@ -280,7 +195,7 @@ def _build(kind, subject, session, gents, members, layout, indexed) -> Collectio
     how = {"echo": "EchoTime", "flip": "FlipAngle", "part": "part (mag, phase / real, imag)"}.get(ent)
     if kind in ACQ_ROLES:
         how = "acq- role (" + ", ".join(ACQ_ROLES[kind]) + ")"
-    sharing = " ".join(f"{SHORT.get(k, k)}-{v}" for k, v in _ordered(gents))
+    sharing = " ".join(f"{SHORT.get(k, k)}-{v}" for k, v in ordered(gents))
     reason = (f"{len(files)} image{'s' if len(files) > 1 else ''} with suffix {kind}"
               + (f" in ses-{session}" if session else "") + (f" sharing {sharing}" if sharing else "")
               + (f", ordered by {how}" if how and len(files) > 1 else "")

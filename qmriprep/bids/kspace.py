@@ -5,7 +5,7 @@ raw tree (``sourcedata/kspace/sub-01/anat/sub-01_echo-1_MESE.h5``). Files group 
 (suffix and every entity but ``echo``/``flip``/``part``). The protocol comes from each file's
 ISMRMRD header (:func:`qmriprep.recon.io.header_metadata`, BIDS units) merged with an optional
 JSON sidecar beside it (inheritance as for images); a field given by both must agree. The
-collection's :attr:`~.collections.Collection.protocol` is then the one of the image suffix
+collection's :attr:`~.collection.Collection.protocol` is then the one of the image suffix
 (MESE/MEGRE echoes, VFA flip angles, DESS echoes) and the maps are estimated from the
 reconstructed images.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from . import metadata as md
-from .collections import _NOT_GROUPING, SERIES_ENTITY, Collection, _index
+from .collection import NOT_GROUPING, SERIES_ENTITY, Collection, series_index
 from .layout import passes
 from .sidecars import Sidecar, relpath, resolve_sidecar, sidecar_name
 
@@ -44,7 +44,7 @@ def kspace_collections(root: Path, subject: str, session: str | None, query: dic
             continue
         if not passes(ents, query):
             continue
-        gents = {k: str(v) for k, v in ents.items() if k not in _NOT_GROUPING}
+        gents = {k: str(v) for k, v in ents.items() if k not in NOT_GROUPING}
         gents["suffix"] = str(ents.get("suffix"))
         groups.setdefault((ents.get("session"), tuple(sorted(gents.items()))), []).append((path, ents))
     return [_collection(root, subject, ses, dict(gents), members, images)
@@ -53,7 +53,7 @@ def kspace_collections(root: Path, subject: str, session: str | None, query: dic
 
 def _collection(root, subject, session, gents, members, images):
     suffix = gents["suffix"]
-    members.sort(key=lambda m: (_index(m[1], _SERIES.get(suffix)), m[0].name))
+    members.sort(key=lambda m: (series_index(m[1], _SERIES.get(suffix)), m[0].name))
     files = tuple(p for p, _ in members)
     n = len(files)
     what = f"{n} raw k-space file{'s' if n > 1 else ''} (ISMRMRD) for {suffix} under sourcedata/kspace"
@@ -74,7 +74,7 @@ def _collection(root, subject, session, gents, members, images):
 def _check_series(root, suffix, members, images, session, gents) -> None:
     """Series indices 1..n without gaps, and one k-space file per image of the raw series."""
     key = _SERIES[suffix]
-    have = [_index(e, key) for _, e in members]
+    have = [series_index(e, key) for _, e in members]
     first = relpath(members[0][0], root)
     if len(members) > 1 and 0 in have:
         raise InputError(first, f"{len(members)} k-space files of one {suffix} series need "
@@ -87,7 +87,7 @@ def _check_series(root, suffix, members, images, session, gents) -> None:
     for col in images:
         if col.kind != suffix or col.session != session or dict(col.entities) != wanted:
             continue
-        raw = {_index(_file_entities(f), key) for f in col.files}
+        raw = {series_index(_file_entities(f), key) for f in col.files}
         missing = sorted(raw - set(have))
         if missing:
             raise InputError(relpath(col.files[0], root),

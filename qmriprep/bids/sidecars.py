@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from .names import parse_name
 
 
 @dataclass(frozen=True)
@@ -45,14 +46,6 @@ def relpath(path: str | Path, root: Path | None) -> str:
     return str(path)
 
 
-def parse_name(name: str) -> tuple[dict[str, str], str]:
-    """Short entities (``{"sub": "01", "acq": "x"}``) and suffix of a BIDS file name."""
-    stem = name.split(".", 1)[0]
-    parts = stem.split("_")
-    ents = dict(p.split("-", 1) for p in parts[:-1] if "-" in p)
-    return ents, parts[-1]
-
-
 def read_json(path: Path, root: Path | None = None) -> dict:
     """A JSON object from ``path``; an InputError naming the file otherwise."""
     name = relpath(path, root)
@@ -81,7 +74,8 @@ def resolve_sidecar(root: str | Path, image: str | Path) -> tuple[dict, dict[str
     Returns ``(values, origins)`` with ``origins[field]`` the source path relative to ``root``.
     """
     root, image = Path(root), Path(image)
-    ents, suffix = parse_name(image.name)
+    parsed = parse_name(image)
+    ents, suffix = parsed.entities, parsed.suffix
     rel_parts = image.parent.relative_to(root).parts
     values: dict = {}
     origins: dict[str, str] = {}
@@ -89,9 +83,9 @@ def resolve_sidecar(root: str | Path, image: str | Path) -> tuple[dict, dict[str
         level = root.joinpath(*rel_parts[:depth])
         found = []
         for js in level.glob(f"*{suffix}.json"):
-            jents, jsuffix = parse_name(js.name)
-            if jsuffix == suffix and all(ents.get(k) == v for k, v in jents.items()):
-                found.append((len(jents), js.name, js))
+            jname = parse_name(js)
+            if jname.suffix == suffix and all(ents.get(k) == v for k, v in jname.entities.items()):
+                found.append((len(jname.entities), js.name, js))
         for _, _, js in sorted(found):
             data = read_json(js, root)
             values.update(data)

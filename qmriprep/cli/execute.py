@@ -9,6 +9,8 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import EXIT_PROCESSING
+from ..utils.files import atomic_write_text
+from ..workflows.base import log_dir
 
 LOGGER = logging.getLogger("qmriprep")
 
@@ -35,9 +37,9 @@ def run_workflow(config, plans) -> int:
     workflow = init_qmriprep_wf(plans=plans, config=config, staging_dir=str(staging))
     workflow.base_dir = ex.work_dir
     for subject in plans:
-        log_dir = _log_dir(config, subject)
-        log_dir.mkdir(parents=True, exist_ok=True)
-        config.to_toml(log_dir / "qmriprep.toml")
+        logs = log_dir(config, subject)
+        logs.mkdir(parents=True, exist_ok=True)
+        config.to_toml(logs / "qmriprep.toml")
     write_boilerplate(config, plans, workflow)
     plugin_args = {"status_callback": _progress}
     plugin = "Linear"
@@ -55,11 +57,11 @@ def run_workflow(config, plans) -> int:
         LOGGER.error("processing failed: %s", str(err).splitlines()[0] if str(err) else type(err).__name__)
     code = 0
     for subject in plans:
-        crashes = sorted(_log_dir(config, subject).glob("crash-*"))
+        crashes = sorted(log_dir(config, subject).glob("crash-*"))
         errors = [c.read_text(errors="replace") for c in crashes]
         if crashes or (failed and ex.stop_on_first_crash):
             LOGGER.error("sub-%s failed; nothing published (crash files in %s)", subject,
-                         _log_dir(config, subject))
+                         log_dir(config, subject))
             code = EXIT_PROCESSING
         else:
             _publish(staging, output_dir, subject)
@@ -92,10 +94,6 @@ def _publish(staging: Path, output_dir: Path, subject: str) -> None:
         src.replace(dest)
 
 
-def _log_dir(config, subject) -> Path:
-    return Path(config.execution.output_dir) / f"sub-{subject}" / "log" / config.execution.run_uuid
-
-
 def write_boilerplate(config, plans, workflow=None) -> Path:
     """Methods text (Markdown with citation keys) and its BibTeX, in ``<output>/logs``."""
     from ..workflows.base import collect_boilerplate, init_qmriprep_wf
@@ -106,24 +104,22 @@ def write_boilerplate(config, plans, workflow=None) -> Path:
     logs = Path(config.execution.output_dir) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     text = collect_boilerplate(workflow)
-    _write_atomic(logs / "CITATION.md", text + "\n")
-    _write_atomic(logs / "CITATION.bib", resources.files("qmriprep").joinpath("data/boilerplate.bib").read_text())
+    atomic_write_text(logs / "CITATION.md", text + "\n")
+    atomic_write_text(logs / "CITATION.bib",
+                      resources.files("qmriprep").joinpath("data/boilerplate.bib").read_text())
     LOGGER.log(25, "methods boilerplate written to %s", logs / "CITATION.md")
     return logs / "CITATION.md"
 
 
-def _report(config, subject, collections, errors) -> Path:
-    from ..reports.subject import build_report
+def _report(config, subject, plan, errors) -> Path:
+    from ..reports.subject import ReportContext, build_report
 
-    from .plan import decision
-
-    decisions = [decision(c) for c in collections]
-    boilerplate = (Path(config.execution.output_dir) / "logs" / "CITATION.md").read_text()
-    return build_report(config.execution.output_dir, subject,
-                        sessions=sorted({c.session for c in collections if c.session}) or None,
-                        decisions=decisions, boilerplate=boilerplate,
-                        config_file=_log_dir(config, subject) / "qmriprep.toml", errors=errors,
-                        version=config.execution.version)
+    context = ReportContext(
+        subject, sessions=plan.sessions, decisions=[item.decision() for item in plan.collections],
+        boilerplate=(Path(config.execution.output_dir) / "logs" / "CITATION.md").read_text(),
+        config_file=log_dir(config, subject) / "qmriprep.toml", errors=errors,
+        version=config.execution.version)
+    return build_report(config.execution.output_dir, context)
 
 
 def _write_dataset_description(output_dir: Path, ex) -> None:
@@ -138,16 +134,7 @@ def _write_dataset_description(output_dir: Path, ex) -> None:
             "DatasetLinks": {"raw": Path(ex.bids_dir).as_uri()},
             "HowToAcknowledge": "Cite qmriprep and the methods in logs/CITATION.md."}
     output_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(output_dir / "dataset_description.json", json.dumps(desc, indent=2) + "\n")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and a rename: concurrent jobs never see a partial file."""
-    import os
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write_text(output_dir / "dataset_description.json", json.dumps(desc, indent=2) + "\n")
 
 
 def _container() -> dict | None:

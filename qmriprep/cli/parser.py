@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from .. import __version__
-from ..config import DEFAULT_ESTIMATORS, ESTIMATORS
+from .. import estimators
 
 
 def _path_exists(value: str) -> Path:
@@ -23,18 +23,37 @@ def _label(value: str) -> str:
 
 def _estimator(value: str) -> tuple[str, list[str]]:
     """``KIND:METHOD[,METHOD...]``, e.g. ``mese:varpro,nlls`` or ``vfa:all``."""
+    choices = estimators.choices()
     kind, _, methods = value.partition(":")
     kind = kind.lower()
-    if kind not in ESTIMATORS or not methods:
+    if kind not in choices or not methods:
         raise argparse.ArgumentTypeError(
-            f"'{value}': expected KIND:METHOD[,METHOD] with KIND one of {', '.join(ESTIMATORS)}")
-    chosen = list(ESTIMATORS[kind]) if methods == "all" else methods.split(",")
-    unknown = sorted(set(chosen) - set(ESTIMATORS[kind]))
+            f"'{value}': expected KIND:METHOD[,METHOD] with KIND one of {', '.join(choices)}")
+    chosen = list(choices[kind]) if methods == "all" else methods.split(",")
+    unknown = sorted(set(chosen) - set(choices[kind]))
     if unknown:
         raise argparse.ArgumentTypeError(
             f"'{value}': unknown method(s) {', '.join(unknown)} for {kind}; "
-            f"choose from {', '.join(ESTIMATORS[kind])} or 'all'")
+            f"choose from {', '.join(choices[kind])} or 'all'")
     return kind, chosen
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
+    return number
+
+
+def _absolute(value: str) -> str:
+    return str(Path(value).expanduser().absolute())
+
+
+def _existing(value: str) -> str:
+    return str(_path_exists(value))
 
 
 def _filter_file(value: str) -> dict:
@@ -49,120 +68,140 @@ def _filter_file(value: str) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The qmriprep command line."""
+    """The qmriprep command line. Options that set a run setting have its config path as
+    destination (``--nn-epochs`` -> ``nn.max_epochs``) and no default: given options override
+    the ``--config-file`` settings, which override the defaults of :class:`qmriprep.config.Config`."""
     parser = argparse.ArgumentParser(
         prog="qmriprep",
         description="qmriprep: quantitative MRI maps (T1, T2, T2*, M0, B1+) from a BIDS dataset.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter, argument_default=argparse.SUPPRESS,
     )
     parser.add_argument("bids_dir", type=_path_exists, help="the root of the input BIDS dataset")
     parser.add_argument("output_dir", type=Path, help="where derivatives and reports are written")
     parser.add_argument("analysis_level", choices=["participant", "group"],
                         help="participant: maps per subject; group: one TSV summary of all subjects")
     parser.add_argument("--version", action="version", version=f"qmriprep v{__version__}")
-
-    g = parser.add_argument_group("BIDS filtering")
-    g.add_argument("--participant-label", "--participant_label", nargs="+", type=_label, default=[],
-                   metavar="LABEL", help="subjects to process (with or without 'sub-'); default all")
-    g.add_argument("--session-label", nargs="+", type=_label, default=[], metavar="LABEL",
-                   help="sessions to process (with or without 'ses-'); default all")
-    g.add_argument("--bids-filter-file", type=_filter_file, metavar="FILE",
-                   help="JSON of pybids filters per collection kind, e.g. {\"vfa\": {\"acquisition\": \"hr\"}}")
-    g.add_argument("--skip-bids-validation", "--skip_bids_validation", action="store_true",
-                   help="do not run the BIDS validator (the structure checks qmriprep needs always run)")
-
-    g = parser.add_argument_group("Resources")
-    g.add_argument("-w", "--work-dir", type=Path, default=Path("work"),
-                   help="working directory (intermediate results; reused by reruns)")
-    g.add_argument("--nprocs", "--n-cpus", type=int, default=None, metavar="N",
-                   help="maximum number of processes (default: all CPUs)")
-    g.add_argument("--omp-nthreads", type=int, default=None, metavar="N",
-                   help="threads per process for numpy/torch (default: min(8, nprocs))")
-    g.add_argument("--mem", "--mem-gb", type=float, default=None, metavar="GB",
-                   help="memory limit for the scheduler, in GB")
-    g.add_argument("--device", default="cpu", help="torch device for learned estimators (cpu, cuda, cuda:1)")
-    g.add_argument("--random-seed", type=int, default=None, metavar="SEED",
-                   help="seed of every random choice (recorded in the sidecars)")
-
-    g = parser.add_argument_group("Estimation")
-    g.add_argument("--estimators", nargs="+", type=_estimator, default=[], metavar="KIND:METHODS",
-                   help="methods per collection kind, e.g. mese:varpro,nlls megre:loglinear vfa:all; "
-                        + "; ".join(f"{k}: {', '.join(v)} (default {', '.join(DEFAULT_ESTIMATORS[k])})"
-                                    for k, v in ESTIMATORS.items()))
-    g.add_argument("--drop-first-echo", action="store_true",
-                   help="exclude the first echo of MESE/MEGRE fits (stimulated-echo contamination)")
-    g.add_argument("--fit-offset", action="store_true",
-                   help="fit a constant noise-floor offset in multi-echo fits")
-    g.add_argument("--b1-source", default=None,
-                   choices=["auto", "TB1map", "TB1TFL", "TB1AFI", "TB1DAM", "none"],
-                   help="which B1+ collection corrects VFA (auto: IntendedFor, else nearest in session)")
-    g.add_argument("--b1-registration", default=None, choices=["rigid", "header"],
-                   help="bring B1+ maps to the target by rigid registration or scanner coordinates only")
-    g.add_argument("--b1-fwhm", type=float, default=None, metavar="MM",
-                   help="Gaussian smoothing of B1+ maps (mm FWHM; 0 disables)")
-    g.add_argument("--align-series", default=None, choices=["auto", "always", "never"],
-                   help="rigid alignment of volumes within a collection. auto: VFA flip angles, ignoring "
-                        "motions under 0.25 voxel (registration noise between contrasts); echo "
-                        "trains and pc-bSSFP cycles not (banding confounds the registration of single "
-                        "cycles). always: VFA and pc-bSSFP, every estimated motion. never: none")
-
-    g.add_argument("--strict", action="store_true",
-                   help="treat a missing B1+ map (for VFA or pc-bSSFP) as an error instead of "
-                        "assuming B1 = 1 with a warning")
-    g.add_argument("--b1-median", type=float, default=None, metavar="MM",
-                   help="3-D median filter of the B1+ map on the pc-bSSFP grid (mm; the seed used 13 mm). "
-                        "Off by default: B1+ maps are already smoothed (--b1-fwhm), and the extra "
-                        "median costs about 0.8 %% T1 accuracy on the noise-free phantom")
-    g.add_argument("--gibbs", action="store_true",
-                   help="Gibbs-ringing removal (dipy) of the pc-bSSFP Fourier configurations, as the "
-                        "seed paper did in vivo; off by default because it also blurs edges of data "
-                        "without ringing (3 %% median T1/T2 error on a noise-free phantom)")
-
-    g = parser.add_argument_group("In-silico networks (pc-bSSFP)")
-    g.add_argument("--nn-samples", type=int, default=None, metavar="N",
-                   help="simulated training samples (default: the trainer's, tuned for speed)")
-    g.add_argument("--nn-epochs", type=int, default=None, metavar="N", help="maximum training epochs")
-    g.add_argument("--nn-distribution", default=None, choices=["uniform", "extended", "invivo"],
-                   help="T1/T2 distribution of the training data")
-    g.add_argument("--nn-snr", type=float, default=None, metavar="SNR",
-                   help="train with noise at this SNR (default: noise-free)")
-    g.add_argument("--nn-cache-dir", type=Path, default=None, metavar="DIR",
-                   help="where trained networks are cached (default: <work-dir>/networks)")
-    g.add_argument("--retrain", action="store_true",
-                   help="train the networks again even if shipped or cached weights match")
-
-    g = parser.add_argument_group("Undersampled k-space (sourcedata/kspace/*.h5)")
-    g.add_argument("--recon", nargs="+", default=None, choices=["zsssl", "cgsense", "zerofilled"],
-                   help="reconstructions of each k-space collection, each written as rec-<method> "
-                        "images with its own maps (default: zsssl cgsense)")
-    g.add_argument("--recon-preset", default=None, choices=["fast", "seed"],
-                   help="ZSSSL network and training size. seed: the paper's (10 unrolls, 15 residual "
-                        "blocks of 64 features, up to 300 epochs; a GPU job); fast: a smaller network "
-                        "and shorter training that runs on CPUs (see benchmarks/RESULTS.md)")
-    for flag, dest, what in (("--recon-unrolls", "recon_unrolls", "unrolls"),
-                             ("--recon-features", "recon_features", "CNN features"),
-                             ("--recon-blocks", "recon_blocks", "CNN residual blocks"),
-                             ("--recon-cg-iter", "recon_cg_iter", "CG iterations per data consistency"),
-                             ("--recon-epochs", "recon_max_epochs", "maximum epochs"),
-                             ("--recon-patience", "recon_patience", "epochs without improvement before stopping"),
-                             ("--recon-steps", "recon_steps", "training steps per epoch")):
-        g.add_argument(flag, dest=dest, type=int, default=None, metavar="N", help=f"ZSSSL {what} (overrides the preset)")
-    g.add_argument("--no-mel", dest="no_mel", action="store_true",
-                   help="plain backpropagation instead of memory-efficient learning (same gradients, "
-                        "several times the memory)")
-    g.add_argument("--recon-init", type=_path_exists, default=None, metavar="MODEL",
-                   help="start ZSSSL training from this saved model (transfer from another scan)")
-    g.add_argument("--dess-t1", type=float, default=None, metavar="S",
-                   help="T1 assumed by the qDESS T2 estimate (s; Sveinsson 2017 used 1.2 for cartilage)")
-
+    _filtering(parser.add_argument_group("BIDS filtering"))
+    _resources(parser.add_argument_group("Resources"))
+    _estimation(parser.add_argument_group("Estimation"))
+    _networks(parser.add_argument_group("In-silico networks (pc-bSSFP)"))
+    _kspace(parser.add_argument_group("Undersampled k-space (sourcedata/kspace/*.h5)"))
     g = parser.add_argument_group("Workflow")
-    g.add_argument("--config-file", type=_path_exists, metavar="FILE",
+    g.add_argument("--config-file", type=_path_exists, metavar="FILE", default=None,
                    help="TOML settings of an earlier run (as saved in its log folder); options given "
                         "on the command line take precedence")
-    g.add_argument("--boilerplate-only", "--boilerplate_only", action="store_true",
-                   help="write the methods boilerplate and exit")
-    g.add_argument("--stop-on-first-crash", action="store_true",
+    g.add_argument("--boilerplate-only", "--boilerplate_only", dest="execution.boilerplate_only",
+                   action="store_true", help="write the methods boilerplate and exit")
+    g.add_argument("--stop-on-first-crash", dest="execution.stop_on_first_crash", action="store_true",
                    help="stop at the first failing node instead of running what can run")
     g.add_argument("-v", "--verbose", dest="verbose_count", action="count", default=0,
                    help="more log output (-vv for debugging)")
     return parser
+
+
+def _filtering(g) -> None:
+    g.add_argument("--participant-label", "--participant_label", dest="execution.participant_label",
+                   nargs="+", type=_label, metavar="LABEL",
+                   help="subjects to process (with or without 'sub-'); default all")
+    g.add_argument("--session-label", dest="execution.session_label", nargs="+", type=_label,
+                   metavar="LABEL", help="sessions to process (with or without 'ses-'); default all")
+    g.add_argument("--bids-filter-file", dest="execution.bids_filters", type=_filter_file, metavar="FILE",
+                   help="JSON of pybids filters per collection kind, e.g. {\"vfa\": {\"acquisition\": \"hr\"}}")
+    g.add_argument("--skip-bids-validation", "--skip_bids_validation", dest="execution.skip_bids_validation",
+                   action="store_true",
+                   help="do not run the BIDS validator (the structure checks qmriprep needs always run)")
+
+
+def _resources(g) -> None:
+    g.add_argument("-w", "--work-dir", dest="execution.work_dir", type=_absolute, default=_absolute("work"),
+                   help="working directory (intermediate results; reused by reruns)")
+    g.add_argument("--nprocs", "--n-cpus", dest="nipype.nprocs", type=_positive, metavar="N",
+                   help="maximum number of processes (default: all CPUs)")
+    g.add_argument("--omp-nthreads", dest="nipype.omp_nthreads", type=_positive, metavar="N",
+                   help="threads per process for numpy/torch (default: min(8, nprocs))")
+    g.add_argument("--mem", "--mem-gb", dest="nipype.mem_gb", type=float, metavar="GB",
+                   help="memory limit for the scheduler, in GB")
+    g.add_argument("--device", dest="workflow.device",
+                   help="torch device for learned estimators (cpu, cuda, cuda:1; default cpu)")
+    g.add_argument("--random-seed", dest="seeds.random_seed", type=int, metavar="SEED",
+                   help="seed of every random choice (recorded in the sidecars)")
+
+
+def _estimation(g) -> None:
+    choices = estimators.choices()
+    defaults = estimators.default_estimators()
+    g.add_argument("--estimators", nargs="+", type=_estimator, metavar="KIND:METHODS",
+                   help="methods per collection kind, e.g. mese:varpro,nlls megre:loglinear vfa:all; "
+                        + "; ".join(f"{k}: {', '.join(v)} (default {', '.join(defaults[k])})"
+                                    for k, v in choices.items()))
+    g.add_argument("--drop-first-echo", dest="multiecho.drop_first_echo", action="store_true",
+                   help="exclude the first echo of MESE/MEGRE fits (stimulated-echo contamination)")
+    g.add_argument("--fit-offset", dest="multiecho.fit_offset", action="store_true",
+                   help="fit a constant noise-floor offset in multi-echo fits")
+    g.add_argument("--b1-source", dest="workflow.b1_source",
+                   choices=["auto", "TB1map", "TB1TFL", "TB1AFI", "TB1DAM", "none"],
+                   help="which B1+ collection corrects VFA, pc-bSSFP and DESS (auto: IntendedFor, else "
+                        "nearest in session; none: B1 = 1 assumed). Default auto")
+    g.add_argument("--b1-registration", dest="workflow.b1_registration", choices=["rigid", "header"],
+                   help="bring B1+ maps to the target by rigid registration or scanner coordinates only "
+                        "(default rigid)")
+    g.add_argument("--b1-fwhm", dest="workflow.b1_fwhm_mm", type=float, metavar="MM",
+                   help="Gaussian smoothing of B1+ maps (mm FWHM; 0 disables; default 8)")
+    g.add_argument("--align-series", dest="workflow.align_series", choices=["auto", "always", "never"],
+                   help="rigid alignment of volumes within a collection. auto (default): VFA flip angles, "
+                        "ignoring motions under 0.25 voxel (registration noise between contrasts); echo "
+                        "trains and pc-bSSFP cycles not (banding confounds the registration of single "
+                        "cycles). always: VFA and pc-bSSFP, every estimated motion. never: none")
+    g.add_argument("--strict", dest="workflow.strict", action="store_true",
+                   help="treat a missing B1+ map (for VFA or pc-bSSFP) as an error instead of "
+                        "assuming B1 = 1 with a warning")
+    g.add_argument("--b1-median", dest="bssfp.b1_median_mm", type=float, metavar="MM",
+                   help="3-D median filter of the B1+ map on the pc-bSSFP grid (mm; the seed used 13 mm). "
+                        "Off by default: B1+ maps are already smoothed (--b1-fwhm), and the extra "
+                        "median costs about 0.8 %% T1 accuracy on the noise-free phantom")
+    g.add_argument("--gibbs", dest="bssfp.gibbs", action="store_true",
+                   help="Gibbs-ringing removal (dipy) of the pc-bSSFP Fourier configurations, as the "
+                        "seed paper did in vivo; off by default because it also blurs edges of data "
+                        "without ringing (3 %% median T1/T2 error on a noise-free phantom)")
+    g.add_argument("--dess-t1", dest="dess.t1", type=float, metavar="S",
+                   help="T1 assumed by the qDESS T2 estimate (s; Sveinsson 2017 used 1.2 for cartilage)")
+
+
+def _networks(g) -> None:
+    g.add_argument("--nn-samples", dest="nn.n_samples", type=int, metavar="N",
+                   help="simulated training samples (default: the trainer's, tuned for speed)")
+    g.add_argument("--nn-epochs", dest="nn.max_epochs", type=int, metavar="N", help="maximum training epochs")
+    g.add_argument("--nn-distribution", dest="nn.distribution", choices=["uniform", "extended", "invivo"],
+                   help="T1/T2 distribution of the training data (default uniform)")
+    g.add_argument("--nn-snr", dest="nn.snr", type=float, metavar="SNR",
+                   help="train with noise at this SNR (default: noise-free)")
+    g.add_argument("--nn-cache-dir", dest="nn.cache_dir", type=_absolute, metavar="DIR",
+                   help="where trained networks are cached (default: <work-dir>/networks)")
+    g.add_argument("--retrain", dest="nn.retrain", action="store_true",
+                   help="train the networks again even if shipped or cached weights match")
+
+
+def _kspace(g) -> None:
+    names = [r.name for r in estimators.reconstructions()]
+    default = [r.name for r in estimators.reconstructions() if r.default]
+    g.add_argument("--recon", dest="recon.methods", nargs="+", choices=names,
+                   help="reconstructions of each k-space collection, each written as rec-<method> "
+                        f"images with its own maps (default: {' '.join(default)})")
+    g.add_argument("--recon-preset", dest="recon.preset", choices=["fast", "seed"],
+                   help="ZSSSL network and training size. seed: the paper's (10 unrolls, 15 residual "
+                        "blocks of 64 features, up to 300 epochs; a GPU job); fast (default): a smaller "
+                        "network and shorter training that runs on CPUs (see benchmarks/RESULTS.md)")
+    for flag, key, what in (("--recon-unrolls", "n_unrolls", "unrolls"),
+                            ("--recon-features", "features", "CNN features"),
+                            ("--recon-blocks", "blocks", "CNN residual blocks"),
+                            ("--recon-cg-iter", "cg_iter", "CG iterations per data consistency"),
+                            ("--recon-epochs", "max_epochs", "maximum epochs"),
+                            ("--recon-patience", "patience", "epochs without improvement before stopping"),
+                            ("--recon-steps", "steps_per_epoch", "training steps per epoch")):
+        g.add_argument(flag, dest=f"recon.zsssl.{key}", type=int, metavar="N",
+                       help=f"ZSSSL {what} (overrides the preset)")
+    g.add_argument("--no-mel", dest="recon.zsssl.mel", action="store_false",
+                   help="plain backpropagation instead of memory-efficient learning (same gradients, "
+                        "several times the memory)")
+    g.add_argument("--recon-init", dest="recon.init", type=_existing, metavar="MODEL",
+                   help="start ZSSSL training from this saved model (transfer from another scan)")

@@ -28,7 +28,7 @@ def main(argv=None) -> int:
         config = _build_config(opts)
         _set_threads(config.nipype.omp_nthreads)
         if opts.analysis_level == "group":
-            from ..workflows.group import write_group_summary
+            from ..reports.group import write_group_summary
 
             out = write_group_summary(config.execution.output_dir)
             LOGGER.log(25, "group summary written to %s", out)
@@ -60,54 +60,36 @@ def _set_threads(n: int) -> None:
 
 
 def _build_config(opts):
-    """Settings from ``--config-file`` (if any), then the options given on the command line."""
+    """Settings from ``--config-file`` (if any), then the options given on the command line.
+
+    Every option whose destination is a config path (``nn.max_epochs``) is set there; a
+    ``--recon-preset`` is applied before the single ZS-SSL options, which override it.
+    """
     from .. import __version__
     from ..config import Config
 
     config = Config.from_toml(opts.config_file) if opts.config_file else Config()
-    ex, wf, ny = config.execution, config.workflow, config.nipype
+    ex, ny = config.execution, config.nipype
     bids_dir, output_dir = Path(opts.bids_dir).absolute(), Path(opts.output_dir).absolute()
     if output_dir == bids_dir or bids_dir in output_dir.parents:
         raise InputError(output_dir, "the output folder must not be the input BIDS folder or inside it")
+    given = {k: v for k, v in vars(opts).items() if "." in k}
+    if "recon.preset" in given:
+        config.recon.apply_preset(given.pop("recon.preset"))
+    for path, value in given.items():
+        config.set(path, value)
+    for kind, methods in getattr(opts, "estimators", []):
+        config.workflow.estimators[kind] = methods
     ex.bids_dir, ex.output_dir = str(bids_dir), str(output_dir)
-    ex.work_dir = str(Path(opts.work_dir).absolute())
-    wf.nn_cache_dir = wf.nn_cache_dir or str(Path(ex.work_dir) / "networks")
+    config.nn.cache_dir = config.nn.cache_dir or str(Path(ex.work_dir) / "networks")
     ex.version, ex.run_uuid = __version__, _run_uuid()  # a repeated run gets its own log folder
-    ex.participant_label = opts.participant_label or ex.participant_label
-    ex.session_label = opts.session_label or ex.session_label
-    ex.bids_filters = opts.bids_filter_file or ex.bids_filters
     ex.log_level = 25 - 5 * opts.verbose_count if opts.verbose_count < 2 else logging.DEBUG
-    ex.skip_bids_validation |= opts.skip_bids_validation
-    ex.boilerplate_only |= opts.boilerplate_only
-    ex.stop_on_first_crash |= opts.stop_on_first_crash
-    for kind, methods in opts.estimators:
-        wf.estimators[kind] = methods
-    wf.drop_first_echo |= opts.drop_first_echo
-    wf.strict |= opts.strict
-    wf.bssfp_gibbs |= opts.gibbs
-    wf.retrain |= opts.retrain
-    wf.fit_offset |= opts.fit_offset
-    wf.recon_mel = wf.recon_mel and not opts.no_mel
-    for key, value in (("b1_source", opts.b1_source), ("b1_registration", opts.b1_registration),
-                       ("b1_fwhm_mm", opts.b1_fwhm), ("align_series", opts.align_series),
-                       ("b1_median_mm", opts.b1_median), ("nn_samples", opts.nn_samples),
-                       ("nn_max_epochs", opts.nn_epochs), ("nn_distribution", opts.nn_distribution),
-                       ("nn_snr", opts.nn_snr),
-                       ("nn_cache_dir", str(opts.nn_cache_dir.absolute()) if opts.nn_cache_dir else None),
-                       ("device", opts.device if opts.device != "cpu" else None),
-                       ("recon", opts.recon), ("recon_preset", opts.recon_preset),
-                       ("recon_unrolls", opts.recon_unrolls), ("recon_features", opts.recon_features),
-                       ("recon_blocks", opts.recon_blocks), ("recon_cg_iter", opts.recon_cg_iter),
-                       ("recon_max_epochs", opts.recon_max_epochs), ("recon_patience", opts.recon_patience),
-                       ("recon_steps", opts.recon_steps), ("dess_t1", opts.dess_t1),
-                       ("recon_init", str(opts.recon_init) if opts.recon_init else None)):
-        if value is not None:
-            setattr(wf, key, value)
-    ny.nprocs = opts.nprocs or (ny.nprocs if opts.config_file else os.cpu_count() or 1)
-    ny.omp_nthreads = opts.omp_nthreads or min(8, ny.nprocs)
-    ny.mem_gb = opts.mem or ny.mem_gb
-    if opts.random_seed is not None:
-        config.seeds.random_seed = opts.random_seed
+    if "nipype.nprocs" not in given and not opts.config_file:
+        ny.nprocs = os.cpu_count() or 1
+    if "nipype.omp_nthreads" not in given:
+        ny.omp_nthreads = min(8, ny.nprocs)
+    # run-wide choices the ZS-SSL settings carry (decided here once, recorded in the TOML)
+    config.recon.zsssl.seed, config.recon.zsssl.device = config.seeds.random_seed, config.workflow.device
     return config
 
 
@@ -124,7 +106,7 @@ def _run_participants(config) -> int:
     layout = load_layout(ex.bids_dir, validate=not ex.skip_bids_validation)
     subjects = list_subjects(layout, ex.participant_label or None)
     plans = plan_subjects(layout, subjects, config)  # raises InputError before anything is written
-    if not any(c.supported for cols in plans.values() for c in cols):
+    if not any(plan.processed() for plan in plans.values()):
         raise InputError(ex.bids_dir, "no collection qmriprep can process was found "
                                       f"for participant(s) {', '.join(subjects)}")
     if ex.boilerplate_only:

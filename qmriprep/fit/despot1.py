@@ -33,7 +33,6 @@ from .monoexp import _finish, _select_voxels
 T1_MIN = 1e-3  # s
 T1_MAX = 10.0  # s
 CHUNK = 65536
-METHODS = ("linear", "nlls")
 _LM_ITERS = 50
 _LM_TOL = 1e-8
 
@@ -57,7 +56,7 @@ def fit_vfa(signal, flip_angles, tr, *, b1=None, method="linear", mask=None):
     and ``rmse`` (RMS residual of the SPGR model over the flip angles).
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise ValueError(f"method must be one of {tuple(METHODS)}, got {method!r}")
     signal = np.asarray(signal)
     fa = np.asarray(flip_angles, dtype=np.float64).ravel()
     if signal.ndim < 1 or signal.shape[-1] != fa.size:
@@ -84,12 +83,7 @@ def fit_vfa(signal, flip_angles, tr, *, b1=None, method="linear", mask=None):
         scale = s.abs().amax(1)
         s = s / scale[:, None]
         a = torch.from_numpy(b1_flat[ii].copy())[:, None] * fa_t  # actual angles (N, n_fa)
-        m0, t1, ok = _linear(s, a, tr)
-        if method == "nlls":
-            t1 = torch.where(ok, t1, torch.ones_like(t1))
-            m0 = torch.where(ok, m0, _project_m0(s, t1, a, tr))
-            m0, t1 = _lm(s, a, tr, m0, t1)
-            ok = torch.isfinite(t1) & torch.isfinite(m0)
+        m0, t1, ok = METHODS[method](s, a, tr)
         clipped = (t1 < T1_MIN) | (t1 > T1_MAX)
         t1 = t1.clamp(T1_MIN, T1_MAX)
         m0 = torch.where(clipped, _project_m0(s, t1, a, tr), m0)
@@ -103,7 +97,7 @@ def fit_vfa(signal, flip_angles, tr, *, b1=None, method="linear", mask=None):
     return _finish(flat, spatial, positive="m0")
 
 
-def _linear(s, a, tr):
+def linear(s, a, tr):
     """DESPOT1 OLS over the angles with s > 0; returns (M0, T1, defined)."""
     w = (s > 0).to(s.dtype)
     x = s / torch.tan(a)
@@ -118,6 +112,20 @@ def _linear(s, a, tr):
     t1 = -tr / torch.log(mm)
     m0 = b / (1 - mm)
     return m0, t1, ok
+
+
+def nlls(s, a, tr):
+    """Levenberg-Marquardt on the SPGR equation from the DESPOT1 start (T1 = 1 s where the
+    linear fit is undefined); returns (M0, T1, defined)."""
+    m0, t1, ok = linear(s, a, tr)
+    t1 = torch.where(ok, t1, torch.ones_like(t1))
+    m0 = torch.where(ok, m0, _project_m0(s, t1, a, tr))
+    m0, t1 = _lm(s, a, tr, m0, t1)
+    return m0, t1, torch.isfinite(t1) & torch.isfinite(m0)
+
+
+#: the methods of :func:`fit_vfa`, by name
+METHODS = {f.__name__: f for f in (linear, nlls)}
 
 
 def _project_m0(s, t1, a, tr):

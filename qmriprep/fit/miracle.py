@@ -27,12 +27,12 @@ number of iterations and converged voxels leave the active set (their values fro
 GSS lower bound 0 is replaced by ``LOWER_MIN`` and non-finite costs count as ``_BIG``
 (``exp(TR/T2)`` overflows at tiny T2): no NaN reaches the output.
 
-``search="full"`` (default) is the seed's algorithm: every step searches all of ``bounds``
-(33 iterations at tol 1e-6 s from a 5 s bracket). The alternation contracts by ~0.6-0.7 per
-round for brain tissue (WM ~17, GM ~25 rounds) but by ~0.97 when T2 approaches T1 (CSF,
-T1/T2 ~ 4/2 s): such voxels use all ``max_rounds`` (``rounds == max_rounds`` flags them) and
-are not converged (~0.1 % short without aliasing; at 12 cycles aliasing adds ~2.5 % in T1
-and ~15 % in T2).
+Settings (:class:`MiracleSettings`): ``search="full"`` (default) is the seed's algorithm: every
+step searches all of ``bounds`` (33 iterations at tol 1e-6 s from a 5 s bracket). The
+alternation contracts by ~0.6-0.7 per round for brain tissue (WM ~17, GM ~25 rounds) but by
+~0.97 when T2 approaches T1 (CSF, T1/T2 ~ 4/2 s): such voxels use all ``max_rounds``
+(``rounds == max_rounds`` flags them) and are not converged (~0.1 % short without aliasing; at
+12 cycles aliasing adds ~2.5 % in T1 and ~15 % in T2).
 ``search="warm"`` runs the same alternation but, once a voxel's previous change is known,
 searches only ``x_prev +- WARM_FACTOR |change|`` to ``WARM_REL`` of that half-width, down
 to ``WARM_FINE * tol`` (finer than ``tol``: unlike a fixed full bracket, a moving bracket
@@ -54,6 +54,7 @@ baseline and a test's reference).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -82,12 +83,39 @@ def gss_iterations(lo, hi, tol):
     return max(0, math.ceil(math.log(tol / (hi - lo)) / _LOG_GOLD))
 
 
-def _bracket(bounds):
-    lo, hi = (float(v) for v in bounds)
-    lo = max(lo, LOWER_MIN)
-    if not hi > lo:
-        raise ValueError(f"bounds must be increasing, got {bounds}")
-    return lo, hi
+@dataclasses.dataclass(frozen=True)
+class MiracleSettings:
+    """Search settings of :func:`fit_miracle` (module docstring), checked on construction.
+
+    ``t1_init``: starting T1 (s). ``bounds``: GSS bracket (s) for T1 and T2 (a lower bound of 0
+    is replaced by :data:`LOWER_MIN`, see :attr:`bracket`). ``tol``: GSS bracket width and
+    convergence threshold (s). ``max_rounds``: T2/T1 rounds at most. ``search``: ``"full"`` (the
+    seed's GSS on all of ``bounds`` at every step) or ``"warm"`` (narrowed brackets around the
+    previous estimate).
+    """
+
+    t1_init: float = 1.0
+    bounds: tuple[float, float] = (0.0, 5.0)
+    tol: float = 1e-6
+    max_rounds: int = 200
+    search: str = "full"
+
+    def __post_init__(self):
+        if self.search not in SEARCHES:
+            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
+        put = functools.partial(object.__setattr__, self)
+        put("bounds", tuple(float(v) for v in self.bounds))
+        put("t1_init", float(self.t1_init))
+        put("tol", float(self.tol))
+        put("max_rounds", int(self.max_rounds))
+        lo, hi = self.bracket
+        if not hi > lo:
+            raise ValueError(f"bounds must be increasing, got {self.bounds}")
+
+    @property
+    def bracket(self):
+        """``(lo, hi)`` searched: ``bounds`` with the lower bound at least :data:`LOWER_MIN`."""
+        return max(self.bounds[0], LOWER_MIN), self.bounds[1]
 
 
 # ----------------------------------------------------------------------------------------
@@ -149,12 +177,17 @@ def _gss(cost, a, b, n_iter):
     return 0.5 * (a + b)
 
 
-def _step(cost, other, b1, y, x_prev, dx_prev, *, lo, hi, tol, search, kw):
-    """One GSS step (T2 or T1) of every active voxel; returns the new values."""
+def _step(cost, args, x_prev, dx_prev, settings):
+    """One GSS step (T2 or T1) of every active voxel, minimising ``cost(x, *args)`` (``args``:
+    per-voxel tensors, the target last); ``x_prev`` None searches all of the bracket. Returns
+    the new values."""
+    lo, hi = settings.bracket
+    tol = settings.tol
     n_full = gss_iterations(lo, hi, tol)
-    if search == "full":
+    y = args[-1]
+    if settings.search == "full" or x_prev is None:
         a, b = torch.full_like(y, lo), torch.full_like(y, hi)
-        return _gss(lambda x, m: cost(x, other[:m], b1[:m], y[:m], **kw), a, b, n_full)
+        return _gss(lambda x, m: cost(x, *(v[:m] for v in args)), a, b, n_full)
     w = torch.clamp(WARM_FACTOR * torch.abs(dx_prev), min=WARM_MIN * tol)
     full = ~(2 * w < hi - lo)  # also an unknown (inf) previous change
     a0 = torch.where(full, lo, torch.clamp(x_prev - w, min=lo))
@@ -163,34 +196,34 @@ def _step(cost, other, b1, y, x_prev, dx_prev, *, lo, hi, tol, search, kw):
     n_v = torch.clamp(torch.ceil(torch.log(tol_v / (b0 - a0)) / _LOG_GOLD), min=0)
     n_v = torch.where(full, n_full, n_v).long()
     order = torch.argsort(n_v, descending=True)
-    o_other, o_b1, o_y = other[order], b1[order], y[order]
+    ordered = [v[order] for v in args]
     x = torch.empty_like(y)
-    x[order] = _gss(lambda x, m: cost(x, o_other[:m], o_b1[:m], o_y[:m], **kw),
+    x[order] = _gss(lambda x, m: cost(x, *(v[:m] for v in ordered)),
                     a0[order], b0[order], n_v[order])
     edge = ((a0 > lo) & (x - a0 < tol_v)) | ((b0 < hi) & (b0 - x < tol_v))
     if bool(edge.any()):  # the minimum may lie outside the narrowed bracket
         sel = torch.nonzero(edge).squeeze(1)
-        x[sel] = _step(cost, other[sel], b1[sel], y[sel], None, None, lo=lo, hi=hi, tol=tol,
-                       search="full", kw=kw)
+        x[sel] = _step(cost, [v[sel] for v in args], None, None, settings)
     return x
 
 
-def _fit_chunk(y2, y1, b1, *, flip_angle, tr, t1_init, lo, hi, tol, max_rounds, search):
+def _fit_chunk(y2, y1, b1, *, flip_angle, tr, settings):
     """Alternate T2/T1 GSS steps on flat float64 tensors; converged voxels are frozen."""
-    t1 = torch.full_like(y1, t1_init)
+    t1 = torch.full_like(y1, settings.t1_init)
     t2 = torch.zeros_like(y1)
     dt1 = torch.full_like(y1, math.inf)  # last change (inf: unknown)
     dt2 = torch.full_like(y1, math.inf)
     rounds = torch.zeros(y1.shape, dtype=torch.int32)
     active = torch.arange(y1.numel())
-    step = functools.partial(_step, lo=lo, hi=hi, tol=tol, search=search,
-                             kw=dict(flip_angle=flip_angle, tr=tr))
-    for k in range(1, max_rounds + 1):
+    cost_t2, cost_t1 = (functools.partial(c, flip_angle=flip_angle, tr=tr)
+                        for c in (_cost_t2, _cost_t1))
+    tol = settings.tol
+    for k in range(1, settings.max_rounds + 1):
         if active.numel() == 0:
             break
         t1a, t2a, b1a = t1[active], t2[active], b1[active]
-        t2n = step(_cost_t2, t1a, b1a, y2[active], t2a, dt2[active])
-        t1n = step(_cost_t1, t2n, b1a, y1[active], t1a, dt1[active])
+        t2n = _step(cost_t2, (t1a, b1a, y2[active]), t2a, dt2[active], settings)
+        t1n = _step(cost_t1, (t2n, b1a, y1[active]), t1a, dt1[active], settings)
         d1, d2 = t1n - t1a, t2n - t2a
         if k == 1:
             d2.fill_(math.inf)  # no previous T2 yet
@@ -206,15 +239,12 @@ def _targets(mag):
         return mag[..., 0] / (mag[..., 1] - mag[..., 2]), mag[..., 2] / mag[..., 1]
 
 
-def _check(tr, search):
-    if search not in SEARCHES:
-        raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
+def _check(tr):
     if not float(tr) > 0:
         raise ValueError(f"tr must be > 0 s, got {tr}")
 
 
-def fit_miracle(features, b1=None, *, flip_angle, tr, t1_init=1.0, bounds=(0.0, 5.0), tol=1e-6,
-                max_rounds=200, mask=None, search="full", chunk=CHUNK):
+def fit_miracle(features, b1=None, *, flip_angle, tr, settings=None, mask=None, chunk=CHUNK):
     """MIRACLE T1/T2 maps from normalised bSSFP configurations, vectorised over voxels.
 
     Parameters
@@ -223,12 +253,9 @@ def fit_miracle(features, b1=None, *, flip_angle, tr, t1_init=1.0, bounds=(0.0, 
         by :func:`qmriprep.physics.bssfp.fourier_features` (only magnitudes are used).
     b1 : B1+ map (fraction of nominal) broadcastable to ``features.shape[:-1]``; None = 1.
     flip_angle : nominal flip angle (rad). tr : repetition time (s).
-    t1_init : starting T1 (s). bounds : GSS bracket (s) for T1 and T2 (a lower bound of 0 is
-        replaced by ``LOWER_MIN``). tol : GSS bracket width and convergence threshold (s).
-    max_rounds : T2/T1 rounds at most.
+    settings : :class:`MiracleSettings` (start, bracket, tolerance, rounds, full or warm
+        search); None = the defaults (the seed's algorithm).
     mask : bool array broadcastable to ``features.shape[:-1]``; None = all voxels.
-    search : "full" (the seed's GSS on all of ``bounds`` at every step) or "warm" (narrowed
-        brackets around the previous estimate; see the module docstring).
     chunk : voxels fitted together (bounds memory and keeps temporaries in cache).
 
     Returns
@@ -239,8 +266,8 @@ def fit_miracle(features, b1=None, *, flip_angle, tr, t1_init=1.0, bounds=(0.0, 
     feats = np.asarray(features)
     if feats.ndim < 1 or feats.shape[-1] != 3:
         raise ValueError(f"features must have a last axis of 3 (F-1, F0, F+1), got {feats.shape}")
-    _check(tr, search)
-    lo, hi = _bracket(bounds)
+    _check(tr)
+    settings = MiracleSettings() if settings is None else settings
 
     spatial = feats.shape[:-1]
     mag = np.abs(feats.reshape(-1, 3)).astype(np.float64, copy=False)
@@ -260,8 +287,7 @@ def fit_miracle(features, b1=None, *, flip_angle, tr, t1_init=1.0, bounds=(0.0, 
         sel = idx[s:s + int(chunk)]
         args = (torch.from_numpy(np.ascontiguousarray(v[sel])) for v in (y2, y1, b1_flat))
         c1, c2, cr = _fit_chunk(*args, flip_angle=float(flip_angle), tr=float(tr),
-                                t1_init=float(t1_init), lo=lo, hi=hi, tol=float(tol),
-                                max_rounds=int(max_rounds), search=search)
+                                settings=settings)
         t1[sel], t2[sel], rounds[sel] = c1.numpy(), c2.numpy(), cr.numpy()
     bad = ~(np.isfinite(t1) & np.isfinite(t2))
     t1[bad] = t2[bad] = 0.0
@@ -288,10 +314,12 @@ def _gss_scalar(cost, a, b, n_iter):
     return 0.5 * (a + b)
 
 
-def _step_scalar(cost, x_prev, dx_prev, *, lo, hi, tol, search):
+def _step_scalar(cost, x_prev, dx_prev, settings):
+    lo, hi = settings.bracket
+    tol = settings.tol
     n_full = gss_iterations(lo, hi, tol)
     w = max(WARM_FACTOR * abs(dx_prev), WARM_MIN * tol)
-    if search == "full" or not 2 * w < hi - lo:
+    if settings.search == "full" or not 2 * w < hi - lo:
         return _gss_scalar(cost, lo, hi, n_full)
     a0, b0 = max(x_prev - w, lo), min(x_prev + w, hi)
     tol_v = max(WARM_REL * w, WARM_FINE * tol)
@@ -302,34 +330,35 @@ def _step_scalar(cost, x_prev, dx_prev, *, lo, hi, tol, search):
     return x
 
 
-def fit_miracle_voxel(f, b1=1.0, *, flip_angle, tr, t1_init=1.0, bounds=(0.0, 5.0), tol=1e-6,
-                      max_rounds=200, search="full"):
+def fit_miracle_voxel(f, b1=1.0, *, flip_angle, tr, settings=None):
     """The MIRACLE algorithm of :func:`fit_miracle` for one voxel, as a plain scalar loop.
 
     ``f`` is the voxel's ``(F-1, F0, F+1)``; returns ``(t1, t2, rounds)`` (s), ``(0, 0, 0)``
     for an unusable voxel. Reference and benchmark baseline only (slow: the model terms are
     evaluated by :func:`~qmriprep.physics.bssfp.miracle_terms` on 0-d tensors).
     """
-    _check(tr, search)
+    _check(tr)
+    settings = MiracleSettings() if settings is None else settings
     mag = np.abs(np.asarray(f, dtype=np.complex128)).astype(np.float64)
     y2, y1 = (float(v) for v in _targets(mag))
     b1 = float(b1)
     if not (np.isfinite(mag).all() and mag.max() > 0 and math.isfinite(y2) and math.isfinite(y1)
             and math.isfinite(b1) and b1 > 0):
         return 0.0, 0.0, 0
-    lo, hi = _bracket(bounds)
     kw = dict(flip_angle=float(flip_angle), tr=float(tr))
     t64 = functools.partial(torch.tensor, dtype=torch.float64)
     b1_t, y2_t, y1_t = t64(b1), t64(y2), t64(y1)
-    step = functools.partial(_step_scalar, lo=lo, hi=hi, tol=float(tol), search=search)
+    tol = settings.tol
 
-    t1, t2, dt1, dt2 = float(t1_init), 0.0, math.inf, math.inf
+    t1, t2, dt1, dt2 = settings.t1_init, 0.0, math.inf, math.inf
     k = 0
-    for k in range(1, int(max_rounds) + 1):
+    for k in range(1, settings.max_rounds + 1):
         t1_t = t64(t1)
-        t2n = step(lambda x: float(_cost_t2(t64(x), t1_t, b1_t, y2_t, **kw)), t2, dt2)
+        t2n = _step_scalar(lambda x: float(_cost_t2(t64(x), t1_t, b1_t, y2_t, **kw)), t2, dt2,
+                           settings)
         t2n_t = t64(t2n)
-        t1n = step(lambda x: float(_cost_t1(t64(x), t2n_t, b1_t, y1_t, **kw)), t1, dt1)
+        t1n = _step_scalar(lambda x: float(_cost_t1(t64(x), t2n_t, b1_t, y1_t, **kw)), t1, dt1,
+                           settings)
         dt1, dt2 = t1n - t1, (t2n - t2 if k > 1 else math.inf)
         t1, t2 = t1n, t2n
         if abs(dt2) < tol and abs(dt1) < tol:

@@ -54,17 +54,16 @@ _LM_ITERS = 60
 _LM_TOL = 1e-4  # converged when the next relative step is below this (then taken unchecked)
 _LM_TOL_OFFSET = 1e-5  # with an offset the valley is flatter and convergence slower: stricter
 _LM_FTOL = 1e-6  # relative cost change below which the fit is taken as converged
-METHODS = ("loglinear", "nlls", "varpro")
 
 
-def fit_monoexp(signal, te, *, method="varpro", drop_first_echo=False, offset=False, mask=None):
+def fit_monoexp(signal, te, *, method=None, drop_first_echo=False, offset=False, mask=None):
     """Fit ``S(TE) = M0 exp(-TE/T2) [+ offset]`` voxel-wise.
 
     Parameters
     ----------
     signal : array (..., n_echo), magnitude echoes.
     te : array (n_echo,), echo times in s.
-    method : "loglinear" | "nlls" | "varpro".
+    method : a name of :data:`METHODS` (log-linear, NLLS, VarPro; default VarPro).
     drop_first_echo : exclude echo 1 (stimulated-echo contamination in MESE).
     offset : also fit a constant noise floor (``nlls`` and ``varpro`` only).
     mask : bool array broadcastable to ``signal.shape[:-1]``; None fits every voxel with
@@ -75,9 +74,11 @@ def fit_monoexp(signal, te, *, method="varpro", drop_first_echo=False, offset=Fa
     dict of float32 arrays shaped ``signal.shape[:-1]``: ``t2`` (s), ``r2`` (1/s), ``m0``,
     ``rmse`` (RMS residual over the echoes used) and ``offset`` when ``offset=True``.
     """
+    method = method or varpro.__name__
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if offset and method == "loglinear":
+        raise ValueError(f"method must be one of {tuple(METHODS)}, got {method!r}")
+    solver = METHODS[method]
+    if offset and solver is loglinear:
         raise ValueError("offset=True needs method 'nlls' or 'varpro' (not log-linear)")
     signal = np.asarray(signal)
     te = np.asarray(te, dtype=np.float64).ravel()
@@ -100,26 +101,23 @@ def fit_monoexp(signal, te, *, method="varpro", drop_first_echo=False, offset=Fa
         y = torch.from_numpy(np.ascontiguousarray(y_flat[ii], dtype=np.float64)).to(DTYPE)
         scale = y.amax(1, keepdim=True)
         y = y / scale
-        if method == "loglinear":
-            amp, r2, c = _loglinear(y, tt)
-        elif method == "varpro":
-            amp, r2, c = _varpro(y, tt, offset)
-        else:
-            amp, r2, c, left = _nlls(y, tt, offset, min_active=max(64, ii.size // 100))
-            if left.numel():
-                tail.append((ii[left.numpy()], y[left], scale[left], amp[left], r2[left], c[left]))
-        _store(flat, ii, y, scale, amp, r2, c, tt, t0, offset)
+        fit, left = solver(y, tt, offset, min_active=max(64, ii.size // 100))
+        if left is not None and left.numel():
+            tail.append((ii[left.numpy()], y[left], scale[left], *(v[left] for v in fit)))
+        _store(flat, ii, y, scale, fit, tt, t0, offset)
     if tail:  # one batch for the slow voxels of every chunk: per-iteration overhead paid once
         cols = list(zip(*tail))
         ii = np.concatenate(cols[0])
         y, scale, amp, r2, c = (torch.cat(v) for v in cols[1:])
-        amp, r2, c, _ = _nlls(y, tt, offset, start=(amp, r2, c))
-        _store(flat, ii, y, scale, amp, r2, c, tt, t0, offset)
+        *fit, _ = _nlls(y, tt, offset, start=(amp, r2, c))
+        _store(flat, ii, y, scale, fit, tt, t0, offset)
     return _finish(flat, spatial, positive="m0")
 
 
-def _store(flat, ii, y, scale, amp, r2, c, t, t0, offset):
-    """Write the maps of voxels ``ii`` (scaled fit at shifted times) in physical units."""
+def _store(flat, ii, y, scale, fit, t, t0, offset):
+    """Write the maps of voxels ``ii`` (scaled fit ``(A, R2, c)`` at shifted times) in physical
+    units."""
+    amp, r2, c = fit
     r2 = r2.clamp(R2_MIN, R2_MAX)
     resid = y - monoexp(amp[:, None], 1.0 / r2[:, None], t, c[:, None])
     rmse = resid.square().mean(1).sqrt()
@@ -164,6 +162,31 @@ def _finish(flat, spatial, *, positive):
 def _moments(t, k):
     """Columns ``[1, t, ..., t^(k-1)]`` (n, k): weighted sums by one matrix product."""
     return torch.stack([t**p for p in range(k)], 1)
+
+
+# ----------------------------------------------------------------------------------------
+# the methods: scaled echoes y (N, n) at shifted times t -> ((A, R2, c), stragglers or None)
+
+
+def loglinear(y, t, offset=False, min_active=0):
+    """Weighted log-linear least squares (weights S^2); no offset."""
+    return _loglinear(y, t), None
+
+
+def varpro(y, t, offset=False, min_active=0):
+    """Variable projection: A (and c) in closed form, 1-D search over R2 (Golub & Pereyra 1973)."""
+    return _varpro(y, t, offset), None
+
+
+def nlls(y, t, offset=False, min_active=0):
+    """Levenberg-Marquardt from the log-linear start; returns the voxels still iterating when at
+    most ``min_active`` are left (resumed together by :func:`fit_monoexp`)."""
+    *fit, left = _nlls(y, t, offset, min_active=min_active)
+    return tuple(fit), left
+
+
+#: the methods of :func:`fit_monoexp`, by name
+METHODS = {f.__name__: f for f in (loglinear, nlls, varpro)}
 
 
 # ----------------------------------------------------------------------------------------
@@ -266,14 +289,16 @@ def _varpro(y, t, offset):
 # Levenberg-Marquardt
 
 
-def _lm_eval(y, ysum, ysq, t, amp, r2, c, offset, mom):
-    """Cost, normal matrix ``[aa, ar, rr, ac, rc, cc]`` and gradient ``[a, r, c]`` (N, 10).
+def _lm_eval(y, ysum, ysq, t, params, offset, mom):
+    """Cost, normal matrix ``[aa, ar, rr, ac, rc, cc]`` and gradient ``[a, r, c]`` (N, 10) at
+    ``params = (A, R2, c)``.
 
     ``J = [df/dA, df/dR, df/dc] = [e, -A t e, 1]``. The residual ``r = y - (A e + c)`` is
     never formed: its sums follow from the moments of ``e.y``, ``e.e`` and ``e`` (float64
     keeps the expanded cost accurate).
     """
     n = t.numel()
+    amp, r2, c = params
     e = monoexp(1.0, 1.0 / r2[:, None], t)
     p0, p1, _ = ((e * y) @ mom).unbind(1)  # sum e y, sum t e y
     q0, q1, q2 = ((e * e) @ mom).unbind(1)
@@ -327,7 +352,7 @@ def _nlls(y, t, offset, start=None, min_active=0):
     amp, r2, c = _loglinear(y, t) if start is None else (v.clone() for v in start)
     mom = _moments(t, 3)
     ysum, ysq = y.sum(1), (y * y).sum(1)
-    hg = _lm_eval(y, ysum, ysq, t, amp, r2, c, offset, mom)
+    hg = _lm_eval(y, ysum, ysq, t, (amp, r2, c), offset, mom)
     state = torch.cat([torch.stack([amp, r2, c], 1), hg, torch.full_like(amp, 1e-3)[:, None]], 1)
     act = torch.arange(y.shape[0])
     tol = _LM_TOL_OFFSET if offset else _LM_TOL
@@ -338,8 +363,7 @@ def _nlls(y, t, offset, start=None, min_active=0):
         p_old, hg_old, lam = st[:, :3], st[:, 3:13], st[:, 13]
         p_new = p_old + _lm_step(hg_old, lam)
         p_new[:, 1].clamp_(R2_MIN, R2_MAX)
-        an, rn, cn = p_new.unbind(1)
-        hg_new = _lm_eval(y[act], ysum[act], ysq[act], t, an, rn, cn, offset, mom)
+        hg_new = _lm_eval(y[act], ysum[act], ysq[act], t, p_new.unbind(1), offset, mom)
         cost_old, cost_new = hg_old[:, 0], hg_new[:, 0]
         ok = cost_new <= cost_old
         lam = torch.where(ok, lam * 0.1, lam * 10.0).clamp(1e-9, 1e9)

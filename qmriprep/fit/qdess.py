@@ -6,7 +6,7 @@ Inverts ``|S2/S1| = k exp(-2 (TR - TE)/T2 - c1)`` (:mod:`qmriprep.physics.dess`)
 
 with ``k`` and ``c1`` from an *assumed* T1 (default 1.2 s, cartilage; 1.0 s for meniscus),
 the diffusion coefficient D (default 1.25e-9 m^2/s) and ``dk = gamma G Tg`` of the spoiler.
-Without spoiler information (``spoiler_amplitude`` or ``spoiler_duration`` None) ``dk = 0``:
+Without spoiler information (the protocol's spoiler amplitude or duration None) ``dk = 0``:
 no diffusion correction (T2 is then biased low where diffusion matters; the pipeline warns).
 A wrong assumed T1 biases T2: true T1 0.8 s read with 1.2 s gives -6.5 to -15 % for T2
 20-50 ms at 20 deg (TR 20 ms), less at larger flip angles (tests/test_fit_qdess.py).
@@ -28,29 +28,18 @@ from ..physics.dess import DIFFUSION, ratio_terms
 T2_MAX = 2.0  # s
 
 
-def fit_qdess(
-    s1,
-    s2,
-    *,
-    tr: float,
-    te: float,
-    flip_angle: float,
-    spoiler_amplitude: float | None,
-    spoiler_duration: float | None,
-    t1=1.2,
-    diffusion: float = DIFFUSION,
-    b1=None,
-    mask=None,
-    t2_max: float = T2_MAX,
-) -> dict:
+def fit_qdess(s1, s2, protocol, *, t1=1.2, diffusion: float = DIFFUSION, b1=None, mask=None,
+              t2_max: float = T2_MAX) -> dict:
     """T2 map from the FISP (``s1``) and PSIF (``s2``) images, same shape.
 
-    Parameters: TR, TE, Tg in s; flip angle in rad; spoiler amplitude in T/m; ``t1`` (s)
-    scalar or map and ``b1`` (fraction of nominal) map, both broadcastable to the images;
-    ``mask`` bool, broadcastable; ``diffusion`` in m^2/s.
+    ``protocol``: a :class:`~qmriprep.bids.protocols.DESSProtocol` (SI: ``echo_times[0]`` the TE
+    of S1 and ``tr`` in s, ``flip_angle`` in rad, spoiler amplitude in T/m and duration in s,
+    either None: no diffusion term); ``t1`` (s) scalar or map and ``b1`` (fraction of nominal)
+    map, both broadcastable to the images; ``mask`` bool, broadcastable; ``diffusion`` in m^2/s.
 
     Returns ``{"t2": float32 (s), "valid": bool}`` shaped like ``s1``.
     """
+    te, tr = protocol.echo_times[0], protocol.tr
     if not 0 <= te < tr:
         raise ValueError(f"need 0 <= TE < TR, got TE={te}, TR={tr}")
     s1 = np.asarray(s1)
@@ -73,10 +62,7 @@ def fit_qdess(
         ok &= flat(mask, bool)
 
     t2 = np.zeros(s1.size)
-    k, c1 = ratio_terms(
-        t1[ok], tr=tr, flip_angle=flip_angle, spoiler_amplitude=spoiler_amplitude,
-        spoiler_duration=spoiler_duration, diffusion=diffusion, b1=b1[ok],
-    )
+    k, c1 = ratio_terms(t1[ok], protocol, diffusion=diffusion, b1=b1[ok])
     with np.errstate(divide="ignore", invalid="ignore"):
         den = np.log(s2[ok] / s1[ok] / k) + c1
         t2_ok = -2.0 * (tr - te) / den

@@ -15,9 +15,9 @@ class _B1MapInputSpec(BaseInterfaceInputSpec):
     kind = traits.Enum("TB1DAM", "TB1AFI", "TB1TFL", "TB1map", mandatory=True)
     in_files = InputMultiObject(File(exists=True), mandatory=True,
                                 desc="DAM [a, 2a]; AFI [TR1, TR2]; TFL [anat, famp]; TB1map [map]")
-    flip_angle = traits.Float(desc="nominal flip angle (deg): DAM first angle, AFI, TFL")
-    repetition_times = traits.List(traits.Float, desc="AFI TR1, TR2 (s)")
-    scale = traits.Float(1.0, usedefault=True, desc="TB1map: factor to a fraction (0.01 for percent)")
+    protocol = traits.Dict(mandatory=True, desc="the collection's protocol fields in SI units: nominal "
+                           "flip_angle (rad; DAM: the first angle), AFI tr1, tr2 (s), TB1map scale to "
+                           "a fraction (0.01 for percent)")
     fwhm_mm = traits.Float(8.0, usedefault=True, desc="smoothing / hole-filling kernel (0: none)")
 
 
@@ -38,15 +38,15 @@ class B1Map(SimpleInterface):
         from ..fit import b1 as fb1
 
         data, ref = load_series(self.inputs.in_files)
-        kind, a = self.inputs.kind, np.deg2rad(self.inputs.flip_angle or 0.0)
+        kind, p = self.inputs.kind, self.inputs.protocol
         if kind == "TB1DAM":
-            res = fb1.b1_from_dam(data, a)
+            res = fb1.b1_from_dam(data, p["flip_angle"])
         elif kind == "TB1AFI":
-            res = fb1.b1_from_afi(data, *self.inputs.repetition_times, a)
+            res = fb1.b1_from_afi(data, p["tr1"], p["tr2"], p["flip_angle"])
         elif kind == "TB1TFL":
-            res = fb1.b1_from_tfl(data[..., 1], a)
+            res = fb1.b1_from_tfl(data[..., 1], p["flip_angle"])
         else:
-            b1 = data[..., 0] * self.inputs.scale
+            b1 = data[..., 0] * p["scale"]
             res = {"b1": b1, "valid": np.isfinite(b1) & (b1 > 0)}
         smooth = res["b1"]
         if self.inputs.fwhm_mm > 0:

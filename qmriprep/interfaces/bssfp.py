@@ -1,4 +1,4 @@
-"""Nipype interfaces of the pc-bSSFP pipeline: complex series, configurations, MIRACLE, B1 filter."""
+"""Nipype interfaces of the pc-bSSFP pipeline: complex series, configurations, B1 filter."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface,
                                     TraitedSpec, traits)
 
-from ..utils.images import load_volume, optional_mask, optional_volume, save_like
+from ..utils.images import load_volume, optional_mask, save_like
 
 
 def _load4d(path):
@@ -115,36 +115,4 @@ class MedianFilterB1(SimpleInterface):
         size = [max(1, int(round(self.inputs.size_mm / z))) for z in img.header.get_zooms()[:3]]
         self._results["out_file"] = save_like(median_filter_b1(b1, size=size), img,
                                               os.path.join(runtime.cwd, "b1_median.nii.gz"))
-        return runtime
-
-
-class _MiracleFitInputSpec(BaseInterfaceInputSpec):
-    in_file = File(exists=True, mandatory=True, desc="configurations (complex or magnitude)")
-    b1_file = File(exists=True, desc="B1+ (fraction) on the same grid; absent: B1 = 1")
-    flip_angle = traits.Float(mandatory=True, desc="nominal flip angle (rad)")
-    repetition_time = traits.Float(mandatory=True, desc="TR (s)")
-    mask_file = File(exists=True)
-
-
-class _MiracleFitOutputSpec(TraitedSpec):
-    t1 = File()
-    t2 = File()
-
-
-class MiracleFit(SimpleInterface):
-    """MIRACLE T1 / T2 from the configurations (:func:`qmriprep.fit.miracle.fit_miracle`)."""
-
-    input_spec = _MiracleFitInputSpec
-    output_spec = _MiracleFitOutputSpec
-
-    def _run_interface(self, runtime):
-        from ..fit.miracle import fit_miracle
-
-        feats, ref = _load4d(self.inputs.in_file)
-        b1 = optional_volume(self.inputs.b1_file)
-        mask = optional_mask(self.inputs.mask_file)
-        res = fit_miracle(feats, b1, flip_angle=self.inputs.flip_angle,
-                          tr=self.inputs.repetition_time, mask=mask, search="warm")
-        for key in ("t1", "t2"):
-            self._results[key] = save_like(res[key], ref, os.path.join(runtime.cwd, f"{key}.nii.gz"))
         return runtime

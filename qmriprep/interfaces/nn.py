@@ -6,26 +6,17 @@ import json
 import os
 
 import numpy as np
-from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
-                                    isdefined, traits)
+from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface,
+                                    TraitedSpec, isdefined, traits)
 
 from ..utils.images import optional_mask, optional_volume, save_like
 
 
 class _TrainNetworkInputSpec(BaseInterfaceInputSpec):
-    estimator = traits.Enum("svnn", "pinn", "svnncomplex", "pinncomplex", mandatory=True)
-    flip_angle = traits.Float(mandatory=True, desc="rad")
-    repetition_time = traits.Float(mandatory=True, desc="s")
-    echo_time = traits.Float(mandatory=True, desc="s")
-    phase_increments = traits.List(traits.Float, mandatory=True, desc="rad")
-    distribution = traits.Enum("uniform", "extended", "invivo", usedefault=True)
-    snr = traits.Float(0.0, usedefault=True, desc="training noise SNR (0: noise-free)")
-    n_samples = traits.Int(desc="simulated samples (default: the trainer's)")
-    max_epochs = traits.Int(desc="maximum epochs (default: the trainer's)")
-    seed = traits.Int(0, usedefault=True)
-    device = traits.Str("cpu", usedefault=True)
-    retrain = traits.Bool(False, usedefault=True)
-    cache_dir = traits.Str(desc="network cache folder")
+    protocol = traits.Dict(mandatory=True, desc="pc-bSSFP protocol fields in SI units (s, rad)")
+    protocol_type = traits.Str(desc="protocol dataclass (unused: the network takes the fields)")
+    options = traits.Dict(mandatory=True, desc="physics_informed, complex_net (the estimator's "
+                          "declaration), NetworkOptions fields (the run's nn section), seed, device")
 
 
 class _TrainNetworkOutputSpec(TraitedSpec):
@@ -44,18 +35,16 @@ class TrainNetwork(SimpleInterface):
     output_spec = _TrainNetworkOutputSpec
 
     def _run_interface(self, runtime):
-        from ..nn.insilico import Protocol
+        from ..nn.insilico import as_protocol
+        from ..nn.options import NetworkOptions, network_settings
+        from ..nn.train import PINN, SVNN
         from ..nn.weights import get_model, save_model
 
-        est = self.inputs.estimator
-        protocol = Protocol(self.inputs.flip_angle, self.inputs.repetition_time, self.inputs.echo_time,
-                            tuple(self.inputs.phase_increments))
-        extra = {k: getattr(self.inputs, k) for k in ("n_samples", "max_epochs")
-                 if isdefined(getattr(self.inputs, k)) and getattr(self.inputs, k)}
-        model, prov = get_model(protocol, est.removesuffix("complex"), est.endswith("complex"),
-                                cache_dir=self.inputs.cache_dir or None, retrain=self.inputs.retrain,
-                                distribution=self.inputs.distribution, snr=self.inputs.snr or None,
-                                seed=self.inputs.seed, device=self.inputs.device, **extra)
+        opts = dict(self.inputs.options)
+        user = NetworkOptions(**{k: opts[k] for k in NetworkOptions.__dataclass_fields__ if k in opts})
+        training, source = network_settings(user, seed=opts.get("seed", 0), device=opts.get("device", "cpu"))
+        model, prov = get_model(as_protocol(self.inputs.protocol), PINN if opts["physics_informed"] else SVNN,
+                                bool(opts["complex_net"]), training, source)
         path = os.path.join(runtime.cwd, "model.pt")
         save_model(model, path)
         with open(os.path.join(runtime.cwd, "curve.json"), "w") as fh:
@@ -66,12 +55,14 @@ class TrainNetwork(SimpleInterface):
 
 
 class _NetworkFitInputSpec(BaseInterfaceInputSpec):
-    in_file = File(exists=True, mandatory=True, desc="complex configurations (x, y, z, 3)")
+    in_files = InputMultiObject(File(exists=True), mandatory=True,
+                                desc="complex configurations (x, y, z, 3): one file")
     model_file = File(exists=True, mandatory=True)
     provenance = traits.Dict(desc="from TrainNetwork: copied into the sidecars")
     b1_file = File(exists=True, desc="B1+ (fraction); absent: B1 = 1")
     mask_file = File(exists=True)
-    repetition_time = traits.Float(mandatory=True, desc="TR (s), to convert theta to Hz")
+    protocol = traits.Dict(mandatory=True, desc="protocol fields in SI units (tr: s, to convert theta to Hz)")
+    protocol_type = traits.Str(desc="protocol dataclass (unused)")
 
 
 class _NetworkFitOutputSpec(TraitedSpec):
@@ -92,7 +83,7 @@ class NetworkFit(SimpleInterface):
 
         from ..nn.weights import load_model
 
-        img = nib.load(self.inputs.in_file)
+        img = nib.load(self.inputs.in_files[0])
         feats = np.asanyarray(img.dataobj)
         model = load_model(self.inputs.model_file)
         b1 = optional_volume(self.inputs.b1_file)
@@ -102,7 +93,7 @@ class NetworkFit(SimpleInterface):
         res = model.predict(feats, b1)
         mask = optional_mask(self.inputs.mask_file)
         mask = np.ones(feats.shape[:-1], bool) if mask is None else mask
-        res["off_resonance"] = res.get("theta", np.zeros(mask.shape)) / (2 * np.pi * self.inputs.repetition_time)
+        res["off_resonance"] = res.get("theta", np.zeros(mask.shape)) / (2 * np.pi * self.inputs.protocol["tr"])
         for key in ("t1", "t2", "off_resonance"):
             self._results[key] = save_like(np.where(mask, res[key], 0), img,
                                            os.path.join(runtime.cwd, f"{key}.nii.gz"))

@@ -9,6 +9,8 @@ import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObject, OutputMultiObject,
                                     SimpleInterface, TraitedSpec, isdefined, traits)
 
+from .. import estimators
+
 LOGGER = logging.getLogger("nipype.interface")
 
 
@@ -43,7 +45,7 @@ class _ReconstructInputSpec(BaseInterfaceInputSpec):
     in_files = InputMultiObject(File(exists=True), mandatory=True,
                                 desc="ISMRMRD k-space files of one collection, in series order")
     coil_file = File(exists=True, mandatory=True, desc="coil sensitivities from EstimateCoils")
-    method = traits.Enum("zsssl", "cgsense", "zerofilled", usedefault=True)
+    method = traits.Str(mandatory=True, desc="a registered reconstruction (qmriprep.estimators)")
     settings = traits.Dict(desc="ZSSSL settings (qmriprep.recon.zsssl.ReconSettings fields)")
     init_model = File(exists=True, desc="saved ZSSSL model to start training from (transfer)")
     num_threads = traits.Int(1, usedefault=True, desc="torch threads")
@@ -73,7 +75,8 @@ class Reconstruct(SimpleInterface):
         maps = np.load(self.inputs.coil_file)
         settings = ReconSettings(**self.inputs.settings) if isdefined(self.inputs.settings) else None
         init = self.inputs.init_model if isdefined(self.inputs.init_model) else None
-        model_path = os.path.join(runtime.cwd, "model.pt") if self.inputs.method == "zsssl" else None
+        learned = estimators.reconstruction(self.inputs.method).learned
+        model_path = os.path.join(runtime.cwd, "model.pt") if learned else None
         images, info = reconstruct(col, maps, self.inputs.method, settings=settings, init=init,
                                    model_path=model_path, log=LOGGER.info)
         self._results["out_files"] = save_images(images, col, runtime.cwd)

@@ -1,4 +1,5 @@
-"""Nipype interfaces for rigid alignment and resampling (core: :mod:`qmriprep.registration.rigid`).
+"""Nipype interfaces for rigid alignment and resampling (core: :mod:`qmriprep.registration.rigid`,
+transform files: :mod:`qmriprep.registration.itk`).
 
 Transforms are written as ITK text files (``AffineTransform_double_3_3``, LPS, fixed -> moving
 points), readable by ANTs and ITK. List outputs stay lists even with one element.
@@ -14,7 +15,7 @@ import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObject,
                                     SimpleInterface, TraitedSpec, isdefined, traits)
 
-from ..registration import rigid
+from ..registration import itk, rigid
 
 
 def _names(files, suffix):
@@ -64,8 +65,9 @@ class AlignSeries(SimpleInterface):
         four_d = len(imgs) == 1 and imgs[0].ndim == 4
         vols = list(nib.four_to_three(imgs[0])) if four_d else imgs
         ref_i = self.inputs.reference_index if isdefined(self.inputs.reference_index) else None
-        aligned, xfms = rigid.align_series(vols, reference_index=ref_i, metric=self.inputs.metric,
-                                           order=self.inputs.order, seed=self.inputs.seed,
+        settings = rigid.RigidSettings(metric=self.inputs.metric, seed=self.inputs.seed)
+        aligned, xfms = rigid.align_series(vols, reference_index=ref_i, settings=settings,
+                                           order=self.inputs.order,
                                            min_displacement=self.inputs.min_displacement)
         ref_i = len(vols) // 2 if ref_i is None else ref_i % len(vols)
         cwd = Path(runtime.cwd)
@@ -78,7 +80,7 @@ class AlignSeries(SimpleInterface):
         for img, path in zip(aligned, out_files):
             _float32(img).to_filename(path)
         stem = _names(files[:1], "")[0]
-        xfm_files = [str(rigid.save_transform(m, cwd / f"{stem}_vol-{i:03d}_xfm.txt"))
+        xfm_files = [str(itk.save_transform(m, cwd / f"{stem}_vol-{i:03d}_xfm.txt"))
                      for i, m in enumerate(xfms)]
         center = rigid.image_center(vols[ref_i])
         volumes = rigid.motion_table(xfms, center=center)
@@ -126,14 +128,14 @@ class RegisterToReference(SimpleInterface):
         matrix = np.eye(4)
         if self.inputs.mode == "rigid":
             mask = nib.load(self.inputs.fixed_mask) if isdefined(self.inputs.fixed_mask) else None
-            matrix = rigid.register_rigid(moving, fixed, metric=self.inputs.metric,
-                                          fixed_mask=mask, seed=self.inputs.seed)
+            settings = rigid.RigidSettings(metric=self.inputs.metric, seed=self.inputs.seed)
+            matrix = rigid.register_rigid(moving, fixed, settings, fixed_mask=mask)
             coarser = max(min(img.header.get_zooms()[:3]) for img in (moving, fixed))
             if rigid.is_negligible(matrix, fixed, self.inputs.min_displacement, voxel_mm=coarser):
                 matrix = np.eye(4)
         cwd = Path(runtime.cwd)
         stem = _names([self.inputs.moving], "")[0]
-        xfm = rigid.save_transform(matrix, cwd / f"{stem}_to-fixed_xfm.txt")
+        xfm = itk.save_transform(matrix, cwd / f"{stem}_to-fixed_xfm.txt")
         sources = list(self.inputs.apply_to) if isdefined(self.inputs.apply_to) else []
         sources = sources or [self.inputs.moving]
         out_files = [str(cwd / n) for n in _names(sources, "_resampled.nii.gz")]

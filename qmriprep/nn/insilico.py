@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..bids.protocols import BSSFPProtocol
 from ..physics.bssfp import bssfp_signal, fourier_features
 
 DISTRIBUTIONS = ("uniform", "extended", "invivo")
@@ -142,8 +143,7 @@ def simulate(protocol, t1, t2, b1, theta) -> torch.Tensor:
     """Complex phase-cycle signals ``(..., n_cycles)`` (M0 = 1) of the protocol."""
     p = as_protocol(protocol)
     t1 = torch.as_tensor(t1)
-    phi = torch.tensor(p.phase_increments, dtype=torch.float64, device=t1.device)  # on the data's device
-    return bssfp_signal(t1, t2, b1, theta, flip_angle=p.flip_angle, tr=p.tr, te=p.te, phase_increments=phi)
+    return bssfp_signal(t1, t2, b1, theta, BSSFPProtocol(p.phase_increments, p.tr, p.flip_angle, p.te))
 
 
 def noise_sigma(snr: float | None) -> float:

@@ -9,7 +9,8 @@
           statistics; the loss is their MSE against the z-scored input features, B1 excluded.
           No labels are used.
 
-Adam; early stopping on the validation loss with the best weights kept. The seed used batch
+Adam; early stopping on the validation loss with the best weights kept (the shared loop,
+:func:`qmriprep.nn.loop.fit`); settings in :class:`TrainSettings`. The seed used batch
 128 at lr 2e-4 for up to 300 epochs; the defaults here (:data:`DEFAULTS`) use larger batches,
 higher rates and a cosine decay over a fixed, short schedule. Measured on 1 CPU thread (noise
 free, seed protocol, ``benchmarks/bench_bssfp_networks.py --train``), time to target: magnitude
@@ -22,32 +23,80 @@ thread and lose a lot when the cores are oversubscribed (measured 10x): prefer 1
 
 from __future__ import annotations
 
-import copy
-import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
+from ..estimators.names import PINN, SVNN
 from .insilico import BOUNDS, add_noise, as_protocol, configurations, make_dataset, simulate
+from .loop import Hooks, LoopSettings, Stopwatch, fit, seeded
 from .mlp import BSSFPNet, default_ranges, features_from_configurations
 
 VERSION = 1  # bump when training data, losses or architectures change (invalidates the cache)
-ESTIMATORS = ("svnn", "pinn")
+ESTIMATORS = (SVNN, PINN)
 
 #: defaults per (estimator, complex_net), measured for speed to the seed's accuracy (see above)
 DEFAULTS = {
-    ("svnn", False): dict(n_samples=200_000, batch_size=1024, lr=3e-3, schedule="cosine", max_epochs=40,
+    (SVNN, False): dict(n_samples=200_000, batch_size=1024, lr=3e-3, schedule="cosine", max_epochs=40,
                           patience=25),
-    ("pinn", False): dict(n_samples=200_000, batch_size=1024, lr=3e-3, schedule="cosine", max_epochs=80,
+    (PINN, False): dict(n_samples=200_000, batch_size=1024, lr=3e-3, schedule="cosine", max_epochs=80,
                           patience=25),
-    ("svnn", True): dict(n_samples=400_000, batch_size=256, lr=1e-3, schedule="cosine", max_epochs=60,
+    (SVNN, True): dict(n_samples=400_000, batch_size=256, lr=1e-3, schedule="cosine", max_epochs=60,
                          patience=25),
-    ("pinn", True): dict(n_samples=400_000, batch_size=512, lr=3e-3, schedule="cosine", max_epochs=60,
+    (PINN, True): dict(n_samples=400_000, batch_size=512, lr=3e-3, schedule="cosine", max_epochs=60,
                          patience=25),
 }
+#: defaults of the loop settings no estimator overrides
+LOOP_DEFAULTS = dict(lr_decay=0.5, min_lr=1e-5, grad_clip=None)
 PREDICT_CHUNK = 1 << 14  # voxels per inference chunk: activations stay in cache
+VAL_CHUNK = 1 << 16  # samples per validation-loss chunk
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How one network is trained (:func:`train`); a hyper-parameter left ``None`` takes the
+    per-(estimator, complex) :data:`DEFAULTS` or :data:`LOOP_DEFAULTS`.
+
+    ``snr`` (None: noise-free) adds fresh noise to every training batch and one fixed draw to the
+    validation set; the z-score statistics always come from the noise-free set. ``schedule``:
+    ``"cosine"`` (every network's default) anneals ``lr`` to ``min_lr`` over ``max_epochs``;
+    ``"plateau"`` multiplies it by ``lr_decay`` after ``decay_patience`` (default
+    ``max(3, patience // 4)``) epochs without a new best validation loss (see
+    :mod:`qmriprep.nn.loop`). ``grad_clip`` caps the gradient norm of every step;
+    ``time_budget_s`` stops training after the epoch that passes it; ``init_label`` names a warm
+    start (it is recorded, and keyed in the cache in place of the initial weights).
+    """
+
+    distribution: str = "uniform"
+    snr: float | None = None
+    seed: int = 0
+    device: str = "cpu"
+    n_samples: int | None = None
+    max_epochs: int | None = None
+    patience: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    schedule: str | None = None
+    lr_decay: float | None = None
+    decay_patience: int | None = None
+    min_lr: float | None = None
+    grad_clip: float | None = None
+    time_budget_s: float | None = None
+    init_label: str | None = None
+
+    def overrides(self) -> dict:
+        """The hyper-parameters set here (all fields but distribution, snr, seed and device)."""
+        fixed = ("distribution", "snr", "seed", "device")
+        return {k: v for k, v in asdict(self).items() if k not in fixed and v is not None}
+
+    def resolved(self, estimator: str, complex_net: bool) -> dict:
+        """Every hyper-parameter: the overrides, else the defaults."""
+        hp = {**DEFAULTS[(estimator, bool(complex_net))], **LOOP_DEFAULTS, "decay_patience": None}
+        hp.update({k: v for k, v in self.overrides().items() if k in hp})
+        if hp["decay_patience"] is None:
+            hp["decay_patience"] = max(3, hp["patience"] // 4)
+        return hp
 
 
 @dataclass
@@ -68,7 +117,7 @@ class TrainedModel:
 
     @property
     def estimator(self) -> str:
-        return self.settings.get("estimator", "svnn")
+        return self.settings.get("estimator", SVNN)
 
     def features(self, F, b1) -> torch.Tensor:
         """Network inputs from configurations (complex, or magnitudes) and B1."""
@@ -132,55 +181,71 @@ def _features(protocol, signal, b1, complex_net):
     return features_from_configurations(configurations(protocol, signal), b1, complex_net)
 
 
-def train(protocol, *, estimator: str = "svnn", complex_net: bool = False, distribution: str = "uniform",
-          n_samples: int | None = None, max_epochs: int | None = None, patience: int | None = None,
-          batch_size: int | None = None, lr: float | None = None, schedule: str | None = None,
-          lr_decay: float = 0.5,
-          decay_patience: int | None = None, min_lr: float = 1e-5, grad_clip: float | None = None,
-          snr: float | None = None, seed: int = 0,
-          device: str = "cpu", time_budget_s: float | None = None, log=None, stop_when=None,
-          dataset=None, init=None, init_label: str | None = None) -> TrainedModel:
-    """Train an SVNN or PINN (magnitude or complex) for ``protocol`` and return the best model.
+@dataclass
+class _Tensors:
+    """Training features, targets, signals and B1; validation features (with one fixed noise
+    draw at ``snr``) and targets."""
 
-    Unset hyper-parameters come from :data:`DEFAULTS`. Learning-rate ``schedule``: ``"cosine"``
-    (the default of every network) anneals from ``lr`` to ``min_lr`` over ``max_epochs``;
-    ``"plateau"`` multiplies it by ``lr_decay`` after ``decay_patience`` (default
-    ``max(3, patience // 4)``) epochs without a new best validation loss. Training stops after
-    ``patience`` epochs without a new best validation loss, at
-    ``max_epochs``, past ``time_budget_s`` seconds, or when ``stop_when(model)`` is true (a
-    hook for time-to-target benchmarks; its own run time is not counted). ``log`` gets one
-    dict per epoch. ``grad_clip`` caps the gradient norm of every step. ``snr`` adds fresh noise
-    to every training batch (and one fixed draw to the validation set); the z-score statistics
-    always come from the noise-free set. ``init`` (a :class:`TrainedModel` of the same
-    architecture, e.g. one trained for more phase cycles) warm-starts the MLP weights; the z-score
-    statistics and output ranges are still this training set's; ``init_label`` is recorded.
-    """
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {estimator!r}; choose one of {ESTIMATORS}")
-    protocol = as_protocol(protocol)
-    hp = dict(DEFAULTS[(estimator, bool(complex_net))])
-    for k, v in dict(n_samples=n_samples, max_epochs=max_epochs, patience=patience,
-                     batch_size=batch_size, lr=lr).items():
-        if v is not None:
-            hp[k] = v
-    decay_patience = max(3, hp["patience"] // 4) if decay_patience is None else decay_patience
-    default_schedule = hp.pop("schedule", "plateau")
-    schedule = schedule or default_schedule
-    if schedule not in ("plateau", "cosine"):
-        raise ValueError(f"unknown schedule {schedule!r}")
-    t_start, cpu_start = time.perf_counter(), time.process_time()
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed + 1)
-    data = dataset or make_dataset(protocol, hp["n_samples"], distribution=distribution,
-                                   complex_net=complex_net, seed=seed)
-    tr, va = data.subset("train"), data.subset("val")
-    b1_tr, b1_va = tr["params"]["b1"], va["params"]["b1"]
-    x_tr = features_from_configurations(tr["configurations"], b1_tr, complex_net)
-    y_tr, y_va = _targets(tr["params"], complex_net), _targets(va["params"], complex_net)
-    noisy_val = add_noise(va["signal"], snr, gen) if snr else None
-    x_va = _features(protocol, noisy_val, b1_va, complex_net) if snr else \
-        features_from_configurations(va["configurations"], b1_va, complex_net)
+    x_tr: torch.Tensor
+    y_tr: torch.Tensor
+    sig_tr: torch.Tensor
+    b1_tr: torch.Tensor
+    x_va: torch.Tensor
+    y_va: torch.Tensor
 
+    @classmethod
+    def split(cls, protocol, data, complex_net: bool, snr, gen) -> _Tensors:
+        tr, va = data.subset("train"), data.subset("val")
+        b1_tr, b1_va = tr["params"]["b1"], va["params"]["b1"]
+        x_tr = features_from_configurations(tr["configurations"], b1_tr, complex_net)
+        x_va = (_features(protocol, add_noise(va["signal"], snr, gen), b1_va, complex_net) if snr else
+                features_from_configurations(va["configurations"], b1_va, complex_net))
+        return cls(x_tr, _targets(tr["params"], complex_net), tr["signal"], b1_tr, x_va,
+                   _targets(va["params"], complex_net))
+
+    def to(self, device) -> _Tensors:
+        return _Tensors(*(t.to(device) for t in (self.x_tr, self.y_tr, self.sig_tr, self.b1_tr,
+                                                  self.x_va, self.y_va)))
+
+
+class _Objective:
+    """Batches and losses of one network: :func:`svnn_loss` or :func:`pinn_loss`; with ``snr``,
+    every training batch gets fresh noise before its features are formed."""
+
+    def __init__(self, net: BSSFPNet, protocol, estimator: str, data: _Tensors, snr, batch_size: int, gen):
+        self.net, self.protocol, self.estimator, self.data = net, protocol, estimator, data
+        self.snr, self.batch_size, self.gen = snr, batch_size, gen
+
+    def loss(self, x, y):
+        return pinn_loss(self.net, x, self.protocol) if self.estimator == PINN else svnn_loss(self.net, x, y)
+
+    def batches(self) -> list:
+        """A fresh permutation of the training samples in full batches (one short batch when
+        there are fewer samples than a batch)."""
+        n, bs = self.data.x_tr.shape[0], self.batch_size
+        perm = torch.randperm(n, generator=self.gen).to(self.data.x_tr.device)
+        return [perm[s:s + bs] for s in range(0, n - bs + 1 if n >= bs else 1, bs)]
+
+    def step(self, idx):
+        d = self.data
+        if self.snr:
+            xb = _features(self.protocol, add_noise(d.sig_tr[idx], self.snr, self.gen), d.b1_tr[idx],
+                           self.net.complex_net)
+        else:
+            xb = d.x_tr[idx]
+        return self.loss(xb, d.y_tr[idx])
+
+    def val_loss(self) -> float:
+        """Sample-weighted mean loss over the validation set, in chunks of :data:`VAL_CHUNK`."""
+        x, y, tot = self.data.x_va, self.data.y_va, 0.0
+        for s in range(0, x.shape[0], VAL_CHUNK):
+            tot += float(self.loss(x[s:s + VAL_CHUNK], y[s:s + VAL_CHUNK])) * x[s:s + VAL_CHUNK].shape[0]
+        return tot / max(1, x.shape[0])
+
+
+def _network(x_tr, complex_net: bool, distribution: str, init) -> BSSFPNet:
+    """A fresh network (global torch generator) with this training set's z-score statistics and
+    output ranges; ``init`` (a :class:`TrainedModel`) warm-starts the MLP weights."""
     low, high = default_ranges(BOUNDS[distribution], complex_net)
     net = BSSFPNet(complex_net, low=low, high=high)
     net.set_input_stats(x_tr)
@@ -188,90 +253,62 @@ def train(protocol, *, estimator: str = "svnn", complex_net: bool = False, distr
         if tuple(init.net.layers) != tuple(net.layers):
             raise ValueError(f"init network {init.net.layers} does not match {net.layers}")
         net.mlp.load_state_dict(init.net.mlp.state_dict())
-    net.to(device)
-    x_tr, y_tr, x_va, y_va = (t.to(device) for t in (x_tr, y_tr, x_va, y_va))
-    sig_tr = tr["signal"].to(device) if snr else None
-    b1_tr = b1_tr.to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=hp["lr"])
+    return net
 
-    def batch_loss(xb, yb):
-        return pinn_loss(net, xb, protocol) if estimator == "pinn" else svnn_loss(net, xb, yb)
 
-    def val_loss():
-        net.eval()
-        with torch.no_grad():
-            tot = 0.0
-            for s in range(0, x_va.shape[0], 65536):
-                tot += float(batch_loss(x_va[s:s + 65536], y_va[s:s + 65536])) * x_va[s:s + 65536].shape[0]
-        net.train()
-        return tot / max(1, x_va.shape[0])
+def _record(estimator: str, complex_net: bool, s: TrainSettings, hp: dict, init) -> dict:
+    """The settings recorded with a model (and in its provenance)."""
+    return dict(estimator=estimator, complex_net=bool(complex_net), distribution=s.distribution,
+                snr=s.snr, seed=s.seed, device=s.device, version=VERSION, lr_decay=hp["lr_decay"],
+                schedule=hp["schedule"], decay_patience=hp["decay_patience"], min_lr=hp["min_lr"],
+                grad_clip=hp["grad_clip"], optimizer="Adam",
+                init=None if init is None else (s.init_label or "given"),
+                **{k: hp[k] for k in ("n_samples", "batch_size", "lr", "max_epochs", "patience")})
 
-    settings = dict(estimator=estimator, complex_net=bool(complex_net), distribution=distribution,
-                    snr=snr, seed=seed, device=device, version=VERSION, lr_decay=lr_decay,
-                    schedule=schedule, decay_patience=decay_patience, min_lr=min_lr, grad_clip=grad_clip,
-                    optimizer="Adam", init=None if init is None else (init_label or "given"), **hp)
-    model = TrainedModel(net, protocol, settings, device=device)
-    best, best_state, since_best, since_decay = math.inf, None, 0, 0
-    excluded = excluded_cpu = 0.0  # seconds spent in stop_when
-    stopped = "max_epochs"
-    n = x_tr.shape[0]
-    bs = hp["batch_size"]
-    for epoch in range(1, hp["max_epochs"] + 1):
-        perm = torch.randperm(n, generator=gen).to(device)
-        tot = 0.0
-        for s in range(0, n - bs + 1 if n >= bs else 1, bs):
-            idx = perm[s:s + bs]
-            if snr:
-                xb = _features(protocol, add_noise(sig_tr[idx], snr, gen), b1_tr[idx], complex_net)
-            else:
-                xb = x_tr[idx]
-            loss = batch_loss(xb, y_tr[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
-            opt.step()
-            tot += float(loss.detach()) * idx.numel()
-        v = val_loss()
-        if v < best:
-            best, since_best, since_decay = v, 0, 0
-            best_state = copy.deepcopy(net.state_dict())
-        else:
-            since_best += 1
-            since_decay += 1
-            if schedule == "plateau" and since_decay >= decay_patience and lr_decay < 1:
-                for g in opt.param_groups:
-                    g["lr"] = max(min_lr, g["lr"] * lr_decay)
-                since_decay = 0
-        if schedule == "cosine":
-            frac = min(1.0, epoch / hp["max_epochs"])
-            for g in opt.param_groups:
-                g["lr"] = min_lr + 0.5 * (hp["lr"] - min_lr) * (1 + math.cos(math.pi * frac))
-        elapsed = time.perf_counter() - t_start - excluded
-        rec = dict(epoch=epoch, train_loss=tot / max(1, (n // bs) * bs), val_loss=v, seconds=elapsed,
-                   cpu_seconds=time.process_time() - cpu_start - excluded_cpu, lr=opt.param_groups[0]["lr"])
-        model.curve.append(rec)
-        if log is not None:
-            log(rec)
-        if since_best >= hp["patience"]:
-            stopped = "patience"
-            break
-        if time_budget_s is not None and elapsed >= time_budget_s:
-            stopped = "time_budget"
-            break
-        if stop_when is not None:
-            t0, c0 = time.perf_counter(), time.process_time()
-            hit = stop_when(model)
-            excluded += time.perf_counter() - t0
-            excluded_cpu += time.process_time() - c0
-            if hit:
-                stopped = "target"
-                break
-    if best_state is not None and stopped != "target":  # at a target keep the weights that hit it
-        net.load_state_dict(best_state)
-    net.eval()
-    model.val_loss = model.curve[-1]["val_loss"] if stopped == "target" else best
-    model.seconds = time.perf_counter() - t_start - excluded
-    settings.update(epochs_run=len(model.curve), stopped=stopped,
-                    cpu_seconds=round(time.process_time() - cpu_start - excluded_cpu, 2))
+
+def _loop_settings(s: TrainSettings, hp: dict) -> LoopSettings:
+    return LoopSettings(max_epochs=hp["max_epochs"], patience=hp["patience"], lr=hp["lr"],
+                        schedule=hp["schedule"], min_lr=hp["min_lr"], lr_decay=hp["lr_decay"],
+                        decay_patience=hp["decay_patience"], grad_clip=hp["grad_clip"],
+                        time_budget_s=s.time_budget_s)
+
+
+def train(protocol, estimator: str = SVNN, complex_net: bool = False, settings: TrainSettings | None = None,
+          *, init: TrainedModel | None = None, dataset=None, log=None, stop_when=None) -> TrainedModel:
+    """Train an SVNN or PINN (magnitude or complex) for ``protocol`` and return the best model.
+
+    ``settings``: :class:`TrainSettings` (default: all defaults, seed 0). Training stops after
+    ``patience`` epochs without a new best validation loss, at ``max_epochs``, past
+    ``time_budget_s`` seconds (data generation included), or when ``stop_when(model)`` is true (a
+    hook for time-to-target benchmarks; its own run time is not counted, and the weights that hit
+    the target are kept). ``log`` gets one dict per epoch (the ``model.curve`` record).
+    ``dataset``: an :class:`~qmriprep.nn.insilico.InSilicoData` to use instead of drawing one;
+    ``init``: a model of the same architecture (e.g. one trained for more phase cycles) whose MLP
+    weights start training. The torch global generator is seeded inside and left as it was.
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; choose one of {ESTIMATORS}")
+    protocol, s = as_protocol(protocol), settings or TrainSettings()
+    hp = s.resolved(estimator, complex_net)
+    loop, clock = _loop_settings(s, hp), Stopwatch()
+    with seeded(s.seed):
+        gen = torch.Generator().manual_seed(s.seed + 1)
+        data = dataset or make_dataset(protocol, hp["n_samples"], distribution=s.distribution,
+                                       complex_net=complex_net, seed=s.seed)
+        tensors = _Tensors.split(protocol, data, complex_net, s.snr, gen)
+        net = _network(tensors.x_tr, complex_net, s.distribution, init).to(s.device)
+        obj = _Objective(net, protocol, estimator, tensors.to(s.device), s.snr, hp["batch_size"], gen)
+        model = TrainedModel(net, protocol, _record(estimator, complex_net, s, hp, init), device=s.device)
+
+        def on_epoch(rec):
+            model.curve.append(rec)
+            if log is not None:
+                log(rec)
+
+        hooks = Hooks(log=on_epoch, stop_when=None if stop_when is None else (lambda _: stop_when(model)))
+        hist = fit(net, obj.step, loop, batches=obj.batches, val_loss=obj.val_loss, hooks=hooks, clock=clock)
+    model.val_loss = model.curve[-1]["val_loss"] if hist.stopped == "target" else hist.best_loss
+    model.seconds = hist.seconds
+    model.settings.update(epochs_run=len(model.curve), stopped=hist.stopped,
+                          cpu_seconds=round(hist.cpu_seconds, 2))
     return model

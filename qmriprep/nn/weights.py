@@ -1,9 +1,9 @@
 """Saving, loading, shipping and caching trained pc-bSSFP networks.
 
-A model file is a small ``torch.save`` dict (``weights_only``-loadable): state dict (MLP weights
-plus the z-score statistics and output ranges as buffers), layer sizes, protocol, training
-settings, training curve, validation loss and training seconds. Every file is identified by
-its SHA256.
+A model file is a small ``torch.save`` dict (``weights_only``-loadable), written atomically:
+state dict (MLP weights plus the z-score statistics and output ranges as buffers), layer sizes,
+protocol, training settings, training curve, validation loss and training seconds. Every file is
+identified by its SHA256.
 
 :func:`get_model` resolves a network for a protocol in this order:
 
@@ -13,7 +13,11 @@ its SHA256.
 2. the **cache** (``cache_dir``), keyed by :func:`cache_key`, a hash of the rounded protocol,
    distribution, architecture, estimator, SNR, seed, sample count and :data:`train.VERSION`;
    each cached ``.pt`` has a ``.json`` sidecar with its SHA256 (checked on load);
-3. otherwise the network is **trained** (:func:`qmriprep.nn.train.train`), logged, and cached.
+3. otherwise the network is **trained** (:func:`qmriprep.nn.train.train` with the given
+   :class:`~qmriprep.nn.train.TrainSettings`), logged, and cached.
+
+Where it looks is a :class:`ModelSource`; any hyper-parameter set in the training settings
+disables the shipped weights.
 
 A PINN-complex for 4 or fewer phase cycles trained from scratch stalls at ~6 % T1/T2 error
 (seed-protocol sweep); it is therefore warm-started (:data:`WARM_START`) from the PINN-complex of
@@ -27,14 +31,15 @@ import hashlib
 import json
 import math
 import os
-import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from ..utils.files import atomic_write, atomic_write_text, sha256_file
 from .insilico import Protocol, as_protocol, seed_phase_increments
 from .mlp import BSSFPNet
-from .train import DEFAULTS, VERSION, TrainedModel, train
+from .train import DEFAULTS, PINN, VERSION, TrainedModel, TrainSettings, train
 
 FORMAT = "qmriprep-bssfp-mlp"
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "weights"
@@ -49,27 +54,16 @@ class WeightsError(RuntimeError):
     """A weights file that is missing, unreadable or does not match its recorded SHA256."""
 
 
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+@dataclass(frozen=True)
+class ModelSource:
+    """Where :func:`get_model` looks before training: the shipped weights (``shipped``, in
+    ``shipped_dir``), then the cache (``cache_dir``, default :func:`default_cache_dir`);
+    ``retrain`` skips both and replaces the cached model."""
 
-
-def _atomic_write(path: Path, writer) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        writer(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600: shipped/cached files must be readable
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    cache_dir: str | Path | None = None
+    retrain: bool = False
+    shipped: bool = True
+    shipped_dir: Path = SHIPPED_DIR
 
 
 def save_model(model: TrainedModel, path) -> str:
@@ -84,7 +78,7 @@ def save_model(model: TrainedModel, path) -> str:
         "curve": [{k: float(v) for k, v in r.items()} for r in model.curve],
         "val_loss": float(model.val_loss), "seconds": float(model.seconds),
     }
-    _atomic_write(path, lambda tmp: torch.save(blob, tmp))
+    atomic_write(path, lambda tmp: torch.save(blob, tmp))
     return sha256_file(path)
 
 
@@ -172,57 +166,66 @@ def _provenance(model: TrainedModel, sha: str, source: str, path, key=None) -> d
             "training_seconds": float(model.seconds)}
 
 
-def get_model(protocol, estimator: str = "pinn", complex_net: bool = False, *, cache_dir=None,
-              retrain: bool = False, shipped: bool = True, distribution: str = "uniform",
-              snr: float | None = None, seed: int = 0, device: str = "cpu", log=None,
-              shipped_dir=SHIPPED_DIR, **train_kwargs) -> tuple[TrainedModel, dict]:
+def _warm_start(protocol, training: TrainSettings, source: ModelSource, log) -> tuple[TrainedModel, TrainSettings]:
+    """The 6-cycle PINN-complex of the same TR/TE/flip angle and the fine-tuning settings
+    (:data:`WARM_START` unless set) for a few-cycle PINN-complex."""
+    cycles = seed_phase_increments(WARM_START["from_cycles"])
+    helper = Protocol(protocol.flip_angle, protocol.tr, protocol.te, cycles)
+    init, prov = get_model(helper, PINN, True, training, source, log=log)
+    label = f"{PINN}complex {WARM_START['from_cycles']} cycles (sha256 {prov['weights_sha256']})"
+    max_epochs = WARM_START["max_epochs"] if training.max_epochs is None else training.max_epochs
+    lr = WARM_START["lr"] if training.lr is None else training.lr
+    return init, replace(training, max_epochs=max_epochs, lr=lr, init_label=label)
+
+
+def _train_and_cache(protocol, estimator: str, complex_net: bool, training: TrainSettings, path: Path,
+                     key: str, init) -> tuple[TrainedModel, str]:
+    """Train, write the model and its ``.json`` sidecar (SHA256, key, provenance); the SHA256."""
+    model = train(protocol, estimator, complex_net, training, init=init)
+    sha = save_model(model, path)
+    atomic_write_text(path.with_suffix(".json"), json.dumps(
+        {"sha256": sha, "key": key, **_provenance(model, sha, "trained", path, key)}, indent=1))
+    return model, sha
+
+
+def get_model(protocol, estimator: str = PINN, complex_net: bool = False, training: TrainSettings | None = None,
+              source: ModelSource | None = None, *, log=None) -> tuple[TrainedModel, dict]:
     """A network for ``protocol``: shipped, else cached, else trained and cached.
 
-    Returns ``(model, provenance)``; ``provenance`` has ``weights_sha256``, ``source``
-    (``shipped`` | ``cache`` | ``trained``), the training settings, seed, final validation loss
-    and training seconds. ``retrain`` skips the shipped weights and the cache (the new model
-    replaces the cached one). ``train_kwargs`` go to :func:`qmriprep.nn.train.train` (any of
-    them also disables the shipped weights) and, where they change the result, into the key.
+    ``training``: :class:`~qmriprep.nn.train.TrainSettings` (distribution, SNR, seed and device
+    select the network; any hyper-parameter set there disables the shipped weights and, unless it
+    only bounds the time, enters the cache key); ``source``: :class:`ModelSource`. Returns
+    ``(model, provenance)``; ``provenance`` has ``weights_sha256``, ``source`` (``shipped`` |
+    ``cache`` | ``trained``), the training settings, seed, final validation loss and training
+    seconds.
     """
-    protocol = as_protocol(protocol)
+    protocol, t, src = as_protocol(protocol), training or TrainSettings(), source or ModelSource()
     say = log or (lambda msg: None)
-    if shipped and not retrain and not train_kwargs:
-        entry = find_shipped(protocol, estimator, complex_net, distribution=distribution, snr=snr,
-                             seed=seed, directory=shipped_dir)
+    if src.shipped and not src.retrain and not t.overrides():
+        entry = find_shipped(protocol, estimator, complex_net, distribution=t.distribution, snr=t.snr,
+                             seed=t.seed, directory=src.shipped_dir)
         if entry is not None:
-            path = Path(shipped_dir) / entry["file"]
-            model = load_model(path, sha256=entry["sha256"], device=device)
-            return model, _provenance(model, entry["sha256"], "shipped", path)
-    if (estimator == "pinn" and complex_net and protocol.n_cycles <= WARM_START["max_cycles"]
-            and "init" not in train_kwargs):
-        helper = Protocol(protocol.flip_angle, protocol.tr, protocol.te,
-                          seed_phase_increments(WARM_START["from_cycles"]))
+            path = Path(src.shipped_dir) / entry["file"]
+            model = load_model(path, sha256=entry["sha256"], device=t.device)
+            return model, _provenance(model, entry["sha256"], "shipped", path, None)
+    init = None
+    if estimator == PINN and complex_net and protocol.n_cycles <= WARM_START["max_cycles"]:
         say(f"warm start: PINN-complex for {protocol.n_cycles} cycles starts from the "
             f"{WARM_START['from_cycles']}-cycle one")
-        init, init_prov = get_model(helper, "pinn", True, cache_dir=cache_dir, retrain=retrain,
-                                    shipped=shipped, distribution=distribution, snr=snr, seed=seed,
-                                    device=device, log=log, shipped_dir=shipped_dir, **train_kwargs)
-        train_kwargs = {"max_epochs": WARM_START["max_epochs"], "lr": WARM_START["lr"], **train_kwargs,
-                        "init": init, "init_label": f"pinncomplex {WARM_START['from_cycles']} cycles "
-                                                    f"(sha256 {init_prov['weights_sha256']})"}
-    timing_only = {"time_budget_s", "log", "stop_when", "dataset", "init"}  # init: keyed by init_label
-    keyed = {k: v for k, v in train_kwargs.items() if k not in timing_only and k != "n_samples"}
-    key = cache_key(protocol, estimator=estimator, complex_net=complex_net, distribution=distribution,
-                    snr=snr, seed=seed, n_samples=train_kwargs.get("n_samples"), **keyed)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    name = f"bssfp_{estimator}{'complex' if complex_net else ''}_{key}"
-    path, side = cache / f"{name}.pt", cache / f"{name}.json"
-    if not retrain and path.is_file() and side.is_file():
-        sha = json.loads(side.read_text())["sha256"]
-        model = load_model(path, sha256=sha, device=device)
-        say(f"using cached {estimator}{' complex' if complex_net else ''} network {path} (sha256 {sha[:12]})")
+        init, t = _warm_start(protocol, t, src, log)
+    keyed = {k: v for k, v in t.overrides().items() if k not in ("time_budget_s", "n_samples")}
+    key = cache_key(protocol, estimator=estimator, complex_net=complex_net, distribution=t.distribution,
+                    snr=t.snr, seed=t.seed, n_samples=t.n_samples, **keyed)
+    cache = Path(src.cache_dir) if src.cache_dir is not None else default_cache_dir()
+    path = cache / f"bssfp_{estimator}{'complex' if complex_net else ''}_{key}.pt"
+    label = f"{estimator}{' complex' if complex_net else ''} network"
+    if not src.retrain and path.is_file() and path.with_suffix(".json").is_file():
+        sha = json.loads(path.with_suffix(".json").read_text())["sha256"]
+        model = load_model(path, sha256=sha, device=t.device)
+        say(f"using cached {label} {path} (sha256 {sha[:12]})")
         return model, _provenance(model, sha, "cache", path, key)
-    say(f"training {estimator}{' complex' if complex_net else ''} network for {protocol} "
-        f"(distribution {distribution}, snr {snr}, seed {seed}); caching as {path}")
-    model = train(protocol, estimator=estimator, complex_net=complex_net, distribution=distribution,
-                  snr=snr, seed=seed, device=device, **train_kwargs)
-    sha = save_model(model, path)
-    _atomic_write(side, lambda tmp: Path(tmp).write_text(json.dumps(
-        {"sha256": sha, "key": key, **_provenance(model, sha, "trained", path, key)}, indent=1)))
+    say(f"training {label} for {protocol} (distribution {t.distribution}, snr {t.snr}, seed {t.seed}); "
+        f"caching as {path}")
+    model, sha = _train_and_cache(protocol, estimator, complex_net, t, path, key, init)
     say(f"trained in {model.seconds:.1f} s, val loss {model.val_loss:.3g}, sha256 {sha[:12]}")
     return model, _provenance(model, sha, "trained", path, key)

@@ -24,15 +24,20 @@ import torch
 ORDERS = (-1, 0, 1)
 
 
+def _tensor(v):
+    """numpy arrays, floats, ints, lists and tuples as float64 (complex128) tensors; others as is."""
+    if isinstance(v, (np.ndarray, float, int, list, tuple)) and not isinstance(v, bool):
+        return torch.as_tensor(v, dtype=torch.complex128 if np.iscomplexobj(v) else torch.float64)
+    return v
+
+
 def _numpy_friendly(func):
     """Accept numpy/float inputs (converted to float64 tensors) and return numpy then."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         as_numpy = not any(isinstance(a, torch.Tensor) for a in (*args, *kwargs.values()))
-        conv = lambda v: torch.as_tensor(v, dtype=torch.complex128 if np.iscomplexobj(v) else torch.float64) \
-            if isinstance(v, (np.ndarray, float, int, list, tuple)) and not isinstance(v, bool) else v  # noqa: E731
-        out = func(*(conv(a) for a in args), **{k: conv(v) for k, v in kwargs.items()})
+        out = func(*(_tensor(a) for a in args), **{k: _tensor(v) for k, v in kwargs.items()})
         return _to_numpy(out) if as_numpy else out
 
     return wrapper
@@ -44,10 +49,15 @@ def _to_numpy(out):
 
 
 @_numpy_friendly
-def bssfp_signal(t1, t2, b1, theta, *, flip_angle, tr, te, phase_increments, m0=1.0):
-    """Complex pc-bSSFP signals, shape ``(..., n_cycles)``; parameters broadcast over voxels."""
+def bssfp_signal(t1, t2, b1, theta, protocol, *, m0=1.0):
+    """Complex pc-bSSFP signals, shape ``(..., n_cycles)``; parameters broadcast over voxels.
+
+    ``protocol``: a :class:`~qmriprep.bids.protocols.BSSFPProtocol` (SI: ``phase_increments``
+    rad, ``tr`` and ``echo_time`` s, ``flip_angle`` rad).
+    """
     t1, t2, b1, theta, m0 = (torch.as_tensor(v)[..., None] for v in (t1, t2, b1, theta, m0))
-    phi = torch.as_tensor(phase_increments, dtype=t1.dtype)
+    flip_angle, tr, te = (_tensor(v) for v in (protocol.flip_angle, protocol.tr, protocol.echo_time))
+    phi = torch.as_tensor(_tensor(protocol.phase_increments), dtype=t1.dtype, device=t1.device)
     a = b1 * flip_angle
     e1, e2 = torch.exp(-tr / t1), torch.exp(-tr / t2)
     ca = torch.cos(a)

@@ -42,14 +42,17 @@ def spoiler_dephasing(spoiler_amplitude, spoiler_duration) -> float:
     return GAMMA * float(spoiler_amplitude) * float(spoiler_duration)
 
 
-def ratio_terms(
-    t1, *, tr, flip_angle, spoiler_amplitude, spoiler_duration, diffusion=DIFFUSION, b1=None
-):
+def ratio_terms(t1, protocol, *, diffusion=DIFFUSION, b1=None):
     """Sveinsson's ``(k, c1)`` of ``|S2/S1| = k exp(-2 (TR - TE)/T2 - c1)`` (equations above);
-    no diffusion term (``c1 = 0``) when the spoiler is None (:func:`spoiler_dephasing`)."""
+    no diffusion term (``c1 = 0``) when the spoiler is None (:func:`spoiler_dephasing`).
+
+    ``protocol``: a :class:`~qmriprep.bids.protocols.DESSProtocol` (SI: ``tr`` s, ``flip_angle``
+    rad, ``spoiler_gradient_amplitude`` T/m, ``spoiler_gradient_duration`` s).
+    """
+    tr, flip_angle = protocol.tr, protocol.flip_angle
     ns = xp(t1, flip_angle, b1)
-    dk = spoiler_dephasing(spoiler_amplitude, spoiler_duration)
-    tg = 0.0 if dk == 0.0 else float(spoiler_duration)
+    dk = spoiler_dephasing(protocol.spoiler_gradient_amplitude, protocol.spoiler_gradient_duration)
+    tg = 0.0 if dk == 0.0 else float(protocol.spoiler_gradient_duration)
     a = flip_angle if b1 is None else b1 * flip_angle
     bd = dk * dk * diffusion
     e = ns.exp(-tr / t1 - tr * bd)
@@ -58,23 +61,13 @@ def ratio_terms(
     return k, c1
 
 
-def dess_signals(
-    m0,
-    t1,
-    t2,
-    *,
-    tr,
-    te,
-    flip_angle,
-    spoiler_amplitude,
-    spoiler_duration,
-    diffusion=DIFFUSION,
-    b1=None,
-):
+def dess_signals(m0, t1, t2, protocol, *, diffusion=DIFFUSION, b1=None):
     """DESS magnitudes ``(S1, S2)``; array inputs broadcast, numpy or torch alike.
 
-    ``spoiler_amplitude`` (T/m) or ``spoiler_duration`` (s) None: ``dk = 0``, no diffusion term.
+    ``protocol``: a :class:`~qmriprep.bids.protocols.DESSProtocol` (SI), S1 read at
+    ``echo_times[0]``; a spoiler amplitude or duration of None: ``dk = 0``, no diffusion term.
     """
+    te, tr, flip_angle = protocol.echo_times[0], protocol.tr, protocol.flip_angle
     ns = xp(m0, t1, t2, flip_angle, b1)
     if not 0 <= te < tr:
         raise ValueError(f"need 0 <= TE < TR, got TE={te}, TR={tr}")
@@ -86,9 +79,6 @@ def dess_signals(
     q = e2 * (1 - e1) * (1 + ca)
     r = (1 - e2 * e2) / ns.sqrt(p * p - q * q)
     s1 = m0 * ns.tan(a / 2) * (1 - (e1 - ca) * r) * ns.exp(-te / t2)
-    k, c1 = ratio_terms(
-        t1, tr=tr, flip_angle=flip_angle, spoiler_amplitude=spoiler_amplitude,
-        spoiler_duration=spoiler_duration, diffusion=diffusion, b1=b1,
-    )
+    k, c1 = ratio_terms(t1, protocol, diffusion=diffusion, b1=b1)
     s2 = s1 * k * ns.exp(-2 * (tr - te) / t2 - c1)
     return s1, s2

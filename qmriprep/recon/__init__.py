@@ -12,9 +12,10 @@ Pure torch/numpy core, no Nipype. Conventions shared by every module here:
 - ``H`` is the first phase-encode direction, ``W`` the readout (2-D scans) or the second
   phase-encode direction (3-D scans).
 
-Modules: :mod:`.sense` (centred unitary FFT, SENSE operator, CG, zero-filled and CG-SENSE),
-:mod:`.mel` (CG data consistency with implicit backward), :mod:`.unrolled` (residual CNN and the
-unrolled network), :mod:`.masks` (undersampling masks, ZS-SSL splits), :mod:`.zsssl` (losses and
-the ZSSSL / SSL / SL training modes), :mod:`.metrics`, :mod:`.coils` (ESPIRiT through sigpy,
-calibration region), :mod:`.io` (ISMRMRD files to the arrays above and back to volumes).
+Modules: :mod:`.fft` (the centred unitary FFT, numpy and torch), :mod:`.sense` (SENSE operator,
+CG, zero-filled and CG-SENSE), :mod:`.mel` (CG data consistency with implicit backward),
+:mod:`.unrolled` (residual CNN and the unrolled network), :mod:`.masks` (undersampling masks,
+ZS-SSL splits), :mod:`.zsssl` (losses and the ZSSSL / SSL / SL training modes), :mod:`.metrics`,
+:mod:`.coils` (ESPIRiT through sigpy, calibration region), :mod:`.io` (ISMRMRD files to the arrays
+above and back to volumes) and :mod:`.ismrmrd_header` (ISMRMRD XML header <-> BIDS metadata).
 """

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from .fft import centred_fft
 
 #: smallest calibration block accepted (6 x 6 with a kernel of 2 reproduces the coil combination
 #: of the demo phantom's 3-D k-space, 48 x 16 phase encodes at R = 8, within about 1 %)
@@ -50,8 +51,6 @@ def lowres_maps(kspace, calib) -> np.ndarray:
     """Low-resolution maps ``(N, H, W)`` from the centred ``cH x cW`` block of ``kspace (N, H, W)``:
     ``S_n = I_n / sqrt(sum_n |I_n|^2)`` with ``I_n`` the inverse FFT of the Hann-windowed block,
     zero where the root-sum-of-squares is below :data:`LOWRES_THRESHOLD` of its maximum."""
-    from .io import centred_fft
-
     kspace = np.asarray(kspace)
     n, h, w = kspace.shape
     window = np.zeros((h, w))

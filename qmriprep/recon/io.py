@@ -18,10 +18,8 @@ thickness). Positions and directions are float32 in the file, as NIfTI's sform, 
 float32 values reads back exactly. Readout oversampling (``encodedSpace.x > reconSpace.x``) is
 removed by cropping the centre of the readout after the inverse FFT.
 
-Header metadata in BIDS units (``EchoTime``, ``RepetitionTimeExcitation`` s, ``FlipAngle`` deg,
-``SpoilerGradientAmplitude`` T/m, ``SpoilerGradientDuration`` s, ``MagneticFieldStrength`` T,
-``ImagingFrequency`` MHz, ...) maps to ``sequenceParameters`` (ms, deg),
-``acquisitionSystemInformation``, ``experimentalConditions`` and ``userParameterDouble``.
+Header metadata in BIDS units <-> the XML header: :mod:`.ismrmrd_header`. Transforms along the
+readout: the centred unitary FFT of :mod:`.fft`.
 """
 
 from __future__ import annotations
@@ -37,22 +35,16 @@ from ismrmrd.hdf5 import acquisition_dtype, acquisition_header_dtype
 
 from ..errors import InputError
 from .coils import calibration_region
+from .fft import centred_fft
+from .ismrmrd_header import header_to_metadata, metadata_to_header
 
 LAYOUTS = ("2d", "3d")
 _LPS = np.diag([-1.0, -1.0, 1.0])
-#: BIDS fields kept as userParameterDouble (SI/BIDS units, same name)
-USER_DOUBLES = ("SpoilerGradientAmplitude", "SpoilerGradientDuration", "RefocusingFlipAngle")
 #: acquisitions that are not image data (skipped on reading)
 _NOT_IMAGING = (C.ACQ_IS_NOISE_MEASUREMENT, C.ACQ_IS_NAVIGATION_DATA, C.ACQ_IS_PHASECORR_DATA,
                 C.ACQ_IS_HPFEEDBACK_DATA, C.ACQ_IS_DUMMYSCAN_DATA, C.ACQ_IS_RTFEEDBACK_DATA,
                 C.ACQ_IS_SURFACECOILCORRECTIONSCAN_DATA, C.ACQ_IS_PARALLEL_CALIBRATION,
                 C.ACQ_IS_PHASE_STABILIZATION_REFERENCE, C.ACQ_IS_PHASE_STABILIZATION)
-
-
-def centred_fft(x, axes, inverse=False):
-    """Centred unitary (inverse) FFT of ``x`` over ``axes``: ``fftshift(fft(ifftshift(x)))``."""
-    f = np.fft.ifftn if inverse else np.fft.fftn
-    return np.fft.fftshift(f(np.fft.ifftshift(x, axes=axes), axes=axes, norm="ortho"), axes=axes)
 
 
 @dataclasses.dataclass
@@ -127,7 +119,7 @@ def write_kspace(path, kspace, *, mask, affine, layout="3d", metadata=None):
     acq["head"] = head
     acq["data"] = data
     acq["traj"] = [np.zeros(0, np.float32)] * ys.size
-    xml = xsd.ToXML(_header(kspace.shape, zooms, layout, mask, dict(metadata or {})))
+    xml = xsd.ToXML(metadata_to_header(kspace.shape, zooms, layout, mask, dict(metadata or {})))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as f:
@@ -170,49 +162,6 @@ def _flags(ys, zs, mask, layout):
     return flags
 
 
-def _header(shape, zooms, layout, mask, meta):
-    n, nx, ny, nz = shape
-    mz = nz if layout == "3d" else 1
-    space = xsd.encodingSpaceType(
-        matrixSize=xsd.matrixSizeType(x=nx, y=ny, z=mz),
-        fieldOfView_mm=xsd.fieldOfViewMm(x=float(nx * zooms[0]), y=float(ny * zooms[1]),
-                                         z=float(mz * zooms[2])))
-    lim = lambda m: xsd.limitType(minimum=0, maximum=m - 1, center=m // 2)  # noqa: E731
-    limits = xsd.encodingLimitsType(kspace_encoding_step_0=lim(nx), kspace_encoding_step_1=lim(ny),
-                                    kspace_encoding_step_2=lim(mz),
-                                    slice=lim(1 if layout == "3d" else nz))
-    accel = mask.size / mask.sum()
-    parallel = xsd.parallelImagingType(
-        accelerationFactor=xsd.accelerationFactorType(
-            kspace_encoding_step_1=max(int(round(accel)), 1), kspace_encoding_step_2=1),
-        calibrationMode=xsd.calibrationModeType.EMBEDDED)
-    freq = meta.get("ImagingFrequency")  # MHz
-    if freq is None and meta.get("MagneticFieldStrength"):
-        freq = 42.577478 * float(meta["MagneticFieldStrength"])
-    seq = xsd.sequenceParametersType(
-        TR=_list(meta.get("RepetitionTimeExcitation"), 1e3),
-        TE=_list(meta.get("EchoTime"), 1e3), flipAngle_deg=_list(meta.get("FlipAngle"), 1),
-        sequence_type=meta.get("PulseSequenceType"))
-    doubles = [xsd.userParameterDoubleType(name=k, value=float(meta[k]))
-               for k in USER_DOUBLES if meta.get(k) is not None]
-    doubles.append(xsd.userParameterDoubleType(name="EffectiveAcceleration", value=float(accel)))
-    return xsd.ismrmrdHeader(
-        version=2,
-        experimentalConditions=xsd.experimentalConditionsType(
-            H1resonanceFrequency_Hz=int(round(float(freq or 0) * 1e6))),
-        acquisitionSystemInformation=xsd.acquisitionSystemInformationType(
-            systemVendor=meta.get("Manufacturer"), systemModel=meta.get("ManufacturersModelName"),
-            systemFieldStrength_T=meta.get("MagneticFieldStrength"), receiverChannels=n),
-        encoding=[xsd.encodingType(encodedSpace=space, reconSpace=space, encodingLimits=limits,
-                                   trajectory=xsd.trajectoryType.CARTESIAN,
-                                   parallelImaging=parallel)],
-        sequenceParameters=seq, userParameters=xsd.userParametersType(userParameterDouble=doubles))
-
-
-def _list(value, scale):
-    return [] if value is None else [float(value) * scale]
-
-
 # --- reading ---
 
 def _open_header(f, path):
@@ -244,34 +193,7 @@ def header_metadata(path) -> dict:
     path = _check_hdf5(path)
     with h5py.File(path, "r") as f:
         _, hdr = _open_header(f, path)
-    return _metadata(hdr)
-
-
-def _metadata(hdr) -> dict:
-    meta = {}
-    seq = hdr.sequenceParameters
-    if seq is not None:
-        for key, vals, scale in (("RepetitionTimeExcitation", seq.TR, 1e-3),
-                                 ("EchoTime", seq.TE, 1e-3), ("FlipAngle", seq.flipAngle_deg, 1)):
-            if vals:
-                meta[key] = round(float(vals[0]) * scale, 12)
-        if seq.sequence_type:
-            meta["PulseSequenceType"] = seq.sequence_type
-    sysinfo = hdr.acquisitionSystemInformation
-    if sysinfo is not None:
-        for key, val in (("MagneticFieldStrength", sysinfo.systemFieldStrength_T),
-                         ("Manufacturer", sysinfo.systemVendor),
-                         ("ManufacturersModelName", sysinfo.systemModel)):
-            if val is not None:
-                meta[key] = val
-    if hdr.experimentalConditions.H1resonanceFrequency_Hz:
-        meta["ImagingFrequency"] = hdr.experimentalConditions.H1resonanceFrequency_Hz / 1e6
-    if hdr.userParameters is not None:
-        meta.update({p.name: p.value for p in hdr.userParameters.userParameterDouble
-                     if p.name in USER_DOUBLES})
-    enc = hdr.encoding[0]
-    meta["MRAcquisitionType"] = "3D" if enc.encodedSpace.matrixSize.z > 1 else "2D"
-    return meta
+    return header_to_metadata(hdr)
 
 
 def read_kspace(path) -> KspaceScan:
@@ -317,7 +239,7 @@ def read_kspace(path) -> KspaceScan:
     if rx < nx:  # readout oversampling
         hybrid = hybrid[:, nx // 2 - rx // 2: nx // 2 - rx // 2 + rx]
     affine = _affine(path, hdr, head, layout, iz, nz, rx)
-    meta = {**_metadata(hdr), "ParallelReductionFactorInPlane": round(float(acquired.size / acquired.sum()), 4)}
+    meta = {**header_to_metadata(hdr), "ParallelReductionFactorInPlane": round(float(acquired.size / acquired.sum()), 4)}
     if layout == "3d":
         ksp = hybrid.transpose(1, 0, 2, 3)  # (X, N, Y, Z)
         mask = acquired[None].astype(np.float32)

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..estimators.names import CGSENSE, ZEROFILLED, ZSSSL
 
-METHODS = ("zsssl", "cgsense", "zerofilled")
+METHODS = (ZSSSL, CGSENSE, ZEROFILLED)
 #: Tikhonov weight of CG-SENSE, relative to the largest eigenvalue of E^H E (1 with ESPIRiT maps
 #: normalised to sum |S|^2 = 1 and a unitary FFT), and its iterations
 CGSENSE_LAMBDA = 1e-2
@@ -124,12 +125,12 @@ def reconstruct(col: KspaceCollection, maps: np.ndarray, method: str, *, setting
     t0 = time.perf_counter()
     info = {"ReconstructionMethod": method, "Acceleration": [round(a, 3) for a in col.acceleration],
             "CoilSensitivities": coil_description(col), "NumberOfCoils": int(col.y.shape[2])}
-    if method in ("zerofilled", "cgsense"):
+    if method in (ZEROFILLED, CGSENSE):
         y, s, m = (torch.from_numpy(np.ascontiguousarray(a)) for a in (col.y, maps, col.mask))
         with torch.no_grad():
-            x = (zero_filled(y, s, m) if method == "zerofilled"
+            x = (zero_filled(y, s, m) if method == ZEROFILLED
                  else cg_sense(y, s, m, lam=CGSENSE_LAMBDA, max_iter=CGSENSE_ITER))
-        if method == "cgsense":
+        if method == CGSENSE:
             info.update(TikhonovLambda=CGSENSE_LAMBDA, Iterations=CGSENSE_ITER)
         images = x.numpy()
     else:

@@ -11,19 +11,7 @@ from typing import Callable
 
 import torch
 
-_SPATIAL = (-2, -1)
-
-
-def fft2c(x: torch.Tensor) -> torch.Tensor:
-    """Centred unitary 2-D FFT over the last two dims: ``fftshift(fft2(ifftshift(x)))``."""
-    return torch.fft.fftshift(
-        torch.fft.fft2(torch.fft.ifftshift(x, dim=_SPATIAL), norm="ortho"), dim=_SPATIAL)
-
-
-def ifft2c(k: torch.Tensor) -> torch.Tensor:
-    """Centred unitary inverse 2-D FFT over the last two dims (inverse of :func:`fft2c`)."""
-    return torch.fft.fftshift(
-        torch.fft.ifft2(torch.fft.ifftshift(k, dim=_SPATIAL), norm="ortho"), dim=_SPATIAL)
+from .fft import centred_fft
 
 
 class SenseOp:
@@ -44,12 +32,13 @@ class SenseOp:
         self.mask = mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape)).unsqueeze(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W) -> (B, C, N, H, W)``: ``mask * fft2c(maps[:, None] * x[:, :, None])``."""
-        return self.mask * fft2c(self.maps[:, None] * x[:, :, None])
+        """``(B, C, H, W) -> (B, C, N, H, W)``: ``mask * F(maps[:, None] * x[:, :, None])``, ``F``
+        the centred unitary 2-D FFT (:func:`~qmriprep.recon.fft.centred_fft`)."""
+        return self.mask * centred_fft(self.maps[:, None] * x[:, :, None])
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """``(B, C, N, H, W) -> (B, C, H, W)``: ``sum_n conj(S_n) ifft2c(mask * y_n)``."""
-        return (self.maps[:, None].conj() * ifft2c(self.mask * y)).sum(dim=2)
+        """``(B, C, N, H, W) -> (B, C, H, W)``: ``sum_n conj(S_n) F^-1(mask * y_n)``."""
+        return (self.maps[:, None].conj() * centred_fft(self.mask * y, inverse=True)).sum(dim=2)
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
         """``E^H E x``."""

@@ -13,16 +13,15 @@ inference, and images come back in the input's scale.
 - **SSL** (:func:`train_ssl`): many scans; a fresh ``Theta/Lambda`` split of ``Omega`` each step.
 - **SL** (:func:`train_sl`): DC on ``Omega``, image-domain loss against the fully sampled image.
 
-Adam; an epoch is ``steps_per_epoch`` steps; the state with the best validation loss (training
-loss when there is no validation data) is kept; training stops after ``patience`` epochs without
-improvement or at ``max_epochs``. Validation uses at most :data:`MAX_VAL_SLICES` evenly spaced
-slices per scan. All randomness derives from ``settings.seed``: two runs give the same weights.
+Training runs the shared loop (:func:`qmriprep.nn.loop.fit`): Adam; an epoch is
+``steps_per_epoch`` steps; the state with the best validation loss (training loss when there is
+no validation data) is kept; training stops after ``patience`` epochs without improvement or at
+``max_epochs``. Validation uses at most :data:`MAX_VAL_SLICES` evenly spaced slices per scan. All
+randomness derives from ``settings.seed``: two runs give the same weights.
 """
 
 from __future__ import annotations
 
-import copy
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -30,7 +29,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 
-from ..nn.weights import sha256_file
+from ..nn.loop import Hooks, LoopSettings, fit, seeded
+from ..utils.files import atomic_write, sha256_file
 from .masks import zsssl_splits
 from .sense import SenseOp
 from .unrolled import UnrolledNet
@@ -63,6 +63,11 @@ class ReconSettings:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def loop(self) -> LoopSettings:
+        """The settings of the training loop (constant learning rate)."""
+        return LoopSettings(max_epochs=self.max_epochs, patience=self.patience, lr=self.lr,
+                            steps_per_epoch=self.steps_per_epoch)
 
 
 def _l1l2(diff: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -163,8 +168,7 @@ def _pick(rng: np.random.Generator, scans: list[_Scan], batch: int) -> tuple[_Sc
 
 def _build_model(n_contrasts: int, settings: ReconSettings, init) -> tuple[UnrolledNet, str | None]:
     """A seeded :class:`UnrolledNet`; ``init`` (model file path, module or state dict) warm-starts it."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
+    with seeded(settings.seed):
         model = UnrolledNet(n_contrasts, settings.n_unrolls, settings.cg_iter, settings.features,
                             settings.blocks, settings.mu_init, mel=settings.mel)
     init_sha = None
@@ -176,44 +180,16 @@ def _build_model(n_contrasts: int, settings: ReconSettings, init) -> tuple[Unrol
     return model.to(settings.device), init_sha
 
 
-def _fit(model: UnrolledNet, step_loss: Callable[[], torch.Tensor],
-         val_loss: Callable[[], float] | None, settings: ReconSettings, log=None) -> dict:
-    """Adam epochs with early stopping; loads the best state into ``model``; returns the history."""
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    hist = {"train_loss": [], "val_loss": [], "mu": [], "best_epoch": -1, "epochs": 0}
-    best, best_state, waited = float("inf"), None, 0
-    t0 = time.perf_counter()
-    for epoch in range(settings.max_epochs):
-        model.train()
-        total = 0.0
-        for _ in range(settings.steps_per_epoch):
-            opt.zero_grad(set_to_none=True)
-            loss = step_loss()
-            loss.backward()
-            opt.step()
-            total += loss.item()
-        hist["train_loss"].append(total / max(settings.steps_per_epoch, 1))
-        model.eval()
-        with torch.no_grad():
-            val = val_loss() if val_loss is not None else None
-        hist["val_loss"].append(val)
-        hist["mu"].append(float(model.mu.detach()))
-        hist["epochs"] = epoch + 1
-        score = hist["train_loss"][-1] if val is None else val
-        if log is not None:
-            log(f"epoch {epoch}: train {hist['train_loss'][-1]:.4g} val {val} mu {hist['mu'][-1]:.4g}")
-        if score < best:
-            best, best_state, waited = score, copy.deepcopy(model.state_dict()), 0
-            hist["best_epoch"] = epoch
-        else:
-            waited += 1
-            if waited >= settings.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    hist["seconds"] = time.perf_counter() - t0
-    return hist
+def _train(model: UnrolledNet, step_loss: Callable[[], torch.Tensor],
+           val_loss: Callable[[], float] | None, settings: ReconSettings, log=None) -> dict:
+    """Train with the shared loop; the history: ``train_loss``, ``val_loss``, ``mu`` per epoch,
+    ``best_epoch`` (from 0), ``epochs``, ``seconds``. ``log`` gets one line per epoch."""
+    say = None if log is None else (lambda r: log(f"epoch {r['epoch'] - 1}: train {r['train_loss']:.4g} "
+                                                  f"val {r['val_loss']} mu {r['mu']:.4g}"))
+    hooks = Hooks(log=say, extras=lambda: {"mu": float(model.mu.detach())})
+    h = fit(model, step_loss, settings.loop(), val_loss=val_loss, hooks=hooks)
+    return {"train_loss": h.column("train_loss"), "val_loss": h.column("val_loss"), "mu": h.column("mu"),
+            "best_epoch": h.best_epoch, "epochs": len(h.records), "seconds": h.seconds}
 
 
 def train_zsssl(y, maps, mask, settings: ReconSettings, init=None, log=None) -> tuple[UnrolledNet, dict]:
@@ -239,7 +215,7 @@ def train_zsssl(y, maps, mask, settings: ReconSettings, init=None, log=None) -> 
     chunks = _val_chunks(scan, settings.batch)
     dc_val = scan.mask & ~splits.gamma
     jobs = [(scan, idx, _rows(dc_val, idx, dev), _rows(splits.gamma, idx, dev)) for idx in chunks]
-    hist = _fit(model, step_loss, lambda: _mean_loss(_masked_loss, model, jobs), settings, log)
+    hist = _train(model, step_loss, lambda: _mean_loss(_masked_loss, model, jobs), settings, log)
     hist.update(scale=scan.scale, val_slices=np.concatenate(chunks).tolist(), init_sha256=init_sha)
     return model, hist
 
@@ -276,7 +252,7 @@ def train_ssl(dataset, settings: ReconSettings, init=None, val_dataset=None, log
         jobs += [(scan, idx, _rows(theta, idx, dev), _rows(lam, idx, dev))
                  for idx in _val_chunks(scan, settings.batch)]
     val_loss = (lambda: _mean_loss(_masked_loss, model, jobs)) if jobs else None
-    hist = _fit(model, step_loss, val_loss, settings, log)
+    hist = _train(model, step_loss, val_loss, settings, log)
     hist.update(init_sha256=init_sha)
     return model, hist
 
@@ -301,7 +277,7 @@ def train_sl(dataset, settings: ReconSettings, init=None, val_dataset=None, log=
         scan = _prepare(y, maps, mask, dev, x_ref)
         jobs += [(scan, idx) for idx in _val_chunks(scan, settings.batch)]
     val_loss = (lambda: _mean_loss(_supervised_loss, model, jobs)) if jobs else None
-    hist = _fit(model, step_loss, val_loss, settings, log)
+    hist = _train(model, step_loss, val_loss, settings, log)
     hist.update(init_sha256=init_sha)
     return model, hist
 
@@ -325,12 +301,13 @@ def reconstruct(model: UnrolledNet, y, maps, mask, batch: int = 4):
 
 
 def save_model(path, model: UnrolledNet, settings: ReconSettings, history: dict) -> str:
-    """``torch.save`` of ``{hparams, state_dict, settings, history}``; returns the file's SHA256."""
+    """``torch.save`` of ``{hparams, state_dict, settings, history}``, written atomically; returns
+    the file's SHA256."""
     blob = {"hparams": dict(model.hparams),
             "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "settings": settings.as_dict() if isinstance(settings, ReconSettings) else dict(settings),
             "history": history}
-    torch.save(blob, path)
+    atomic_write(path, lambda tmp: torch.save(blob, tmp))
     return sha256_file(path)
 
 

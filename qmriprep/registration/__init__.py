@@ -1,1 +1,2 @@
-"""Rigid registration and resampling of nibabel images (SimpleITK), see :mod:`.rigid`."""
+"""Rigid registration and resampling of nibabel images (SimpleITK), see :mod:`.rigid`; RAS/LPS
+conversions and ITK transform files in :mod:`.itk`."""

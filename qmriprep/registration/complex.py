@@ -10,7 +10,7 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 
-from .rigid import register_rigid, resample_to
+from .rigid import RigidSettings, register_rigid, resample_to
 
 
 def _volume(data, affine):
@@ -26,14 +26,14 @@ def align_complex_series(series, affine, *, reference_index=None, metric="mattes
     series = np.asarray(series)
     n = series.shape[-1]
     ref = n // 2 if reference_index is None else reference_index
+    settings = RigidSettings(metric=metric, seed=seed)
     fixed = _volume(np.abs(series[..., ref]), affine)
     aligned, transforms = np.empty_like(series, dtype=np.complex64), []
     for k in range(n):
         if k == ref:
             aligned[..., k], matrix = series[..., k], np.eye(4)
         else:
-            matrix = register_rigid(_volume(np.abs(series[..., k]), affine), fixed, metric=metric,
-                                    seed=seed)
+            matrix = register_rigid(_volume(np.abs(series[..., k]), affine), fixed, settings)
             parts = [np.asarray(resample_to(_volume(part, affine), fixed, transform=matrix,
                                             order=1).dataobj) for part in (series[..., k].real,
                                                                            series[..., k].imag)]

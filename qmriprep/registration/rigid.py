@@ -1,16 +1,8 @@
 """Rigid registration and resampling of nibabel images, with SimpleITK inside.
 
-Conventions (the one place where they are converted):
-
-- **World coordinates** are RAS+ millimetres, as in nibabel affines. ITK works in LPS; the
-  flip ``diag(-1, -1, 1)`` is applied only in this module.
-- **Data axes**: nibabel arrays are indexed ``[i, j, k]``; SimpleITK arrays ``[k, j, i]``. The
-  converters transpose, so voxel ``(i, j, k)`` is the same point on both sides.
-- **Transforms** are 4x4 RAS matrices ``T`` that map a point of the *fixed* (reference) space to
-  the corresponding point of the *moving* space, ``x_moving = T @ x_fixed``. This is the ITK/ANTs
-  "pull" convention: resampling the moving image onto the fixed grid samples it at ``T(x)`` for
-  every fixed voxel centre ``x``. Saved with :func:`save_transform`, the file is what
-  ``antsApplyTransforms -i moving -r fixed -t xfm.txt`` expects.
+World coordinates, data axes and transforms follow :mod:`.itk`: a transform is a 4x4 RAS matrix
+mapping fixed-space points to moving-space points (``x_moving = T @ x_fixed``, the ITK/ANTs
+"pull" convention), saved as an ITK text file by :func:`.itk.save_transform`.
 
 Registration starts from the scanner's world coordinates (images of one session share them);
 the rotation centre is the centre of the fixed field of view. It works in the fixed image's own
@@ -21,21 +13,18 @@ with two such axes is left at identity, each with a logged warning.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 from contextlib import contextmanager
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import InputError
+from .itk import LPS, affine_to_itk, itk_lps_matrix, nib_to_sitk, transform_to_itk
 
 LOGGER = logging.getLogger(__name__)
 
-#: RAS <-> LPS flip (its own inverse)
-_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _INTERPOLATORS = {0: sitk.sitkNearestNeighbor, 1: sitk.sitkLinear, 3: sitk.sitkBSpline}
 #: fewest voxels along an axis for it to take part in registration
 _MIN_AXIS = 4
@@ -43,93 +32,34 @@ _MIN_AXIS = 4
 _MAX_SAMPLES = 60_000
 
 
-# ---------------------------------------------------------------- nibabel <-> SimpleITK
-def affine_to_itk(affine):
-    """``(origin, spacing, direction)`` in LPS of a RAS voxel-to-world ``affine``."""
-    lps = _LPS @ np.asarray(affine, dtype=float)
-    spacing = np.linalg.norm(lps[:3, :3], axis=0)
-    return lps[:3, 3].copy(), spacing, lps[:3, :3] / spacing
+@dataclasses.dataclass(frozen=True)
+class RigidSettings:
+    """How :func:`register_rigid` searches, checked on construction.
 
-
-def itk_to_affine(origin, spacing, direction):
-    """RAS voxel-to-world affine of an ITK geometry (inverse of :func:`affine_to_itk`)."""
-    lps = np.eye(4)
-    lps[:3, :3] = np.reshape(direction, (3, 3)) * np.asarray(spacing, dtype=float)
-    lps[:3, 3] = origin
-    return _LPS @ lps
-
-
-def nib_to_sitk(img, data=None):
-    """SimpleITK image of a 3D nibabel image (``data`` overrides the voxel values, e.g. float32).
-
-    2D data ``(nx, ny)`` is taken as ``(nx, ny, 1)``.
+    ``metric``: ``"mattes"`` (mutual information: different contrasts, e.g. echoes or flip
+    angles) or ``"correlation"`` (same contrast). ``seed`` of the metric's random sampling.
+    ``shrink``: the pyramid (None: ``(4, 2, 1)``; levels that would leave < 4 voxels on an axis
+    are dropped). ``initialize``: ``"header"`` (scanner coordinates), ``"geometry"`` (align
+    field-of-view centres) or ``"moments"`` (align centres of mass). With ``num_threads=1`` the
+    result is bit-identical between runs for a given ``seed``; more threads are faster but differ
+    in the last digits (~1e-13). ``max_iterations`` of the gradient descent per level.
     """
-    data = np.asanyarray(img.dataobj) if data is None else np.asarray(data)
-    if data.ndim == 2:
-        data = data[..., np.newaxis]
-    if data.ndim != 3:
-        raise ValueError(f"expected a 3D image, got shape {data.shape}")
-    if data.dtype == bool:
-        data = data.astype(np.uint8)
-    simg = sitk.GetImageFromArray(np.ascontiguousarray(data.T))
-    origin, spacing, direction = affine_to_itk(img.affine)
-    simg.SetOrigin(origin.tolist())
-    simg.SetSpacing(spacing.tolist())
-    simg.SetDirection(direction.ravel().tolist())
-    return simg
+
+    metric: str = "mattes"
+    seed: int = 0
+    shrink: tuple[int, ...] | None = None
+    initialize: str = "header"
+    num_threads: int = 1
+    max_iterations: int = 200
+
+    def __post_init__(self):
+        if self.metric not in ("mattes", "correlation"):
+            raise ValueError(f"unknown metric {self.metric!r}")
+        if self.initialize not in ("header", "geometry", "moments"):
+            raise ValueError(f"unknown initialization {self.initialize!r}")
 
 
-def sitk_to_nib(simg):
-    """nibabel NIfTI image of a 3D SimpleITK image (inverse of :func:`nib_to_sitk`)."""
-    affine = itk_to_affine(simg.GetOrigin(), simg.GetSpacing(), simg.GetDirection())
-    return nib.Nifti1Image(sitk.GetArrayFromImage(simg).T, affine)
-
-
-# ---------------------------------------------------------------- transforms
-def _to_itk(matrix):
-    """ITK (LPS) affine transform of a 4x4 RAS matrix."""
-    lps = _LPS @ np.asarray(matrix, dtype=float) @ _LPS
-    tx = sitk.AffineTransform(3)
-    tx.SetMatrix(lps[:3, :3].ravel().tolist())
-    tx.SetTranslation(lps[:3, 3].tolist())
-    return tx
-
-
-def _itk_lps(tx, dim=3):
-    """Homogeneous LPS matrix of any linear ITK transform (Euler, affine, composite of them)."""
-    pts = np.vstack([np.zeros(dim), np.eye(dim), [[10.0, -20.0, 30.0][:dim]]])
-    mapped = np.array([tx.TransformPoint(p.tolist()) for p in pts])
-    lps = np.eye(dim + 1)
-    lps[:dim, dim] = mapped[0]
-    lps[:dim, :dim] = (mapped[1 : dim + 1] - mapped[0]).T
-    if not np.allclose(lps[:dim, :dim] @ pts[-1] + lps[:dim, dim], mapped[-1], atol=1e-4):
-        raise ValueError("not a linear (affine) transform")
-    return lps
-
-
-def save_transform(matrix, path):
-    """Write a 4x4 RAS ``matrix`` as an ITK text transform (``AffineTransform_double_3_3``, LPS).
-
-    Readable by ANTs and ITK (and :func:`load_transform`). Written to a temporary file first,
-    then renamed. Returns the path.
-    """
-    path = Path(path)
-    if path.suffix not in (".txt", ".tfm"):
-        raise ValueError(f"ITK text transforms end in .txt or .tfm, not {path.name}")
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    sitk.WriteTransform(_to_itk(matrix), str(tmp))
-    os.replace(tmp, path)
-    return path
-
-
-def load_transform(path):
-    """4x4 RAS matrix (fixed -> moving points) of an ITK/ANTs linear transform file."""
-    try:
-        return _LPS @ _itk_lps(sitk.ReadTransform(str(path))) @ _LPS
-    except (RuntimeError, ValueError) as err:
-        raise InputError(path, f"not a readable linear ITK transform ({err})") from err
-
-
+# ---------------------------------------------------------------- motion
 def motion_parameters(matrix, *, center=None):
     """Translation (mm) and rotation (deg) of a rigid 4x4 RAS ``matrix``, for reports.
 
@@ -222,11 +152,12 @@ def _itk_threads(num_threads):
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(old)
 
 
-def _method(metric, sizes, levels, *, seed, num_threads, max_iterations):
+def _method(settings: RigidSettings, sizes):
     """SimpleITK registration method: metric, seeded sampling, optimizer, pyramid."""
+    levels = _shrink_levels(sizes, settings.shrink)
     reg = sitk.ImageRegistrationMethod()
-    reg.SetNumberOfThreads(int(num_threads))
-    if metric == "mattes":
+    reg.SetNumberOfThreads(int(settings.num_threads))
+    if settings.metric == "mattes":
         reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     else:
         reg.SetMetricAsCorrelation()
@@ -234,12 +165,12 @@ def _method(metric, sizes, levels, *, seed, num_threads, max_iterations):
     fractions = [min(1.0, _MAX_SAMPLES * f ** len(sizes) / np.prod(sizes)) for f in levels]
     if min(fractions) < 1.0:
         reg.SetMetricSamplingStrategy(reg.RANDOM)
-        reg.SetMetricSamplingPercentagePerLevel(fractions, int(seed))
+        reg.SetMetricSamplingPercentagePerLevel(fractions, int(settings.seed))
     else:
         reg.SetMetricSamplingStrategy(reg.NONE)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0, minStep=1e-5, numberOfIterations=int(max_iterations),
+        learningRate=1.0, minStep=1e-5, numberOfIterations=int(settings.max_iterations),
         relaxationFactor=0.7, gradientMagnitudeTolerance=1e-8,
     )
     reg.SetOptimizerScalesFromPhysicalShift()
@@ -249,28 +180,19 @@ def _method(metric, sizes, levels, *, seed, num_threads, max_iterations):
     return reg
 
 
-def register_rigid(moving, fixed, *, metric="mattes", fixed_mask=None, seed=0, shrink=None,
-                   initialize="header", num_threads=1, max_iterations=200):
+def register_rigid(moving, fixed, settings: RigidSettings | None = None, *, fixed_mask=None):
     """Rigid (Euler) transform aligning ``moving`` to ``fixed`` (3D nibabel images).
 
     Returns a 4x4 RAS matrix mapping fixed-space points to moving-space points (module
-    docstring). ``metric`` is ``"mattes"`` (mutual information: different contrasts, e.g.
-    echoes or flip angles) or ``"correlation"`` (same contrast). ``fixed_mask`` (image or array
-    on the fixed grid) limits the metric to its non-zero voxels. ``shrink`` is the pyramid
-    (default ``(4, 2, 1)``; levels that would leave < 4 voxels on an axis are dropped).
-    ``initialize``: ``"header"`` (scanner coordinates), ``"geometry"`` (align field-of-view
-    centres) or ``"moments"`` (align centres of mass). With ``num_threads=1`` (default) the
-    result is bit-identical between runs for a given ``seed``; more threads are faster but
-    differ in the last digits (~1e-13).
+    docstring). ``settings``: :class:`RigidSettings` (None: the defaults, Mattes mutual
+    information, seed 0, one thread). ``fixed_mask`` (image or array on the fixed grid) limits
+    the metric to its non-zero voxels.
 
     Images with one axis of < 4 voxels are registered in-plane (Euler2D on their middle
     slices); with more such axes, or slices that are not parallel, the result is the identity.
     Both cases, and an ITK failure (the initial transform is returned), log a warning.
     """
-    if metric not in ("mattes", "correlation"):
-        raise ValueError(f"unknown metric {metric!r}")
-    if initialize not in ("header", "geometry", "moments"):
-        raise ValueError(f"unknown initialization {initialize!r}")
+    settings = RigidSettings() if settings is None else settings
     moving, fixed = _volume(moving, "moving"), _volume(fixed, "fixed")
     fshape = tuple(int(n) for n in fixed.shape[:3])
     mshape = tuple(int(n) for n in moving.shape[:3])
@@ -293,13 +215,12 @@ def register_rigid(moving, fixed, *, metric="mattes", fixed_mask=None, seed=0, s
     tx = sitk.Euler2DTransform() if plane else sitk.Euler3DTransform()
     center = (np.array(fimg.GetSize(), dtype=float) - 1.0) / 2.0
     tx.SetCenter(fimg.TransformContinuousIndexToPhysicalPoint(center.tolist()))
-    if initialize != "header":
-        mode = getattr(sitk.CenteredTransformInitializerFilter, initialize.upper())
+    if settings.initialize != "header":
+        mode = getattr(sitk.CenteredTransformInitializerFilter, settings.initialize.upper())
         tx = sitk.CenteredTransformInitializer(fimg, mimg, tx, mode)
 
     sizes = [fshape[ax] for ax in range(3) if ax not in thin]
-    reg = _method(metric, sizes, _shrink_levels(sizes, shrink), seed=seed,
-                  num_threads=num_threads, max_iterations=max_iterations)
+    reg = _method(settings, sizes)
     if fixed_mask is not None:
         mdata = np.asanyarray(getattr(fixed_mask, "dataobj", fixed_mask)) != 0
         if mdata.shape != fshape:
@@ -307,7 +228,7 @@ def register_rigid(moving, fixed, *, metric="mattes", fixed_mask=None, seed=0, s
         reg.SetMetricFixedMask(_local_image(fixed, mdata.astype(np.uint8), rot, plane))
     reg.SetInitialTransform(tx, inPlace=False)
     try:
-        with _itk_threads(num_threads):
+        with _itk_threads(settings.num_threads):
             final = reg.Execute(fimg, mimg)
         LOGGER.debug("Registration: %s", reg.GetOptimizerStopConditionDescription())
     except RuntimeError as err:
@@ -316,13 +237,13 @@ def register_rigid(moving, fixed, *, metric="mattes", fixed_mask=None, seed=0, s
 
     local = np.eye(4)  # fixed -> moving in the frame, LPS
     if plane:
-        m2 = _itk_lps(final, 2)
+        m2 = itk_lps_matrix(final, 2)
         local[np.ix_(plane, plane)], local[plane, 3] = m2[:2, :2], m2[:2, 2]
     else:
-        local = _itk_lps(final, 3)
+        local = itk_lps_matrix(final, 3)
     frame = np.eye(4)
     frame[:3, :3] = rot
-    return _LPS @ frame @ local @ frame.T @ _LPS
+    return LPS @ frame @ local @ frame.T @ LPS
 
 
 # ---------------------------------------------------------------- resampling
@@ -339,7 +260,7 @@ def resample_to(img, reference, *, transform=None, order=1):
     dtype = data.dtype if order == 0 else np.float32
     shape = reference.shape[:3]
     origin, spacing, direction = affine_to_itk(reference.affine)
-    tx = _to_itk(np.eye(4) if transform is None else transform)
+    tx = transform_to_itk(np.eye(4) if transform is None else transform)
     resampler = sitk.ResampleImageFilter()
     resampler.SetSize([int(n) for n in shape])
     resampler.SetOutputOrigin(origin.tolist())
@@ -378,14 +299,13 @@ def is_negligible(matrix, img, min_displacement, voxel_mm=None) -> bool:
     return min_displacement > 0 and max_displacement_mm(matrix, img) < min_displacement * voxel_mm
 
 
-def align_series(images, *, reference_index=None, metric="mattes", order=3, min_displacement=0.0,
-                 **kwargs):
+def align_series(images, *, reference_index=None, settings=None, order=3, min_displacement=0.0):
     """Rigidly align each 3D volume of a series to one of them.
 
     ``reference_index`` defaults to the middle volume, which is returned unchanged with an
-    identity transform; every other volume is registered to it (:func:`register_rigid`,
-    ``kwargs`` passed on) and resampled on its grid with ``order`` (1 linear or 3 cubic
-    B-spline). Volumes without negative values (magnitudes) are clipped at 0 after resampling.
+    identity transform; every other volume is registered to it (:func:`register_rigid` with
+    :class:`RigidSettings` ``settings``) and resampled on its grid with ``order`` (1 linear or 3
+    cubic B-spline). Volumes without negative values (magnitudes) are clipped at 0 after resampling.
     A motion displacing no corner of the field of view by ``min_displacement`` voxels is
     within registration noise: that volume is kept as it is (identity), sparing it the blur
     of interpolation. Returns ``(aligned_images, transforms)`` in input order.
@@ -404,7 +324,7 @@ def align_series(images, *, reference_index=None, metric="mattes", order=3, min_
             aligned.append(img)
             transforms.append(np.eye(4))
             continue
-        matrix = register_rigid(img, reference, metric=metric, **kwargs)
+        matrix = register_rigid(img, reference, settings)
         if is_negligible(matrix, reference, min_displacement):
             aligned.append(img)
             transforms.append(np.eye(4))

@@ -5,9 +5,10 @@ Pure plotting on arrays: callers load images and pass numpy arrays, voxel sizes 
 the Agg canvas (no ``pyplot``, no global backend switch), so figures can be written from any
 thread or process, and the same input always gives the same PNG bytes.
 
-Display ranges are fixed per BIDS suffix (physiological ranges in SI units, scaled to the
-sidecar's ``Units``) so maps from different subjects and runs look alike in the reports; maps of
-unknown kind, signal-like maps (M0) and fit-quality maps (RMSE) use robust percentiles instead.
+Display ranges are fixed per BIDS suffix (physiological ranges in SI units from
+:mod:`qmriprep.suffixes`, scaled to the sidecar's ``Units``) so maps from different subjects and
+runs look alike in the reports; maps of unknown kind, signal-like maps (M0) and fit-quality maps
+(RMSE) use robust percentiles instead.
 """
 
 from __future__ import annotations
@@ -19,39 +20,15 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .. import suffixes
+
 #: resolution of every report figure (dots per inch)
 DPI = 80
 #: PNG metadata written with every figure (no version or date: deterministic bytes)
 _PNG_METADATA = {"Software": None}
 
-#: fixed display range in SI units (s, 1/s, B1+ as a fraction) and colormap per BIDS suffix;
-#: ``None`` as range means "robust percentiles of the map"
-SUFFIX_DISPLAY = {
-    "T1map": ((0.0, 3.0), "viridis"),
-    "R1map": ((0.0, 2.0), "viridis"),
-    "T2map": ((0.0, 0.2), "viridis"),
-    "R2map": ((0.0, 40.0), "viridis"),
-    "T2starmap": ((0.0, 0.12), "viridis"),
-    "R2starmap": ((0.0, 60.0), "viridis"),
-    "TB1map": ((0.6, 1.4), "coolwarm"),
-    "RB1map": ((0.6, 1.4), "coolwarm"),
-    "M0map": (None, "gray"),
-    "PDmap": (None, "gray"),
-    "S0map": (None, "gray"),
-}
-
-#: SI units assumed for a suffix when its sidecar gives none
-DEFAULT_UNITS = {
-    "T1map": "s",
-    "T2map": "s",
-    "T2starmap": "s",
-    "R1map": "1/s",
-    "R2map": "1/s",
-    "R2starmap": "1/s",
-    "M0map": "a.u.",
-    "PDmap": "a.u.",
-    "S0map": "a.u.",
-}
+#: how the report writes a unit taken from the suffix table
+_UNIT_LABELS = {"arbitrary": "a.u."}
 
 #: factor from the SI unit to a sidecar unit (lower-case keys)
 _UNIT_SCALE = {
@@ -90,14 +67,16 @@ def is_fit_quality(suffix: str, desc: str | None) -> bool:
 def infer_units(suffix: str, units: str | None, values: np.ndarray) -> tuple[str, bool]:
     """Units of a map and whether they were assumed (sidecar without ``Units``).
 
-    A TB1map without units is taken as percent when its median exceeds 10, else as a fraction.
+    The unit assumed is the suffix table's; a B1+ map (percent in the table) is taken as percent
+    when its median exceeds 10, else as a fraction.
     """
     if units:
         return str(units), False
-    if suffix in ("TB1map", "RB1map"):
+    assumed = suffixes.units(suffix)
+    if assumed == "percent":
         median = float(np.median(values)) if values.size else 1.0
         return ("percent" if median > 10 else "fraction"), True
-    return DEFAULT_UNITS.get(suffix, "a.u."), True
+    return _UNIT_LABELS.get(assumed, assumed), True
 
 
 def robust_range(values: np.ndarray) -> tuple[float, float, bool]:
@@ -120,7 +99,8 @@ def display_for(suffix: str, desc: str | None, units: str, values: np.ndarray) -
     if is_fit_quality(suffix, desc):
         _, hi, _ = robust_range(np.abs(values))
         return Display(0.0, hi, "magma", units, False)
-    fixed, cmap = SUFFIX_DISPLAY.get(suffix, (None, None))
+    spec = suffixes.SUFFIXES.get(suffix)
+    fixed, cmap = (spec.display, spec.cmap) if spec else (None, None)
     scale = _UNIT_SCALE.get(units.strip().lower())
     if fixed is not None and scale is None and units.strip().lower() == "fraction":
         scale = 1.0

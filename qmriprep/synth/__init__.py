@@ -3,14 +3,16 @@
 - :func:`qmriprep.synth.phantom.make_phantom`: a brain phantom (MNI152 tissue maps, 3 T tissue
   values, smooth B1+ and off-resonance fields);
 - :func:`qmriprep.synth.dataset.write_dataset`: a BIDS dataset simulated from it with the project's
-  signal models, plus ``derivatives/truth``; phase-cycled bSSFP (``modalities=(..., "bSSFP")``)
-  from :mod:`qmriprep.synth.bssfp`;
+  signal models (:mod:`qmriprep.synth.contrasts`) as a :class:`~qmriprep.synth.dataset.DatasetSpec`
+  says, plus ``derivatives/truth``; phase-cycled bSSFP (``modalities=(..., "bSSFP")``) from
+  :mod:`qmriprep.synth.bssfp`;
 - :func:`demo_dataset`: the built-in demo; ``python -m qmriprep.synth OUT`` on the command line.
 """
 
 from __future__ import annotations
 
-from .dataset import ALL_MODALITIES, DEFAULT_MOTION, MODALITIES, PROTOCOL, write_dataset
+from .contrasts import PROTOCOL
+from .dataset import ALL_MODALITIES, DEFAULT_MOTION, MODALITIES, DatasetSpec, write_dataset
 from .phantom import TISSUES, Phantom, make_phantom
 
 #: settings of the built-in demo: 4 mm voxels, 16 central axial slices (39 x 48 x 16 voxels,
@@ -19,15 +21,16 @@ from .phantom import TISSUES, Phantom, make_phantom
 #: VFA flip 2 moved, and 8-coil k-space (ISMRMRD) of the 16 MESE echoes (2-D), the 4 VFA flips and DESS
 #: (3-D) undersampled 4x: a small matrix (48 phase encodes) that shows the pipeline, not the
 #: reconstruction quality (that is in benchmarks/RESULTS.md)
-DEMO = {"subjects": ("01",), "snr": 100.0, "downsample": 4, "n_slices": 16, "seed": 0,
-        "modalities": ALL_MODALITIES, "b1_downsample": 2, "motion": True, "bssfp_cycles": (12,),
-        "kspace": {"contrasts": ("MESE", "VFA", "DESS"), "acceleration": 4, "mese_echoes": 16}}
+DEMO = DatasetSpec(subjects=("01",), snr=100.0, downsample=4, n_slices=16, seed=0,
+                   modalities=ALL_MODALITIES, b1_downsample=2, motion=True, bssfp_cycles=(12,),
+                   kspace={"contrasts": ("MESE", "VFA", "DESS"), "acceleration": 4,
+                           "mese_echoes": 16})
 
 
 def demo_dataset(out_dir, *, overwrite=False):
     """Write the built-in demo dataset (see :data:`DEMO`) to ``out_dir``; return its path."""
-    return write_dataset(out_dir, overwrite=overwrite, **DEMO)
+    return write_dataset(out_dir, DEMO, overwrite=overwrite)
 
 
-__all__ = ["ALL_MODALITIES", "DEFAULT_MOTION", "DEMO", "MODALITIES", "PROTOCOL", "TISSUES", "Phantom", "demo_dataset",
-           "make_phantom", "write_dataset"]
+__all__ = ["ALL_MODALITIES", "DEFAULT_MOTION", "DEMO", "MODALITIES", "PROTOCOL", "TISSUES",
+           "DatasetSpec", "Phantom", "demo_dataset", "make_phantom", "write_dataset"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import EXIT_USAGE
 from . import DEMO
 from .bssfp import PARTS
-from .dataset import ALL_MODALITIES, MODALITIES, write_dataset
+from .dataset import ALL_MODALITIES, MODALITIES, DatasetSpec, write_dataset
 from .kspace import DEFAULTS as KSPACE_DEFAULTS
 from .kspace import LAYOUTS as KSPACE_LAYOUTS
 
@@ -58,24 +58,25 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.demo:
-        settings = {**DEMO}
-    else:
-        settings = dict(subjects=args.subjects, sessions=args.sessions or None, snr=args.snr,
-                        downsample=args.downsample, n_slices=args.slices, seed=args.seed,
-                        modalities=args.modalities, b1_downsample=args.b1_downsample,
-                        motion=True if args.motion else None, bssfp_cycles=args.bssfp_cycles,
-                        bssfp_parts=args.bssfp_parts)
-        if args.kspace:
-            settings["kspace"] = {"contrasts": [c.strip() for c in args.kspace.split(",")],
-                                  "acceleration": args.acceleration, "coils": args.coils}
     try:
-        out = write_dataset(args.out_dir, overwrite=args.overwrite, **settings)
+        out = write_dataset(args.out_dir, DEMO if args.demo else _spec(args), overwrite=args.overwrite)
     except (FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
     print(summary(out))
     return 0
+
+
+def _spec(args):
+    kspace = None
+    if args.kspace:
+        kspace = {"contrasts": [c.strip() for c in args.kspace.split(",")],
+                  "acceleration": args.acceleration, "coils": args.coils}
+    return DatasetSpec(subjects=args.subjects, sessions=args.sessions or None, snr=args.snr,
+                       downsample=args.downsample, n_slices=args.slices, seed=args.seed,
+                       modalities=args.modalities, b1_downsample=args.b1_downsample,
+                       motion=True if args.motion else None, bssfp_cycles=args.bssfp_cycles,
+                       bssfp_parts=args.bssfp_parts, kspace=kspace)
 
 
 def _natural(path):

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import math
 import zlib
-from pathlib import Path
 
 import numpy as np
 
+from ..bids.protocols import BSSFPProtocol
 from ..physics.bssfp import bssfp_signal
 
 #: sidecar fields of every pc-bSSFP collection (BIDS units: s, deg); ``RFPhaseIncrement`` is
@@ -85,9 +85,10 @@ def clean_signal(grid, n_cycles, *, with_receiver_phase=True):
     """Noise-free complex signals ``(x, y, z, n_cycles)`` of the phantom ``grid``."""
     p = PROTOCOL
     tr = p["RepetitionTimeExcitation"]
-    sig = bssfp_signal(grid.safe("t1"), grid.safe("t2"), grid.b1, theta(grid, tr),
-                       flip_angle=math.radians(p["FlipAngle"]), tr=tr, te=p["EchoTime"],
-                       phase_increments=np.deg2rad(phase_increments(n_cycles)), m0=grid.pd)
+    protocol = BSSFPProtocol(tuple(np.deg2rad(phase_increments(n_cycles))), tr,
+                             math.radians(p["FlipAngle"]), p["EchoTime"])
+    sig = bssfp_signal(grid.safe("t1"), grid.safe("t2"), grid.b1, theta(grid, tr), protocol,
+                       m0=grid.pd)
     if with_receiver_phase:
         sig = sig * np.exp(1j * receiver_phase(grid))[..., None]
     return sig
@@ -124,13 +125,12 @@ def simulate(grid, n_cycles, parts="magphase", *, sigma=None, rng=None):
             for ent, (part, data) in zip(entities(n_cycles, parts), split(sig, parts))]
 
 
-def files(grid, folder, prefix, cycles, parts="magphase", *, snr=None, seed=0, ref=None,
-          record=None):
+def files(grid, stem, cycles, parts="magphase", *, snr=None, seed=0, ref=None, record=None):
     """Yield ``(relative path, sidecar fields, array)`` of every collection of ``cycles``.
 
-    ``folder`` (e.g. ``sub-01/anat``) and ``prefix`` (``sub-01[_ses-x]``) name the files;
-    ``ref`` is the white-matter mask of ``m0_ref``; ``record`` (the simulation record) gets the
-    receiver phase, ``m0_ref`` and per-file ``noise_sigma``.
+    ``stem`` (e.g. ``sub-01/anat/sub-01[_ses-x]``) starts the file names; ``ref`` is the
+    white-matter mask of ``m0_ref``; ``record`` (the simulation record) gets the receiver phase,
+    ``m0_ref`` and per-file ``noise_sigma``.
     """
     ref = np.ones(grid.shape, bool) if ref is None else ref
     m0_ref = float(np.mean(grid.pd[ref]))
@@ -140,10 +140,10 @@ def files(grid, folder, prefix, cycles, parts="magphase", *, snr=None, seed=0, r
                            "noise": "complex Gaussian, noise_sigma on real and imaginary parts",
                            "theta": "2 pi df TR, df the fieldmap (Hz)"}
     for n in cycles:
-        name = f"{Path(folder).as_posix()}/{prefix}_acq-{acq_label(n)}_bSSFP"
+        name = f"{stem}_acq-{acq_label(n)}_bSSFP"
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
         for entity, meta, data in simulate(grid, n, parts, sigma=sigma, rng=rng):
-            rel = f"{Path(folder).as_posix()}/{prefix}_{entity}_bSSFP.nii.gz"
+            rel = f"{stem}_{entity}_bSSFP.nii.gz"
             if sigma is not None and record is not None:
                 record.setdefault("noise_sigma", {})[rel] = sigma
             yield rel, meta, data

@@ -29,6 +29,7 @@ with fully sampled k-space and coil-combined truth images in ``derivatives/truth
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -36,98 +37,89 @@ import shutil
 import zlib
 from pathlib import Path
 
-import nibabel as nb
 import numpy as np
-from scipy import ndimage
-from scipy.spatial.transform import Rotation
 
 from .. import __version__
-from ..physics.b1 import afi_signals, dam_signals, tfl_famp
-from ..physics.exponential import monoexp
-from ..physics.spgr import spgr
 from . import bssfp
 from . import kspace as synth_kspace
-from .phantom import LABELS, TISSUES, Phantom, make_phantom, slab_start
+from .contrasts import PROTOCOL, SCANNER, complete_volumes, vfa_volumes, volumes
+from .files import save_nifti, write_json
+from .phantom import LABELS, TISSUES, Phantom, make_phantom
 
 MODALITIES = ("MESE", "MEGRE", "VFA", "TB1DAM", "TB1AFI", "TB1TFL")
 #: every modality write_dataset can simulate (bSSFP only on request)
 ALL_MODALITIES = MODALITIES + ("bSSFP", "DESS")
-_SCANNER = {"MagneticFieldStrength": 3, "Manufacturer": "Siemens",
-            "ManufacturersModelName": "qmriprep.synth digital phantom",
-            "ImagingFrequency": 123.25, "MRAcquisitionType": "3D"}
-#: acquisition protocol (BIDS units: s, deg)
-PROTOCOL = {
-    "MESE": {"EchoTime": [round(0.010 * i, 3) for i in range(1, 17)],
-             "RepetitionTimeExcitation": 3.0, "FlipAngle": 90, "RefocusingFlipAngle": 180,
-             "PulseSequenceType": "Multi-echo spin echo", "ScanningSequence": "SE",
-             "SequenceVariant": "SK"},
-    "MEGRE": {"EchoTime": [round(0.003 + 0.005 * i, 3) for i in range(8)],
-              "RepetitionTimeExcitation": 0.05, "FlipAngle": 15,
-              "PulseSequenceType": "Multi-echo gradient echo", "ScanningSequence": "GR",
-              "SequenceVariant": "SP"},
-    "VFA": {"FlipAngle": [3, 8, 15, 20], "RepetitionTimeExcitation": 0.015,
-            "PulseSequenceType": "SPGR", "ScanningSequence": "GR", "SequenceVariant": "SP",
-            "SpoilingState": True},
-    "TB1DAM": {"FlipAngle": [60, 120], "RepetitionTimeExcitation": 10.0,
-               "PulseSequenceType": "SPGR", "ScanningSequence": "GR"},
-    "TB1AFI": {"FlipAngle": 60, "RepetitionTimeExcitation": [0.020, 0.100],
-               "PulseSequenceType": "AFI", "ScanningSequence": "GR", "SpoilingState": True},
-    "TB1TFL": {"FlipAngle": {"anat": 8, "famp": 80}, "RepetitionTimePreparation": 5.0,
-               "PulseSequenceType": "tfl_b1map", "ScanningSequence": "GR"},
-    "bSSFP": bssfp.PROTOCOL,  # + RFPhaseIncrement per collection (bssfp.phase_increments)
-    "DESS": synth_kspace.DESS_PROTOCOL,
-}
 #: rigid motion of ``motion=True``: flip index -> rotation (deg about x, y, z), translation (mm)
 DEFAULT_MOTION = {2: {"rotation": (0.0, 1.0, 2.0), "translation": (1.5, -1.0, 0.5)}}
 _LABEL = re.compile(r"^[a-zA-Z0-9]+$")
-_PER_FILE = ("EchoTime", "FlipAngle", "RepetitionTimeExcitation")
 
 
-def write_dataset(out_dir, *, subjects=("01",), sessions=None, snr=None, downsample=4,
-                  n_slices=None, seed=0, modalities=MODALITIES, b1_downsample=2, motion=None,
-                  bssfp_cycles=(12,), bssfp_parts="magphase", kspace=None, overwrite=False):
-    """Write a BIDS dataset (and ``derivatives/truth``) of the phantom; return its path.
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """What :func:`write_dataset` simulates; checked and normalised on construction.
 
-    ``subjects``/``sessions``: labels (subject ``i`` is the phantom of seed ``seed + i``, the same
-    in every session). ``snr``: see the module docstring (None: noise-free). ``motion``: None,
-    True (:data:`DEFAULT_MOTION`) or ``{flip_index: {"rotation": deg xyz, "translation": mm}}``,
-    the VFA flip moved rigidly about the brain centre. ``bssfp_cycles``: phase cycles of each
-    bSSFP collection (``acq-pc<N>``), ``bssfp_parts``: ``"magphase"``, ``"realimag"`` or
-    ``"mag"`` (when ``"bSSFP"`` is in ``modalities``). ``kspace``: None, True or a dict of
-    :data:`.kspace.DEFAULTS` keys (contrasts, acceleration, coils, ...). ``overwrite`` replaces a previous
-    synthetic dataset; any other non-empty ``out_dir`` is refused. The dataset is written
-    beside ``out_dir`` and renamed into place when complete.
+    ``subjects``/``sessions``: labels, ``sub-``/``ses-`` prefixes dropped (subject ``i`` is the
+    phantom of seed ``seed + i``, the same in every session; None: no session level). ``snr``:
+    see the module docstring (None: noise-free). ``downsample``: voxel size in mm (integer factor
+    of the 1 mm MNI grid); ``n_slices``: central axial slices kept (None: all). ``modalities``:
+    of :data:`ALL_MODALITIES`. ``b1_downsample``: the B1 grid is this many times coarser.
+    ``motion``: None, True (:data:`DEFAULT_MOTION`) or ``{flip_index: {"rotation": deg xyz,
+    "translation": mm}}``, the VFA flip moved rigidly about the brain centre (kept as that dict,
+    ``{}`` for none). ``bssfp_cycles``: phase cycles of each bSSFP collection (``acq-pc<N>``),
+    ``bssfp_parts``: ``"magphase"``, ``"realimag"`` or ``"mag"`` (checked when ``"bSSFP"`` is in
+    ``modalities``). ``kspace``: None, True or a dict of :data:`.kspace.DEFAULTS` keys
+    (contrasts, acceleration, coils, ...), kept complete (:func:`.kspace.check_settings`).
     """
+
+    subjects: tuple[str, ...] = ("01",)
+    sessions: tuple[str, ...] | None = None
+    snr: float | None = None
+    downsample: int = 4
+    n_slices: int | None = None
+    seed: int = 0
+    modalities: tuple[str, ...] = MODALITIES
+    b1_downsample: int = 2
+    motion: dict | bool | None = None
+    bssfp_cycles: tuple[int, ...] = (12,)
+    bssfp_parts: str = "magphase"
+    kspace: dict | bool | None = None
+
+    def __post_init__(self):
+        put = functools.partial(object.__setattr__, self)
+        put("subjects", tuple(_label(s, "sub") for s in self.subjects))
+        put("sessions", tuple(_label(s, "ses") for s in self.sessions) if self.sessions else None)
+        put("modalities", tuple(self.modalities))
+        unknown = sorted(set(self.modalities) - set(ALL_MODALITIES))
+        if unknown or not self.modalities:
+            raise ValueError(f"unknown modalities {unknown}; choose from {', '.join(ALL_MODALITIES)}")
+        if "bSSFP" in self.modalities:
+            cycles, parts = bssfp.check(self.bssfp_cycles, self.bssfp_parts)
+            put("bssfp_cycles", cycles)
+            put("bssfp_parts", parts)
+        put("motion", _check_motion(self.motion, len(PROTOCOL["VFA"]["FlipAngle"])))
+        if self.snr is not None and not self.snr > 0:
+            raise ValueError(f"snr must be positive or None, got {self.snr}")
+        put("kspace", synth_kspace.check_settings(self.kspace, self.snr))
+
+
+def write_dataset(out_dir, spec: DatasetSpec | None = None, *, overwrite=False):
+    """Write the BIDS dataset (and ``derivatives/truth``) of :class:`DatasetSpec` ``spec``
+    (default: ``DatasetSpec()``); return its path.
+
+    ``overwrite`` replaces a previous synthetic dataset; any other non-empty ``out_dir`` is
+    refused. The dataset is written beside ``out_dir`` and renamed into place when complete.
+    """
+    spec = DatasetSpec() if spec is None else spec
     out_dir = Path(out_dir).absolute()
-    subjects = [_label(s, "sub") for s in subjects]
-    sessions = [None] if not sessions else [_label(s, "ses") for s in sessions]
-    modalities = tuple(modalities)
-    unknown = sorted(set(modalities) - set(ALL_MODALITIES))
-    if unknown or not modalities:
-        raise ValueError(f"unknown modalities {unknown}; choose from {', '.join(ALL_MODALITIES)}")
-    pc = bssfp.check(bssfp_cycles, bssfp_parts) if "bSSFP" in modalities else None
-    motion = _check_motion(motion, len(PROTOCOL["VFA"]["FlipAngle"]))
-    if snr is not None and not snr > 0:
-        raise ValueError(f"snr must be positive or None, got {snr}")
-    kspace = synth_kspace.check_settings(kspace, snr)
     _check_target(out_dir, overwrite)
-    settings = dict(subjects=subjects, sessions=sessions, snr=snr, downsample=downsample,
-                    n_slices=n_slices, seed=seed, modalities=modalities,
-                    b1_downsample=b1_downsample, motion=motion)
-    if pc:
-        settings.update(bssfp_cycles=pc[0], bssfp_parts=pc[1])
-    if kspace:
-        settings["kspace"] = kspace
     tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _write_top(tmp, subjects, modalities, settings)
-        for i, sub in enumerate(subjects):
-            full = make_phantom(downsample=downsample, n_slices=None, seed=seed + i)
-            for ses in sessions:
-                _write_session(tmp, full, sub, ses, modalities, snr=snr, n_slices=n_slices,
-                               seed=seed, b1_downsample=b1_downsample, motion=motion, pc=pc,
-                               kspace=kspace)
+        _write_top(tmp, spec)
+        for i, sub in enumerate(spec.subjects):
+            full = make_phantom(downsample=spec.downsample, n_slices=None, seed=spec.seed + i)
+            for ses in spec.sessions or (None,):
+                _write_session(tmp, full, spec, sub, ses)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -136,135 +128,53 @@ def write_dataset(out_dir, *, subjects=("01",), sessions=None, snr=None, downsam
     return out_dir
 
 
-def _write_session(root, full, sub, ses, modalities, *, snr, n_slices, seed, b1_downsample,
-                   motion, pc=None, kspace=None):
-    anat = full.slab(n_slices)
-    b1grid = anat.coarsen(b1_downsample)
+def _write_session(root, full: Phantom, spec: DatasetSpec, sub, ses):
+    anat = full.slab(spec.n_slices)
+    b1grid = anat.coarsen(spec.b1_downsample)
     prefix = f"sub-{sub}" + (f"_ses-{ses}" if ses else "")
     folder = Path(f"sub-{sub}") / (f"ses-{ses}" if ses else "")
-    record = {"seed": seed, "snr": snr, "noise_sigma": {}, "motion": {},
+    record = {"seed": spec.seed, "snr": spec.snr, "noise_sigma": {}, "motion": {},
               "grid": {"anat": _grid(anat), "b1": _grid(b1grid)}}
-    n_flips = len(PROTOCOL["VFA"]["FlipAngle"]) if "VFA" in modalities else 0
+    n_flips = len(PROTOCOL["VFA"]["FlipAngle"]) if "VFA" in spec.modalities else 0
+    cycles = spec.bssfp_cycles if "bSSFP" in spec.modalities else ()
     names = [f"flip-{k}_VFA" for k in range(1, n_flips + 1)]
-    names += [f"{e}_bSSFP" for n in (pc[0] if pc else ()) for e in bssfp.entities(n, pc[1])]
+    names += [f"{e}_bSSFP" for n in cycles for e in bssfp.entities(n, spec.bssfp_parts)]
     b1_targets = [f"bids::{(folder / 'anat' / f'{prefix}_{n}.nii.gz').as_posix()}" for n in names]
-    for mod in modalities:
+    for mod in spec.modalities:
         grid, dtype = (b1grid, "fmap") if mod.startswith("TB1") else (anat, "anat")
         if mod == "bSSFP":
-            for rel, meta, data in bssfp.files(grid, folder / dtype, prefix, *pc, snr=snr,
-                                               seed=seed, ref=_wm(grid), record=record):
-                _save(root / rel, data, grid.affine, {**_SCANNER, **meta})
+            stem = f"{(folder / dtype).as_posix()}/{prefix}"
+            for rel, meta, data in bssfp.files(grid, stem, cycles, spec.bssfp_parts, snr=spec.snr,
+                                               seed=spec.seed, ref=grid.noise_reference(),
+                                               record=record):
+                save_nifti(root / rel, data, grid.affine, {**SCANNER, **meta})
             continue
         if mod == "VFA":
-            vols = _vfa(grid, full=full, n_slices=n_slices, motion=motion)
+            vols = vfa_volumes(grid, full=full, n_slices=spec.n_slices, motion=spec.motion)
             for k, (_, meta, _) in enumerate(vols, 1):
-                if k in motion:
+                if k in spec.motion:
                     record["motion"][f"{prefix}_flip-{k}_VFA"] = meta.pop("_motion")
         else:
-            vols = _SIMULATE[mod](grid, PROTOCOL[mod])
-        sigma = None if snr is None else float(np.mean(vols[0][2][_wm(grid)]) / snr)
+            vols = volumes(mod, grid)
+        snr, ref = spec.snr, grid.noise_reference()
+        sigma = None if snr is None else float(np.mean(vols[0][2][ref]) / snr)
         for entity, meta, clean in vols:
             rel = (folder / dtype / f"{prefix}_{entity}_{mod}.nii.gz").as_posix()
             data = clean
             if snr is not None and entity == "acq-famp":  # a flip-angle map: its own scale
-                sigma = float(np.mean(clean[_wm(grid)]) / snr)
+                sigma = float(np.mean(clean[ref]) / snr)
             if sigma is not None:
-                rng = np.random.default_rng([seed, zlib.crc32(rel.encode())])
+                rng = np.random.default_rng([spec.seed, zlib.crc32(rel.encode())])
                 data = _add_noise(clean, sigma, rng, rician=entity != "acq-famp")
                 record["noise_sigma"][rel] = sigma
             if dtype == "fmap" and b1_targets:
                 meta = {**meta, "IntendedFor": b1_targets}
-            _save(root / rel, data, grid.affine, meta)
-    if kspace:
-        clean = {m: _complete_volumes(m, anat) for m in kspace["contrasts"]}
-        synth_kspace.write_session(root, anat, folder, prefix, clean, kspace, seed=seed,
-                                   ref=_wm(anat), record=record, save=_save)
+            save_nifti(root / rel, data, grid.affine, meta)
+    if spec.kspace:
+        clean = {m: complete_volumes(m, anat) for m in spec.kspace["contrasts"]}
+        synth_kspace.write_session(root, anat, folder, prefix, clean, spec.kspace, seed=spec.seed,
+                                   record=record)
     _write_truth(root / "derivatives" / "truth", anat, folder, prefix, record)
-
-
-# --- one function per collection: noise-free volumes as a list of (entity, sidecar, array) ---
-
-def _meta(p, **extra):
-    return {**_SCANNER, **{k: v for k, v in p.items() if k not in _PER_FILE}, **extra}
-
-
-def _multiecho(grid: Phantom, p, time):
-    te = np.asarray(p["EchoTime"])
-    sig = monoexp(grid.pd[..., None], grid.safe(time)[..., None], te)
-    meta = _meta(p, **{k: p[k] for k in ("FlipAngle", "RepetitionTimeExcitation")})
-    return [(f"echo-{i + 1}", {**meta, "EchoTime": t}, sig[..., i])
-            for i, t in enumerate(p["EchoTime"])]
-
-
-def _vfa(grid: Phantom, *, full, n_slices, motion):
-    """VFA flips (sidecars hold FlipAngle only: the rest is in /VFA.json); moved flips are
-    simulated on all slices, moved, then cut to the slab (``_motion`` holds the transform)."""
-    p = PROTOCOL["VFA"]
-    tr = p["RepetitionTimeExcitation"]
-    out = []
-    for k, fa in enumerate(p["FlipAngle"], 1):
-        meta = {"FlipAngle": fa}
-        if k in motion:
-            still = spgr(full.pd, full.safe("t1"), np.deg2rad(fa), tr, full.b1)
-            img, world = _move(still, full.affine, full.fields.centre, **motion[k])
-            k0 = slab_start(full.shape[2], n_slices)
-            sig = img[..., k0:k0 + grid.shape[2]]
-            meta["_motion"] = {**motion[k], "world_matrix": world}
-        else:
-            sig = spgr(grid.pd, grid.safe("t1"), np.deg2rad(fa), tr, grid.b1)
-        out.append((f"flip-{k}", meta, sig))
-    return out
-
-
-def _dam(grid: Phantom, p):
-    tr = p["RepetitionTimeExcitation"]
-    sig = dam_signals(grid.pd, grid.safe("t1"), np.deg2rad(p["FlipAngle"][0]), tr, grid.b1)
-    return [(f"flip-{i + 1}", _meta(p, FlipAngle=a, RepetitionTimeExcitation=tr), sig[..., i])
-            for i, a in enumerate(p["FlipAngle"])]
-
-
-def _afi(grid: Phantom, p):
-    trs = p["RepetitionTimeExcitation"]
-    sig = afi_signals(grid.pd, grid.safe("t1"), np.deg2rad(p["FlipAngle"]), *trs, grid.b1)
-    return [(f"acq-tr{i + 1}", _meta(p, FlipAngle=p["FlipAngle"], RepetitionTimeExcitation=tr),
-             sig[..., i]) for i, tr in enumerate(trs)]
-
-
-def _tfl(grid: Phantom, p):
-    fa = p["FlipAngle"]
-    anat = spgr(grid.pd, grid.safe("t1"), np.deg2rad(fa["anat"]), p["RepetitionTimePreparation"],
-                grid.b1)
-    head = (grid.gm + grid.wm + grid.csf) > 0.1
-    famp = np.where(head, tfl_famp(np.deg2rad(fa["famp"]), grid.b1), 0)
-    return [("acq-anat", _meta(p, FlipAngle=fa["anat"]), anat),
-            ("acq-famp", _meta(p, FlipAngle=fa["famp"]), famp)]
-
-
-_SIMULATE = {"MESE": lambda g, p: _multiecho(g, p, "t2"),
-             "MEGRE": lambda g, p: _multiecho(g, p, "t2star"),
-             "DESS": lambda g, p: [(e, _meta(p, **m), s) for e, m, s in
-                                   synth_kspace.dess_volumes(g, p)],
-             "TB1DAM": _dam, "TB1AFI": _afi, "TB1TFL": _tfl}
-
-
-def _complete_volumes(mod, grid):
-    """Noise-free volumes with complete sidecars (VFA: TR included, no motion)."""
-    if mod != "VFA":
-        return _SIMULATE[mod](grid, PROTOCOL[mod])
-    p = PROTOCOL["VFA"]
-    return [(e, _meta(p, RepetitionTimeExcitation=p["RepetitionTimeExcitation"], **m), s)
-            for e, m, s in _vfa(grid, full=None, n_slices=None, motion={})]
-
-
-def _move(volume, affine, centre, rotation=(0, 0, 0), translation=(0, 0, 0)):
-    """Image of the object moved by ``x -> R (x - c) + c + t`` (linear interpolation)."""
-    rot = Rotation.from_euler("xyz", rotation, degrees=True).as_matrix()
-    c, t = np.asarray(centre), np.asarray(translation, float)
-    world = np.eye(4)
-    world[:3, :3], world[:3, 3] = rot, c + t - rot @ c
-    pull = np.linalg.inv(affine) @ np.linalg.inv(world) @ affine  # output voxel -> input voxel
-    img = ndimage.affine_transform(volume, pull[:3, :3], pull[:3, 3], order=1, mode="constant")
-    return img.astype(np.float32), world.round(6).tolist()
 
 
 def _add_noise(clean, sigma, rng, rician=True):
@@ -275,30 +185,6 @@ def _add_noise(clean, sigma, rng, rician=True):
     return np.where(clean > 0, np.maximum(noisy, 0), 0).astype(np.float32)
 
 
-def _wm(grid):
-    """Reference region of the noise level: pure WM (else WM-labelled, else all water)."""
-    for m in (grid.pure & (grid.labels == 3), grid.labels == 3, grid.mask):
-        if m.sum() >= 5:
-            return m
-    return np.ones(grid.shape, bool)
-
-
-def _save(path, data, affine, meta):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = nb.Nifti1Image(np.asarray(data, np.float32), affine)
-    img.header.set_xyzt_units("mm", "sec")
-    img.set_qform(affine, 1)
-    img.set_sform(affine, 1)
-    img.to_filename(path)
-    if meta is not None:
-        _json(path.with_name(path.name.replace(".nii.gz", ".json")), meta)
-
-
-def _json(path, obj):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2) + "\n")
-
-
 def _write_truth(root, ph: Phantom, folder, prefix, record):
     units = {"T1map": "s", "T2map": "s", "T2starmap": "s", "M0map": "arbitrary", "TB1map": "1"}
     desc = {"M0map": "proton density as the fraction of pure water (amplitude of MESE/MEGRE)",
@@ -306,28 +192,28 @@ def _write_truth(root, ph: Phantom, folder, prefix, record):
     anat = root / folder / "anat"
     for suffix, data in ph.maps().items():
         meta = {"Units": units[suffix], **({"Description": desc[suffix]} if suffix in desc else {})}
-        _save(anat / f"{prefix}_{suffix}.nii.gz", data, ph.affine, meta)
-    _save(anat / f"{prefix}_dseg.nii.gz", ph.labels, ph.affine, None)
+        save_nifti(anat / f"{prefix}_{suffix}.nii.gz", data, ph.affine, meta)
+    save_nifti(anat / f"{prefix}_dseg.nii.gz", ph.labels, ph.affine, None)
     (anat / f"{prefix}_dseg.tsv").write_text(
         "index\tname\n" + "".join(f"{k}\t{v}\n" for k, v in LABELS.items() if k))
     for name in ("GM", "WM", "CSF"):
-        _save(anat / f"{prefix}_label-{name}_probseg.nii.gz", getattr(ph, name.lower()),
-              ph.affine, None)
-    _save(anat / f"{prefix}_desc-brain_mask.nii.gz", ph.mask.astype(np.uint8), ph.affine,
-          {"Description": "voxels with any water (M0map > 0)"})
-    _save(anat / f"{prefix}_desc-pure_mask.nii.gz", ph.pure.astype(np.uint8), ph.affine,
-          {"Description": "one tissue fills more than 90 % of the voxel"})
-    _save(root / folder / "fmap" / f"{prefix}_fieldmap.nii.gz", ph.off_resonance, ph.affine,
-          {"Units": "Hz", "Description": "off-resonance frequency (in the bSSFP signals only, "
-                                     "as theta = 2 pi df TR)"})
-    _json(root / folder / f"{prefix}_simulation.json",
-          {**record, "tissues": TISSUES, "fields": _fields_dict(ph.fields)})
+        save_nifti(anat / f"{prefix}_label-{name}_probseg.nii.gz", getattr(ph, name.lower()),
+                   ph.affine, None)
+    save_nifti(anat / f"{prefix}_desc-brain_mask.nii.gz", ph.mask.astype(np.uint8), ph.affine,
+               {"Description": "voxels with any water (M0map > 0)"})
+    save_nifti(anat / f"{prefix}_desc-pure_mask.nii.gz", ph.pure.astype(np.uint8), ph.affine,
+               {"Description": "one tissue fills more than 90 % of the voxel"})
+    save_nifti(root / folder / "fmap" / f"{prefix}_fieldmap.nii.gz", ph.off_resonance, ph.affine,
+               {"Units": "Hz", "Description": "off-resonance frequency (in the bSSFP signals only, "
+                                               "as theta = 2 pi df TR)"})
+    write_json(root / folder / f"{prefix}_simulation.json",
+               {**record, "tissues": TISSUES, "fields": _fields_dict(ph.fields)})
 
 
-def _write_top(root, subjects, modalities, settings):
+def _write_top(root, spec: DatasetSpec):
     root.mkdir(parents=True)
     gen = [{"Name": "qmriprep.synth", "Version": __version__}]
-    _json(root / "dataset_description.json", {
+    write_json(root / "dataset_description.json", {
         "Name": "qmriprep synthetic qMRI brain phantom", "BIDSVersion": "1.9.0",
         "DatasetType": "raw",
         "License": "Simulated data free to use; anatomy from the MNI ICBM152 2009a template, "
@@ -335,20 +221,32 @@ def _write_top(root, subjects, modalities, settings):
         "Authors": ["qmriprep.synth"], "GeneratedBy": gen,
         "HowToAcknowledge": "Cite the MNI ICBM152 2009a template "
                             "(Fonov et al. 2011, NeuroImage 54:313)."})
-    _json(root / "derivatives" / "truth" / "dataset_description.json", {
+    write_json(root / "derivatives" / "truth" / "dataset_description.json", {
         "Name": "Ground truth of the qmriprep synthetic phantom", "BIDSVersion": "1.9.0",
         "DatasetType": "derivative", "GeneratedBy": gen,
         "SourceDatasets": [
             {"URL": "https://www.bic.mni.mcgill.ca/ServicesAtlases/ICBM152NLin2009"}]})
     (root / "participants.tsv").write_text(
-        "participant_id\n" + "".join(f"sub-{s}\n" for s in subjects))
-    _json(root / "participants.json", {"participant_id": {"Description": "synthetic subject"}})
+        "participant_id\n" + "".join(f"sub-{s}\n" for s in spec.subjects))
+    write_json(root / "participants.json", {"participant_id": {"Description": "synthetic subject"}})
     (root / ".bidsignore").write_text("*_bSSFP.*\n*_DESS.*\nsourcedata/\n")
-    if "VFA" in modalities:
+    if "VFA" in spec.modalities:
         vfa = PROTOCOL["VFA"]
-        _json(root / "VFA.json",
-              {**_SCANNER, **{k: v for k, v in vfa.items() if k != "FlipAngle"}})
-    (root / "README").write_text(_README.format(settings=json.dumps(settings, default=str)))
+        write_json(root / "VFA.json",
+                   {**SCANNER, **{k: v for k, v in vfa.items() if k != "FlipAngle"}})
+    (root / "README").write_text(_README.format(settings=json.dumps(_settings(spec), default=str)))
+
+
+def _settings(spec: DatasetSpec):
+    """The settings line of the README (no session level: ``"sessions": [null]``)."""
+    out = dict(subjects=list(spec.subjects), sessions=list(spec.sessions or [None]), snr=spec.snr,
+               downsample=spec.downsample, n_slices=spec.n_slices, seed=spec.seed,
+               modalities=spec.modalities, b1_downsample=spec.b1_downsample, motion=spec.motion)
+    if "bSSFP" in spec.modalities:
+        out.update(bssfp_cycles=spec.bssfp_cycles, bssfp_parts=spec.bssfp_parts)
+    if spec.kspace:
+        out["kspace"] = spec.kspace
+    return out
 
 
 def _check_target(out_dir, overwrite):

@@ -47,11 +47,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bids.protocols import DESSProtocol
 from ..physics.dess import dess_signals
-from ..recon.io import centred_fft, header_metadata, write_kspace
+from ..recon.fft import centred_fft
+from ..recon.io import header_metadata, write_kspace
 from ..recon.masks import acceleration as mask_acceleration
 from ..recon.masks import variable_density_mask
 from .bssfp import receiver_phase
+from .files import save_nifti
 
 _TE, _TR = 0.006, 0.020
 #: DESS sidecar fields (BIDS units: s, deg, T/m)
@@ -61,21 +64,20 @@ DESS_PROTOCOL = {"EchoTime": [_TE, round(2 * _TR - _TE, 6)], "RepetitionTimeExci
                  "ScanningSequence": "GR", "SequenceVariant": "SS"}
 #: contrasts with raw k-space and their layout
 LAYOUTS = {"MESE": "2d", "VFA": "3d", "DESS": "3d"}
-#: settings of ``write_dataset(kspace=...)`` (``snr`` None: the dataset's)
 #: head-array geometry of :func:`coil_maps` (mm from the brain centre)
 COIL_RADIUS_MM = 110.0
 COIL_Z_MM = 40.0
+#: settings of ``DatasetSpec(kspace=...)`` (``snr`` None: the dataset's)
 DEFAULTS = {"contrasts": ("MESE", "VFA", "DESS"), "acceleration": 8.0, "coils": 8,
             "mese_echoes": 8, "calib": 24, "snr": None}
 
 
 def dess_volumes(grid, p=DESS_PROTOCOL):
     """Noise-free DESS echoes ``[(entity, per-file sidecar, array)]`` of the phantom ``grid``."""
-    te, tr = p["EchoTime"][0], p["RepetitionTimeExcitation"]
-    s1, s2 = dess_signals(grid.pd, grid.safe("t1"), grid.safe("t2"), tr=tr, te=te,
-                          flip_angle=np.deg2rad(p["FlipAngle"]),
-                          spoiler_amplitude=p["SpoilerGradientAmplitude"],
-                          spoiler_duration=p["SpoilerGradientDuration"], b1=grid.b1)
+    tr = p["RepetitionTimeExcitation"]
+    protocol = DESSProtocol(tuple(p["EchoTime"]), tr, np.deg2rad(p["FlipAngle"]),
+                            p["SpoilerGradientAmplitude"], p["SpoilerGradientDuration"])
+    s1, s2 = dess_signals(grid.pd, grid.safe("t1"), grid.safe("t2"), protocol, b1=grid.b1)
     meta = {"RepetitionTimeExcitation": tr, "FlipAngle": p["FlipAngle"]}
     return [(f"echo-{i + 1}", {**meta, "EchoTime": t}, np.where(grid.mask, s, 0).astype(np.float32))
             for i, (t, s) in enumerate(zip(p["EchoTime"], (s1, s2)))]
@@ -134,14 +136,16 @@ def _mask(mod, shape, settings, key):
                                  kind="poisson", seed=seed)
 
 
-def write_session(root, grid, folder, prefix, volumes, settings, *, seed, ref, record, save):
+def write_session(root, grid, folder, prefix, volumes, settings, *, seed, record):
     """Write the k-space files of one session and their truth; add what was done to ``record``.
 
-    ``volumes``: contrast -> ``[(entity, complete BIDS sidecar, noise-free image)]``;
-    ``ref``: the noise reference region (pure WM) of ``grid``; ``save(path, data, affine, meta)``
-    writes a NIfTI image and its sidecar.
+    ``folder`` (``sub-<l>[/ses-<l>]``) and ``prefix`` (``sub-<l>[_ses-<l>]``) place the files
+    under ``root``; ``volumes``: contrast -> ``[(entity, complete BIDS sidecar, noise-free
+    image)]``; ``settings``: :func:`check_settings`; noise relative to the phantom's
+    :meth:`~qmriprep.synth.phantom.Phantom.noise_reference` (pure WM).
     """
     root, folder = Path(root), Path(folder)
+    ref = grid.noise_reference()
     maps = coil_maps(grid, settings["coils"]) * np.exp(1j * receiver_phase(grid))[None]
     rec = record.setdefault("kspace", {"settings": {**settings, "contrasts": list(settings[
         "contrasts"])}, "coils": f"head array, radius {COIL_RADIUS_MM} mm, z +-{COIL_Z_MM} mm, "
@@ -171,9 +175,9 @@ def write_session(root, grid, folder, prefix, volumes, settings, *, seed, ref, r
             _write(truth / "kspace" / f"{prefix}_rec-fullysampled_{entity}_{mod}.h5", ksp, full,
                    grid.affine, layout, meta)
             combined = np.abs(np.sum(maps.conj() * coil_images, 0))
-            save(truth / "anat" / f"{prefix}_rec-truth_{entity}_{mod}.nii.gz", combined,
-                        grid.affine, {"Description": "magnitude of the noise-free coil "
-                                                     "combination sum conj(S) y", **meta})
+            save_nifti(truth / "anat" / f"{prefix}_rec-truth_{entity}_{mod}.nii.gz", combined,
+                       grid.affine, {"Description": "magnitude of the noise-free coil "
+                                                    "combination sum conj(S) y", **meta})
 
 
 def _write(path, ksp, mask, affine, layout, meta):

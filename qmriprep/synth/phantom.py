@@ -145,6 +145,13 @@ class Phantom:
         """Voxels with any water (where the truth maps are defined)."""
         return self.pd > 0
 
+    def noise_reference(self):
+        """Reference region of the noise level: pure WM (else WM-labelled, else all water)."""
+        for m in (self.pure & (self.labels == 3), self.labels == 3, self.mask):
+            if m.sum() >= 5:
+                return m
+        return np.ones(self.shape, bool)
+
     def maps(self):
         """Truth maps by BIDS suffix: T1map, T2map, T2starmap (s), M0map, TB1map (fraction)."""
         return {"T1map": self.t1, "T2map": self.t2, "T2starmap": self.t2star,

@@ -2,47 +2,45 @@
 
 from __future__ import annotations
 
+import math
+
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from ..interfaces.estimate import ForegroundMask, VFAFit
+from ..interfaces.estimate import ForegroundMask
 from ..interfaces.registration import AlignSeries
-from ..provenance import map_meta
-from .b1 import NO_B1, b1_percent_output, connect_b1_to_target
+from .b1 import b1_meta, b1_percent_output, b1_text, connect_b1_to_target
+from .estimate import FitInputs, citations_of, connect_estimators, sources_of
 from .outputs import MapSpec, connect_ds_maps
 
+#: ``--align-series auto``: VFA motions below this many voxels are registration noise, not motion
+AUTO_MIN_MOTION = 0.25
 
-def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str, sources,
-                align: float | None = 0.25, b1_registration: str | None = "rigid", b1_sources=(),
-                name: str = "vfa_wf"):
-    """T1 and M0 maps from a variable flip angle SPGR series, corrected with a B1+ map.
 
-    .. workflow::
+def init_vfa_wf(*, item, config, output_dir: str, name: str = "vfa_wf"):
+    """T1 and M0 maps from a variable flip angle SPGR series, corrected with its planned B1+ map.
 
-        from qmriprep.workflows.vfa import init_vfa_wf
-        wf = init_vfa_wf(flip_angles=[3, 20], repetition_time=0.015, methods=["nlls"],
-                         output_dir=".", sources=["bids:raw:sub-01/anat/sub-01_flip-1_VFA.nii.gz"])
-
-    Parameters: nominal ``flip_angles`` (deg), ``repetition_time`` (s), ``methods`` (nlls, linear),
-    ``align``: rigidly align the flip angles to the middle one, ignoring motions below this many
-    voxels (None: no alignment), ``b1_registration``
-    (rigid | header | None: no B1 map, B1 = 1 assumed), ``b1_sources`` (BIDS URIs).
+    Parameters: ``item`` (:class:`~qmriprep.bids.plan.CollectionPlan` of the flip angles or of
+    their raw k-space: images reconstructed from one scan share their grid and are not aligned),
+    run ``config`` (``workflow.align_series``), ``output_dir`` (derivatives root).
 
     Inputs: ``in_files``, ``source_files``, ``b1`` (fraction, B1 grid), ``b1_reference``.
     Outputs: ``mask``, ``reference``, ``out_files``.
     """
+    p, b1 = item.collection.protocol, item.b1
+    align = (None if item.collection.kind == "kspace"
+             else {"auto": AUTO_MIN_MOTION, "always": 0.0}.get(config.workflow.align_series))
+    sources, b1_sources = sources_of(item, config)
+    degrees = [round(math.degrees(a), 6) for a in p.flip_angles]
     workflow = pe.Workflow(name=name)
-    b1_text = ("with flip angles corrected by the B1+ map, brought into the VFA space by "
-               + ("rigid registration of its magnitude image [@simpleitk]" if b1_registration == "rigid"
-                  else "its scanner coordinates") if b1_registration
-               else "assuming the nominal flip angles (no B1+ map was available)")
     workflow.__desc__ = (
         f"T1 maps were estimated from the spoiled gradient-echo series at flip angles "
-        f"{', '.join(f'{a:g}' for a in flip_angles)} deg (TR {1e3 * repetition_time:g} ms) "
+        f"{', '.join(f'{a:g}' for a in degrees)} deg (TR {1e3 * p.tr:g} ms) "
         + ("after rigid alignment of the flip-angle volumes to the middle one [@simpleitk] "
            + (f"(motions under {align:g} voxel left uncorrected) " if align else "")
            if align is not None else "")
-        + f"by {', '.join(methods)} fitting of the SPGR signal equation [@despot1], {b1_text}."
+        + f"by {', '.join(item.estimators)} fitting of the SPGR signal equation "
+        f"{citations_of('VFA', item.estimators)}, {b1_text(b1, 'VFA')}."
     )
     inputnode = pe.Node(niu.IdentityInterface(fields=["in_files", "source_files", "b1", "b1_reference"]),
                         name="inputnode")
@@ -57,27 +55,17 @@ def init_vfa_wf(*, flip_angles, repetition_time: float, methods, output_dir: str
         workflow.connect(inputnode, "in_files", series, "files")
     mask = pe.Node(ForegroundMask(), name="mask")
     workflow.connect(series, "files", mask, "in_files")
-
     outputs = [(mask, "out_mask", MapSpec("mask", "mask", desc="vfabrain",
                                           meta={"Type": "Brain", "Sources": list(sources)}))]
-    b1_out, b1_meta = None, NO_B1
-    if b1_registration:
-        b1_out, b1_meta = connect_b1_to_target(workflow, inputnode=inputnode, fixed=(mask, "out_reference"),
-                                               mode=b1_registration, b1_sources=b1_sources, label="vfa")
+    b1_out = None
+    if b1 is not None and b1.map is not None:
+        b1_out = connect_b1_to_target(workflow, inputnode=inputnode, fixed=(mask, "out_reference"),
+                                      mode=b1.registration, label="vfa")
         outputs.append(b1_percent_output(workflow, b1_out, label="vfa", b1_sources=b1_sources))
-    for method in methods:
-        fit = pe.Node(VFAFit(flip_angles=list(flip_angles), repetition_time=repetition_time,
-                             method=method), name=f"fit_{method}")
-        workflow.connect([(series, fit, [("files", "in_files")]),
-                          (mask, fit, [("out_mask", "mask_file")])])
-        if b1_out is not None:
-            workflow.connect(*b1_out, fit, "b1_file")
-        extra = {"FlipAngle": list(flip_angles), "RepetitionTimeExcitation": repetition_time, **b1_meta}
-        for field, suffix, desc in (("t1", "T1map", method), ("r1", "R1map", method),
-                                    ("m0", "M0map", f"{method}T1"), ("rmse", "T1mapRMSE", method)):
-            outputs.append((fit, field, MapSpec(
-                f"{field}_{method}", suffix, desc=desc,
-                meta=map_meta(suffix, "VFA", method, list(sources) + list(b1_sources), **extra))))
+    meta = {"FlipAngle": degrees, "RepetitionTimeExcitation": p.tr, **b1_meta(b1, b1_sources)}
+    outputs += connect_estimators(workflow, kind="VFA", names=item.estimators, protocol=p, config=config,
+                                  inputs=FitInputs((series, "files"), (mask, "out_mask"), b1_out,
+                                                   tuple(sources + b1_sources), meta))
     workflow.connect(mask, "out_mask", outputnode, "mask")
     workflow.connect(mask, "out_reference", outputnode, "reference")
     connect_ds_maps(workflow, inputnode=inputnode, outputnode=outputnode, outputs=outputs,

@@ -1,4 +1,7 @@
-"""Group level: one tidy TSV with summary statistics of every map of every subject."""
+"""Group level: one tidy TSV with summary statistics of every map of every subject.
+
+Which suffixes are summarised comes from :func:`qmriprep.suffixes.group_suffixes`.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +13,17 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from .. import suffixes
+from ..bids.names import parse_name
 from ..errors import InputError
 
-_MAP = re.compile(r"^(?P<stem>sub-[^/]+?)_(?P<suffix>T1map|T2map|T2starmap|R1map|R2map|R2starmap|"
-                  r"M0map|TB1map)\.nii(\.gz)?$")
-_ENTITY = re.compile(r"(sub|ses|acq|rec|run|desc)-([a-zA-Z0-9]+)")
+_MAP = re.compile(r"^sub-[^/]+?_(?:" + "|".join(map(re.escape, suffixes.group_suffixes()))
+                  + r")\.nii(\.gz)?$")
 COLUMNS = ("subject", "session", "acquisition", "reconstruction", "run", "desc", "suffix", "units",
            "n_voxels", "mean", "median", "p25", "p75", "p05", "p95", "file")
+#: TSV column of each entity (``n/a`` when the name lacks it)
+_ENTITY_COLUMNS = {"session": "ses", "acquisition": "acq", "reconstruction": "rec", "run": "run",
+                   "desc": "desc"}
 
 
 def summarize_map(path: Path) -> dict:
@@ -31,23 +38,24 @@ def summarize_map(path: Path) -> dict:
     return {"n_voxels": int(values.size), **stats}
 
 
+def _row(path: Path, output_dir: Path) -> dict:
+    """The TSV row of one map: entities from its name, units from its sidecar, statistics."""
+    name = parse_name(path)
+    sidecar = path.with_name(path.name.split(".")[0] + ".json")
+    units = json.loads(sidecar.read_text()).get("Units", "") if sidecar.exists() else ""
+    return {"subject": name.entities.get("sub"),
+            **{col: name.entities.get(key, "n/a") for col, key in _ENTITY_COLUMNS.items()},
+            "suffix": name.suffix, "units": units, **summarize_map(path),
+            "file": path.relative_to(output_dir).as_posix()}
+
+
 def write_group_summary(output_dir) -> Path:
     """Write ``<output_dir>/group/qmriprep_maps.tsv`` (one row per map file); returns its path."""
     output_dir = Path(output_dir)
     files = sorted(p for p in output_dir.glob("sub-*/**/*.nii*") if _MAP.match(p.name))
     if not files:
         raise InputError(output_dir, "no qmriprep parameter maps found: run the participant level first")
-    rows = []
-    for path in files:
-        entities = dict(_ENTITY.findall(_MAP.match(path.name)["stem"]))
-        sidecar = path.with_name(path.name.split(".")[0] + ".json")
-        units = json.loads(sidecar.read_text()).get("Units", "") if sidecar.exists() else ""
-        rows.append({"subject": entities.get("sub"), "session": entities.get("ses", "n/a"),
-                     "acquisition": entities.get("acq", "n/a"),
-                     "reconstruction": entities.get("rec", "n/a"), "run": entities.get("run", "n/a"),
-                     "desc": entities.get("desc", "n/a"), "suffix": _MAP.match(path.name)["suffix"],
-                     "units": units, **summarize_map(path),
-                     "file": path.relative_to(output_dir).as_posix()})
+    rows = [_row(path, output_dir) for path in files]
     out = output_dir / "group" / "qmriprep_maps.tsv"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tsv.part")

@@ -1,0 +1,36 @@
+"""Phase-cycled bSSFP relaxometry (seed 003): MIRACLE and networks trained in silico."""
+
+from __future__ import annotations
+
+from .names import COMPLEX, MIRACLE, PINN, SVNN
+from .spec import Estimator, Output, register
+
+
+def fit_miracle(configurations, protocol, *, b1=None, mask=None, **_):
+    """MIRACLE T1, T2 from the Fourier configurations (warm-started golden-section searches)."""
+    from ..fit.miracle import MiracleSettings, fit_miracle as miracle
+
+    return miracle(configurations, b1, flip_angle=protocol.flip_angle, tr=protocol.tr, mask=mask,
+                   settings=MiracleSettings(search="warm"))
+
+
+_MAPS = (Output("t1", "T1map"), Output("t2", "T2map"))
+_NET = ("multilayer perceptron trained in silico for this protocol on the pc-bSSFP signal model, "
+        "input: normalised Fourier configurations F-1, F0, F+1 and B1+")
+register(Estimator(
+    kind="bSSFP", name=MIRACLE, default=True, takes_b1=True, core=f"{__name__}:fit_miracle",
+    algorithm="MIRACLE: alternating golden-section searches for T2 and T1 on the configuration "
+              "ratios of pc-bSSFP (magnitudes of F-1, F0, F+1)",
+    citations=("nguyen2017", "pcbssfp"), outputs=_MAPS))
+for _complex in (False, True):
+    for _name, _label, _pinn in ((SVNN, "SVNN (supervised)", False),
+                                 (PINN, "PINN (physics-informed, self-supervised)", True)):
+        register(Estimator(
+            kind="bSSFP", name=_name + (COMPLEX if _complex else ""), default=True, takes_b1=True,
+            learned=True, node="qmriprep.interfaces.nn:NetworkFit",
+            trainer="qmriprep.interfaces.nn:TrainNetwork", settings="nn",
+            options={"physics_informed": _pinn, "complex_net": _complex},
+            algorithm=f"{_label} {_NET} " + ("real and imaginary parts; also off-resonance" if _complex
+                                             else "magnitudes"),
+            citations=("nguyen2017", "pcbssfp"),
+            outputs=_MAPS + ((Output("off_resonance", "fieldmap", datatype="fmap"),) if _complex else ())))

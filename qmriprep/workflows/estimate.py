@@ -1,0 +1,80 @@
+"""Estimator nodes built from the registry, and the maps they write.
+
+Every collection workflow (multi-echo, VFA, pc-bSSFP, DESS) prepares its series, mask and B1+
+map, then hands them here: one node per chosen estimator (a trainer and an applying node for
+learned ones), wired to the inputs the declaration asks for, and one
+:class:`~qmriprep.workflows.outputs.MapSpec` per declared output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from nipype.pipeline import engine as pe
+
+from .. import estimators
+from ..estimators.citations import cite
+from ..provenance import bids_uris, map_meta
+from .outputs import MapSpec
+
+
+@dataclass(frozen=True)
+class FitInputs:
+    """Where the estimators of one collection find their inputs: ``(node, output)`` pairs of the
+    series, the mask and the B1+ map on the series grid (None: B1 = 1), the BIDS URIs of the
+    sources and the sidecar fields every map of the collection shares."""
+
+    data: tuple
+    mask: tuple
+    b1: tuple | None = None
+    sources: tuple[str, ...] = ()
+    meta: dict = field(default_factory=dict)
+
+
+def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: FitInputs) -> list:
+    """Add the fit nodes of ``names`` (estimators of ``kind``); returns ``(node, output, MapSpec)``."""
+    outputs = []
+    for name in names:
+        est = estimators.get(kind, name)
+        fit = fit_node(workflow, est, protocol, config)
+        workflow.connect([(inputs.data[0], fit, [(inputs.data[1], "in_files")]),
+                          (inputs.mask[0], fit, [(inputs.mask[1], "mask_file")])])
+        if est.takes_b1 and inputs.b1 is not None:
+            workflow.connect(*inputs.b1, fit, "b1_file")
+        for out in est.outputs:
+            outputs.append((fit, out.field, MapSpec(
+                f"{out.field}_{name}", out.suffix, desc=f"{name}{out.desc}", datatype=out.datatype,
+                meta=map_meta(out.suffix, est, inputs.sources, **inputs.meta),
+                runtime_meta="meta" if est.learned else None)))
+    return outputs
+
+
+def fit_node(workflow, est, protocol, config):
+    """The node computing ``est``'s maps (learned: with the node getting its trained model)."""
+    settings = config.section(est.settings)
+    options = {**est.options, **(asdict(settings) if settings is not None else {})}
+    proto = {"protocol": asdict(protocol),
+             "protocol_type": f"{type(protocol).__module__}:{type(protocol).__qualname__}"}
+    node = estimators.resolve(est.node)
+    if not est.learned:
+        return pe.Node(node(outputs=[o.field for o in est.outputs], core=est.core, options=options,
+                            **proto), name=f"fit_{est.name}")
+    run = {"seed": config.seeds.random_seed, "device": config.workflow.device}
+    train = pe.Node(estimators.resolve(est.trainer)(options={**options, **run}, **proto),
+                    name=f"train_{est.name}")
+    fit = pe.Node(node(**proto), name=f"fit_{est.name}")
+    workflow.connect([(train, fit, [("model_file", "model_file"), ("provenance", "provenance")])])
+    return fit
+
+
+def citations_of(kind: str, names) -> str:
+    """``[@a; @b]`` citing every reference of the estimators ``names`` of ``kind`` once."""
+    keys = dict.fromkeys(k for n in names for k in estimators.get(kind, n).citations)
+    return cite(list(keys))
+
+
+def sources_of(item, config) -> tuple[list[str], list[str]]:
+    """BIDS URIs of a planned collection's files and of its B1+ map's files (empty without)."""
+    bids_dir = config.execution.bids_dir
+    b1 = item.b1.map if item.b1 is not None else None
+    return bids_uris(item.collection.files, bids_dir), bids_uris(b1.files, bids_dir) if b1 else []
