@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from qmriprep.bids.protocols import BSSFPProtocol
 from qmriprep.nn.insilico import (BOUNDS, Protocol, add_noise, as_protocol, make_dataset, noise_sigma,
                                   sample_parameters, seed_phase_increments, seed_protocol)
 from qmriprep.nn.mlp import BSSFPNet, features_from_configurations
@@ -24,10 +25,7 @@ def test_seed_protocol_and_conversion():
     assert p.phase_increments == pytest.approx(tuple(k * math.pi / 4 for k in (1, 3, 5, 7)))
     assert p.tr == 4.8e-3 and p.te == 2.4e-3 and p.flip_angle == pytest.approx(math.radians(15))
 
-    class BIDSLike:  # qmriprep.bids.protocols.BSSFPProtocol has echo_time, possibly None
-        phase_increments, tr, flip_angle, echo_time = seed_phase_increments(6), 5e-3, 0.3, None
-
-    q = as_protocol(BIDSLike())
+    q = as_protocol(BSSFPProtocol(seed_phase_increments(6), 5e-3, 0.3, echo_time=None))
     assert q.te == 2.5e-3 and q.n_cycles == 6
     assert as_protocol(p.as_dict()) == p
     with pytest.raises(ValueError):

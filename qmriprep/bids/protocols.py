@@ -127,6 +127,11 @@ class BSSFPProtocol:
     def n_points(self) -> int:
         return len(self.phase_increments)
 
+    @property
+    def te(self) -> float:
+        """Echo time (s); without ``EchoTime`` in the sidecar, TR/2 (balanced readout echo)."""
+        return self.tr / 2 if self.echo_time is None else self.echo_time
+
 
 @dataclass(frozen=True)
 class DESSProtocol:

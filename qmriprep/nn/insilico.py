@@ -97,15 +97,13 @@ def seed_protocol(n_cycles: int = 12) -> Protocol:
 
 def as_protocol(obj) -> Protocol:
     """A :class:`Protocol` from itself, a mapping, or an object such as
-    :class:`qmriprep.bids.protocols.BSSFPProtocol` (``echo_time`` None means TE = TR/2)."""
+    :class:`qmriprep.bids.protocols.BSSFPProtocol` (whose ``te`` resolves a missing echo time)."""
     if isinstance(obj, Protocol):
         return obj
-    get = obj.get if isinstance(obj, Mapping) else (lambda k, d=None: getattr(obj, k, d))
-    te = get("te", None)
-    te = get("echo_time", None) if te is None else te
-    tr = float(get("tr"))
-    return Protocol(float(get("flip_angle")), tr, tr / 2 if te is None else float(te),
-                    tuple(get("phase_increments")))
+    if isinstance(obj, Mapping):
+        obj = BSSFPProtocol(tuple(obj["phase_increments"]), float(obj["tr"]), float(obj["flip_angle"]),
+                            obj.get("te", obj.get("echo_time")))
+    return Protocol(float(obj.flip_angle), float(obj.tr), float(obj.te), tuple(obj.phase_increments))
 
 
 def sample_parameters(n: int, distribution: str = "uniform", *, complex_net: bool = False,
@@ -143,7 +141,7 @@ def simulate(protocol, t1, t2, b1, theta) -> torch.Tensor:
     """Complex phase-cycle signals ``(..., n_cycles)`` (M0 = 1) of the protocol."""
     p = as_protocol(protocol)
     t1 = torch.as_tensor(t1)
-    return bssfp_signal(t1, t2, b1, theta, BSSFPProtocol(p.phase_increments, p.tr, p.flip_angle, p.te))
+    return bssfp_signal(t1, t2, b1, theta, p)
 
 
 def noise_sigma(snr: float | None) -> float:

@@ -53,10 +53,10 @@ def bssfp_signal(t1, t2, b1, theta, protocol, *, m0=1.0):
     """Complex pc-bSSFP signals, shape ``(..., n_cycles)``; parameters broadcast over voxels.
 
     ``protocol``: a :class:`~qmriprep.bids.protocols.BSSFPProtocol` (SI: ``phase_increments``
-    rad, ``tr`` and ``echo_time`` s, ``flip_angle`` rad).
+    rad, ``tr`` and ``te`` s, ``flip_angle`` rad).
     """
     t1, t2, b1, theta, m0 = (torch.as_tensor(v)[..., None] for v in (t1, t2, b1, theta, m0))
-    flip_angle, tr, te = (_tensor(v) for v in (protocol.flip_angle, protocol.tr, protocol.echo_time))
+    flip_angle, tr, te = (_tensor(v) for v in (protocol.flip_angle, protocol.tr, protocol.te))
     phi = torch.as_tensor(_tensor(protocol.phase_increments), dtype=t1.dtype, device=t1.device)
     a = b1 * flip_angle
     e1, e2 = torch.exp(-tr / t1), torch.exp(-tr / t2)
