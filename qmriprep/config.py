@@ -5,7 +5,8 @@ option's destination is its path here, e.g. ``--nn-epochs`` -> ``nn.max_epochs``
 read it, and ``Config.to_toml``/``Config.from_toml`` make a run reproducible with
 ``--config-file``. Sections that configure a core component reuse its settings dataclass
 (``multiecho``, ``dess``: :mod:`qmriprep.estimators`; ``nn``: :class:`~qmriprep.nn.options.NetworkOptions`;
-``recon.zsssl``: :class:`~qmriprep.recon.zsssl.ReconSettings`), so each setting is declared once.
+``scan_cnn``: :class:`~qmriprep.nn.scancnn.ScanCNNSettings`; ``recon.zsssl``:
+:class:`~qmriprep.recon.zsssl.ReconSettings`), so each setting is declared once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from . import estimators
 from .estimators.dess import DESSSettings
 from .estimators.multiecho import MultiEchoSettings
 from .nn.options import NetworkOptions
+from .nn.scancnn import ScanCNNSettings
 from .recon.pipeline import PRESETS
 from .recon.zsssl import ReconSettings
 
@@ -114,6 +116,7 @@ class Config:
     bssfp: BSSFP = field(default_factory=BSSFP)
     dess: DESSSettings = field(default_factory=DESSSettings)
     nn: NetworkOptions = field(default_factory=NetworkOptions)
+    scan_cnn: ScanCNNSettings = field(default_factory=ScanCNNSettings)
     recon: Recon = field(default_factory=Recon)
     nipype: Nipype = field(default_factory=Nipype)
     seeds: Seeds = field(default_factory=Seeds)

@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     _resources(parser.add_argument_group("Resources"))
     _estimation(parser.add_argument_group("Estimation"))
     _networks(parser.add_argument_group("In-silico networks (pc-bSSFP)"))
+    _scancnn(parser.add_argument_group("Scan-specific CNN (mese:scancnn, megre:scancnn)"))
     _kspace(parser.add_argument_group("Undersampled k-space (sourcedata/kspace/*.h5)"))
     g = parser.add_argument_group("Workflow")
     g.add_argument("--config-file", type=_path_exists, metavar="FILE", default=None,
@@ -179,6 +180,19 @@ def _networks(g) -> None:
                    help="where trained networks are cached (default: <work-dir>/networks)")
     g.add_argument("--retrain", dest="nn.retrain", action="store_true",
                    help="train the networks again even if shipped or cached weights match")
+
+
+def _scancnn(g) -> None:
+    from ..nn.scancnn import LOSSES
+
+    g.add_argument("--scancnn-loss", dest="scan_cnn.loss", choices=LOSSES,
+                   help="data term between acquired and synthesised echoes (default l1; see "
+                        "benchmarks/RESULTS.md for the comparison)")
+    g.add_argument("--scancnn-epochs", dest="scan_cnn.max_epochs", type=_positive, metavar="N",
+                   help="maximum training epochs on the scan (default 300; training stops earlier "
+                        "when the held-out echo error stops falling)")
+    g.add_argument("--scancnn-time-budget", dest="scan_cnn.time_budget_s", type=float, metavar="S",
+                   help="stop each scan's training after this many seconds (default: no limit)")
 
 
 def _kspace(g) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .names import LOGLINEAR, NLLS, VARPRO
+from .names import LOGLINEAR, NLLS, SCANCNN, VARPRO
 from .spec import Estimator, Output, register
 
 
@@ -38,6 +38,34 @@ def fit_loglinear(series, protocol, **kw):
     return _fit(LOGLINEAR, series, protocol, **kw)
 
 
+def fit_scancnn(series, protocol, *, b1=None, mask=None, drop_first_echo=False, fit_offset=False,
+                seed=0, device="cpu", **settings):
+    """Scan-specific unsupervised CNN (Gao et al. 2022) started from the VarPro maps of the scan;
+    ``settings``: the fields of :class:`~qmriprep.nn.scancnn.ScanCNNSettings`."""
+    import numpy as np
+
+    from ..fit.monoexp import fit_monoexp
+    from ..nn.scancnn import ScanCNNSettings, fit_scancnn as train_scancnn
+
+    if fit_offset:
+        raise ValueError(f"{SCANCNN} has no noise-floor offset: run it without --fit-offset")
+    series, te = np.asarray(series), np.asarray(protocol.echo_times, float)
+    if drop_first_echo:
+        series, te = series[..., 1:], te[1:]
+    init = fit_monoexp(series, te, method=VARPRO, mask=mask)
+    inside = init["m0"] > 0 if mask is None else mask & (init["m0"] > 0)
+    if not inside.any():
+        raise ValueError(f"{SCANCNN}: no voxel inside the mask has a positive signal")
+    maps, meta = train_scancnn(series, te, inside, init, ScanCNNSettings(**settings), seed=seed,
+                                 device=device)
+    resid = series - maps["m0"][..., None] * np.exp(-te / np.where(inside, maps["t2"], 1.0)[..., None])
+    rmse = np.where(inside, np.sqrt(np.mean(resid ** 2, axis=-1)), 0.0)
+    sigma = float(np.median(init["rmse"][inside]) * np.sqrt(te.size / max(te.size - 2, 1)))
+    return {**maps, "r2": np.where(inside, 1.0 / np.where(inside, maps["t2"], 1.0), 0.0), "rmse": rmse,
+            "meta": {**meta, "NoiseSigmaEstimate": sigma, "NoiseSigmaMethod":
+                     "median VarPro residual RMS x sqrt(n_echo / (n_echo - 2))"}}
+
+
 _HOW = {VARPRO: ("variable projection (M0 in closed form, 1-D search over R2)", ("golub1973",)),
         NLLS: ("non-linear least squares (vectorised Levenberg-Marquardt)", ("levenberg",)),
         LOGLINEAR: ("weighted log-linear least squares (weights S^2)", ())}
@@ -51,3 +79,11 @@ for _kind, _t, _r, _ref in (("MESE", "T2", "R2", "cpmg"), ("MEGRE", "T2*", "R2*"
             citations=(_ref, *_cites), core=f"{__name__}:fit_{_name}", settings="multiecho",
             outputs=(Output("t2", _tmap), Output("r2", _tmap.replace("T2", "R2")),
                      Output("m0", "M0map", desc=_t.replace("*", "star")), Output("rmse", f"{_tmap}RMSE"))))
+    register(Estimator(
+        kind=_kind, name=SCANCNN, stochastic=True, settings=("multiecho", "scan_cnn"),
+        algorithm=f"Scan-specific unsupervised CNN: M0 and {_t} maps from the echo images, trained on this "
+                  f"scan only with the loss between the acquired echoes and M0 exp(-TE/{_t}), started "
+                  "from the VarPro maps, stopped on held-out echo samples",
+        citations=(_ref, "gao2022"), core=f"{__name__}:fit_{SCANCNN}",
+        outputs=(Output("t2", _tmap), Output("r2", _tmap.replace("T2", "R2")),
+                 Output("m0", "M0map", desc=_t.replace("*", "star")), Output("rmse", f"{_tmap}RMSE"))))

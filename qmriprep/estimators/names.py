@@ -5,4 +5,6 @@ VARPRO, NLLS, LOGLINEAR, LINEAR = "varpro", "nlls", "loglinear", "linear"
 MIRACLE, SVNN, PINN = "miracle", "svnn", "pinn"
 COMPLEX = "complex"  #: suffix of the networks fed the real and imaginary parts
 QDESS = "qdess"
+SCANCNN = "scancnn"  #: scan-specific unsupervised CNN (seed 001)
 ZSSSL, CGSENSE, ZEROFILLED = "zsssl", "cgsense", "zerofilled"
+MATCHING, SUBSPACECNN = "matching", "subspacecnn"  #: MR fingerprinting

@@ -38,7 +38,9 @@ class Estimator:
     arrays holding every ``outputs`` field. Learned estimators name instead a ``trainer``
     interface (inputs ``protocol``, ``options``; outputs ``model_file``, ``provenance``) and a
     ``node`` interface applying the model. ``settings``: the :class:`~qmriprep.config.Config`
-    section (dotted path) passed to the trainer (learned) or as keyword arguments to ``core``.
+    section (dotted path), or a tuple of sections, passed to the trainer (learned) or as keyword
+    arguments to ``core``. ``stochastic``: ``core`` also takes the run's ``seed`` and ``device``.
+    A core may return a ``"meta"`` dict: sidecar fields known only at run time.
     """
 
     kind: str
@@ -50,9 +52,10 @@ class Estimator:
     node: Any = "qmriprep.interfaces.fit:FitMaps"
     trainer: Any = None
     options: dict = field(default_factory=dict)
-    settings: str | None = None
+    settings: str | tuple[str, ...] | None = None
     takes_b1: bool = False
     learned: bool = False
+    stochastic: bool = False
     default: bool = False
     choosable: bool = True
 

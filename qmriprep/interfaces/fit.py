@@ -3,7 +3,7 @@
 The core function is named by the estimator's registry declaration (``"module:function"``) and
 called as ``core(series, protocol, b1=..., mask=..., **options)`` with the protocol rebuilt in SI
 units; the interface's outputs are the declared map fields (set per node, like Nipype's
-``Function`` interface).
+``Function`` interface) and ``meta``, the sidecar fields the core returned under ``"meta"``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class FitMaps(SimpleInterface):
         base = super()._outputs()
         for name in self._fields:
             base.add_trait(name, File())
+        base.add_trait("meta", traits.Dict())
         return base
 
     def _run_interface(self, runtime):
@@ -54,6 +55,7 @@ class FitMaps(SimpleInterface):
                                         mask=optional_mask(self.inputs.mask_file), **options)
         for key in self._fields:
             self._results[key] = save_like(res[key], ref, os.path.join(runtime.cwd, f"{key}.nii.gz"))
+        self._results["meta"] = dict(res.get("meta", {}))
         return runtime
 
 

@@ -45,21 +45,24 @@ def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: 
             outputs.append((fit, out.field, MapSpec(
                 f"{out.field}_{name}", out.suffix, desc=f"{name}{out.desc}", datatype=out.datatype,
                 meta=map_meta(out.suffix, est, inputs.sources, **inputs.meta),
-                runtime_meta="meta" if est.learned else None)))
+                runtime_meta="meta")))
     return outputs
 
 
 def fit_node(workflow, est, protocol, config):
     """The node computing ``est``'s maps (learned: with the node getting its trained model)."""
-    settings = config.section(est.settings)
-    options = {**est.options, **(asdict(settings) if settings is not None else {})}
+    sections = (est.settings,) if isinstance(est.settings, str) else est.settings or ()
+    options = dict(est.options)
+    for path in sections:
+        options.update(asdict(config.section(path)))
     proto = {"protocol": asdict(protocol),
              "protocol_type": f"{type(protocol).__module__}:{type(protocol).__qualname__}"}
     node = estimators.resolve(est.node)
-    if not est.learned:
-        return pe.Node(node(outputs=[o.field for o in est.outputs], core=est.core, options=options,
-                            **proto), name=f"fit_{est.name}")
     run = {"seed": config.seeds.random_seed, "device": config.workflow.device}
+    if not est.learned:
+        return pe.Node(node(outputs=[o.field for o in est.outputs], core=est.core,
+                            options={**options, **(run if est.stochastic else {})}, **proto),
+                       name=f"fit_{est.name}")
     train = pe.Node(estimators.resolve(est.trainer)(options={**options, **run}, **proto),
                     name=f"train_{est.name}")
     fit = pe.Node(node(**proto), name=f"fit_{est.name}")
