@@ -75,21 +75,26 @@ def test_different_grids_within_a_collection(tmp_path):
     check_fails(mese(tmp_path, files), "sub-01_echo-3_MESE.nii.gz: has a different affine")
 
 
-def test_nan_inf_and_all_zero(tmp_path):
+def test_nan_inf_masked_or_refused_and_all_zero(tmp_path):
     files = echoes(tmp_path)
-    data = np.ones((4, 4, 3))
+    data = np.arange(48.0).reshape(4, 4, 3) + 1
     data[1, 2, 0] = np.nan
     write_nifti(files[1], data)
-    check_fails(mese(tmp_path, files), r"sub-01_echo-2_MESE.nii.gz: has 1 NaN or infinite voxel$")
+    assert check_collection_data(mese(tmp_path, files)) == {files[1]: 1}  # a few: masked
+    data[:3] = np.nan  # 36 of 48 voxels: most of the image
+    write_nifti(files[1], data)
+    check_fails(mese(tmp_path, files), r"sub-01_echo-2_MESE.nii.gz: has 36 NaN or infinite voxels of 48")
     write_nifti(files[1], np.zeros((4, 4, 3)))
     check_fails(mese(tmp_path, files), r"sub-01_echo-2_MESE.nii.gz: is all zeros$")
-    data4 = np.ones((4, 4, 3, 3))
+    write_nifti(files[1], np.full((4, 4, 3), 100.0))
+    check_fails(mese(tmp_path, files), r"sub-01_echo-2_MESE.nii.gz: has the same value \(100\) in every voxel")
+    data4 = np.ones((4, 4, 3, 3)) * np.arange(1, 49).reshape(4, 4, 3, 1)
     data4[..., 1] = 0
     single = write_nifti(tmp_path / "sub-01/anat/sub-01_MESE.nii.gz", data4)
     check_fails(mese(tmp_path, [single]), "is all zeros in volume 2")
     data4[..., 1] = np.inf
     write_nifti(single, data4)
-    check_fails(mese(tmp_path, [single]), "has 48 NaN or infinite voxels in volume 2")
+    check_fails(mese(tmp_path, [single]), "has 48 NaN or infinite voxels of 48 in volume 2")
 
 
 def test_phase_images_are_checked_but_may_be_zero(tmp_path):

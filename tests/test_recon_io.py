@@ -154,3 +154,34 @@ def test_npy_arrays(tmp_path):
     with pytest.raises(InputError, match="missing coil dimension") as err:
         load_kspace_array(tmp_path / "flat.npy")
     assert "flat.npy" in str(err.value)
+
+
+@pytest.mark.parametrize("layout", ["3d", "2d"])
+def test_no_geometry_falls_back_to_an_axis_aligned_affine(tmp_path, layout):
+    """Acquisitions without read/phase/slice directions (simulated, converted files): an
+    axis-aligned affine of the encoded voxel size, recorded as GeometryFallback, not a crash."""
+    k = _kspace((2, 10, 12, 8))
+    mask = np.ones((12, 8), bool) if layout == "3d" else np.ones(12, bool)
+    path = write_kspace(tmp_path / "a.h5", k, mask=mask, affine=AFFINE, layout=layout, metadata=META)
+    with h5py.File(path, "r+") as f:
+        acqs = f["dataset/data"][:]
+        for key in ("read_dir", "phase_dir", "slice_dir", "position"):
+            acqs["head"][key] = 0
+        f["dataset/data"][:] = acqs
+    scan = read_kspace(path)
+    np.testing.assert_allclose(np.abs(np.diag(scan.affine)[:3]), [3.0, 1.5, 2.0])
+    assert np.count_nonzero(scan.affine[:3, :3]) == 3 and abs(np.linalg.det(scan.affine)) > 0
+    assert "no geometry" in scan.metadata["GeometryFallback"]
+
+
+def test_header_value_that_is_not_a_number(tmp_path):
+    path = write_kspace(tmp_path / "a.h5", _kspace((2, 10, 12, 8)), mask=np.ones((12, 8), bool),
+                        affine=AFFINE, layout="3d", metadata=META)
+    with h5py.File(path, "r+") as f:
+        xml = f["dataset/xml"][0].decode().replace("<TE>6.0</TE>", "<TE>abc</TE>")
+        assert "abc" in xml
+        del f["dataset/xml"]
+        f["dataset"].create_dataset("xml", data=[xml.encode()], dtype=h5py.special_dtype(vlen=bytes))
+    for reader in (header_metadata, read_kspace):
+        with pytest.raises(InputError, match=r"a.h5: ISMRMRD XML header: sequenceParametersType.TE abc is not a valid float"):
+            reader(path)

@@ -109,3 +109,19 @@ def test_settings_and_cli():
         check_settings({"contrasts": ["MEGRE"]}, None)
     args = build_parser().parse_args(["out", "--kspace", "MESE,VFA", "--acceleration", "12"])
     assert args.kspace == "MESE,VFA" and args.acceleration == 12
+
+
+def test_thin_slabs_and_fewer_kspace_echoes_give_datasets_qmriprep_accepts(tmp_path):
+    """``--kspace MESE`` (8 k-space echoes) wrote 16 image echoes, and a 4-slice 3-D slab had no
+    calibration block qmriprep accepts: both datasets were refused (issue 15)."""
+    from qmriprep.cli.run import main
+    from qmriprep.recon.coils import MIN_CALIB, calibration_region
+
+    ds = write_dataset(tmp_path / "ds", DatasetSpec(downsample=8, n_slices=4, modalities=("MESE", "VFA"),
+                                                    kspace={"contrasts": ("MESE", "VFA")}))
+    assert len(list((ds / "sub-01" / "anat").glob("*_MESE.nii.gz"))) == 8
+    scan = read_kspace(ds / "sourcedata" / "kspace" / "sub-01" / "anat" / "sub-01_flip-1_VFA.h5")
+    assert calibration_region(scan.mask) == (MIN_CALIB, 4)  # the whole 4-partition axis
+    assert scan.mask.sum() == MIN_CALIB * 4  # R = 8 leaves fewer points than the block: R ~ 4
+    assert main([str(ds), str(tmp_path / "out"), "participant", "-w", str(tmp_path / "w"),
+                 "--boilerplate-only", "--skip-bids-validation"]) == 0

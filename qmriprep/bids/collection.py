@@ -47,6 +47,15 @@ class Collection:
     phase_files: tuple[Path, ...] = ()
     root: Path | None = None
     sidecars: tuple[Sidecar, ...] = field(default=(), repr=False)
+    #: files with a few NaN/inf voxels -> their number (set by the data checks) and the copies
+    #: the workflow reads instead, those voxels set to 0 in every file (set before the run)
+    nonfinite: dict = field(default_factory=dict, repr=False)
+    masked_copies: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def input_files(self) -> tuple[Path, ...]:
+        """What the workflow reads: ``files``, or their masked copies."""
+        return tuple(Path(self.masked_copies.get(Path(f), f)) for f in self.files)
 
     @property
     def name(self) -> str:

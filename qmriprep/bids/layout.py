@@ -44,11 +44,14 @@ def load_layout(bids_dir: str | Path, *, validate: bool = False, database_dir: s
     try:
         return BIDSLayout(str(root), validate=validate,
                           database_path=None if database_dir is None else str(database_dir))
-    except OSError as exc:  # pybids reports unreadable JSON this way while indexing
+    except Exception as exc:  # noqa: BLE001 (pybids fails on a bad sidecar in many ways)
         bad = re.search(r"filename='([^']+)'", str(exc))
         if bad:
             read_json(Path(bad.group(1)), root)  # raises the precise InputError
-        raise InputError(root, f"cannot be indexed ({exc})") from exc
+        for path in sorted(root.rglob("*.json")):  # a JSON array, a symlink loop, ...
+            if not {"derivatives", "sourcedata"} & set(path.relative_to(root).parts):
+                read_json(path, root)
+        raise InputError(root, f"cannot be indexed ({type(exc).__name__}: {exc})") from exc
 
 
 def list_subjects(layout, participant_label: str | list[str] | None = None) -> list[str]:
@@ -59,7 +62,7 @@ def list_subjects(layout, participant_label: str | list[str] | None = None) -> l
     if not participant_label:
         if not available:
             raise InputError(root, "has no sub-<label> folders")
-        return available
+        return [check_label(lb, "sub", root / f"sub-{lb}") for lb in available]
     labels = [participant_label] if isinstance(participant_label, str) else list(participant_label)
     labels = list(dict.fromkeys(strip_prefix(lb, "sub-") for lb in labels))
     missing = [lb for lb in labels if lb not in available]
@@ -67,7 +70,19 @@ def list_subjects(layout, participant_label: str | list[str] | None = None) -> l
         which = ", ".join(f"'{lb}'" for lb in missing)
         raise InputError(None, f"participant{'s' if len(missing) > 1 else ''} {which} not found "
                          f"in {root}; available: {', '.join(available) or 'none'}")
-    return labels
+    return [check_label(lb, "sub", root / f"sub-{lb}") for lb in labels]
+
+
+_LABEL = re.compile(r"[A-Za-z0-9]+")
+
+
+def check_label(label: str, key: str, path) -> str:
+    """``label`` if it is a BIDS label (ASCII letters and digits only), else an InputError
+    naming ``path``: other characters change or vanish in output names (two could merge)."""
+    if not _LABEL.fullmatch(str(label)):
+        raise InputError(path, f"the {key}- label {label!r} is not a BIDS label (ASCII letters and "
+                         "digits only); rename the file or folder")
+    return label
 
 
 def check_filters(bids_filters: dict | None) -> dict[str, dict]:

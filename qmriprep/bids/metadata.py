@@ -71,6 +71,8 @@ MAX_GRE_TR = 1.0
 MAX_TR = 100.0
 #: largest flip angle (deg)
 MAX_FLIP = 180.0
+#: smallest plausible flip angle of one excitation (deg); below: radians written as degrees
+MIN_FLIP = 1.0
 #: relative tolerance for "the second DAM angle is twice the first"
 DAM_TOLERANCE = 0.02
 #: TB1map ``Units`` read as percent (scale 0.01) and as a fraction (scale 1)
@@ -127,8 +129,17 @@ def _series(scs: Sequence[Sidecar], key: str, kind: str, *, maximum: float | Non
 
 
 def _flip(sc: Sidecar, kind: str) -> float:
-    """A flip angle in degrees, checked to lie in (0, 180], returned in radians."""
-    return math.radians(_number(sc, "FlipAngle", kind, maximum=MAX_FLIP, unit="deg"))
+    """A flip angle in degrees, checked to lie in [1, 180], returned in radians."""
+    value = _number(sc, "FlipAngle", kind, maximum=MAX_FLIP, unit="deg")
+    _not_radians(value, sc)
+    return math.radians(value)
+
+
+def _not_radians(value: float, sc: Sidecar) -> None:
+    """No excitation is below 1 deg: such a FlipAngle is radians written as degrees."""
+    if value < MIN_FLIP:
+        raise InputError(sc.where("FlipAngle"), f"FlipAngle = {value:g} looks like radians "
+                         f"(BIDS wants degrees; {value:g} rad = {math.degrees(value):.3g} deg)")
 
 
 def _no_duplicates(pairs: list[tuple[float, Sidecar]], key: str) -> None:
@@ -169,6 +180,8 @@ def _tr(scs: Sequence[Sidecar], kind: str, *, required: bool = True,
 def _common_flip(scs: Sequence[Sidecar], kind: str, *, required: bool = True) -> float | None:
     """The shared flip angle in radians (degrees in the sidecar)."""
     fa = _common(scs, ("FlipAngle",), kind, required=required, maximum=MAX_FLIP, unit="deg")
+    if fa is not None:
+        _not_radians(fa, next(sc for sc in scs if sc.values.get("FlipAngle") is not None))
     return None if fa is None else math.radians(fa)
 
 
@@ -203,6 +216,8 @@ def multiecho_protocol(scs: Sequence[Sidecar], kind: str = "MESE") -> MultiEchoP
 def vfa_protocol(scs: Sequence[Sidecar]) -> VFAProtocol:
     """Flip angles (rad) and the shared TR (RepetitionTimeExcitation, else RepetitionTime)."""
     pairs = _series(scs, "FlipAngle", "VFA", maximum=MAX_FLIP, unit="deg")
+    for value, sc in pairs:
+        _not_radians(value, sc)
     if len(pairs) < 2:
         raise InputError(scs[0].name, "VFA needs at least 2 flip angles; found 1")
     _no_duplicates(pairs, "FlipAngle")

@@ -46,9 +46,15 @@ def relpath(path: str | Path, root: Path | None) -> str:
     return str(path)
 
 
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+               type(None): "null"}
+
+
 def read_json(path: Path, root: Path | None = None) -> dict:
     """A JSON object from ``path``; an InputError naming the file otherwise."""
     name = relpath(path, root)
+    if Path(path).is_symlink() and not Path(path).exists():
+        raise InputError(name, "is a broken or self-referencing symbolic link")
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError) as exc:
@@ -56,7 +62,8 @@ def read_json(path: Path, root: Path | None = None) -> dict:
     except json.JSONDecodeError as exc:
         raise InputError(name, f"is not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
-        raise InputError(name, "is not a JSON object")
+        raise InputError(name, f"is not a JSON object (found a JSON {_JSON_TYPES.get(type(data), 'value')}); "
+                         "a sidecar holds key-value pairs: {\"EchoTime\": 0.01, ...}")
     return data
 
 

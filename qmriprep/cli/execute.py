@@ -4,54 +4,52 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from importlib import resources
 from pathlib import Path
 
 from ..errors import EXIT_PROCESSING
 from ..utils.files import atomic_write_text
+from ..utils.images import finite_copies
 from ..workflows.base import log_dir
 
 LOGGER = logging.getLogger("qmriprep")
 
 
 def run_workflow(config, plans) -> int:
-    """Run all subjects; publish those that finished; returns the exit code."""
-    from nipype import config as ncfg
-    from nipype import logging as nlogging
+    """Run all subjects; publish those that finished; returns the exit code.
 
-    from ..workflows.base import init_qmriprep_wf
+    Each subject is locked for the run (a second run on it is refused), staged, and published
+    whole by directory renames (:mod:`.outputs`); SIGTERM/SIGINT stop the run with exit 1.
+    """
+    from .outputs import SubjectLocks, open_staging
+    from .processes import Interrupted, interruptible, stop_workers
 
-    ex, ny = config.execution, config.nipype
+    ex = config.execution
     output_dir = Path(ex.output_dir)
-    staging = output_dir / f".qmriprep-staging-{ex.run_uuid}"
-    # before the graph is built: nodes copy the configuration when they are created
-    ncfg.update_config({
-        "execution": {"crashfile_format": "txt", "stop_on_first_crash": ex.stop_on_first_crash,
-                      "remove_unnecessary_outputs": False, "hash_method": "content",
-                      "parameterize_dirs": False},
-        "logging": {"workflow_level": "INFO" if ex.log_level < 25 else "WARNING",
-                    "interface_level": "INFO" if ex.log_level < 20 else "WARNING"},
-    })
-    nlogging.update_logging(ncfg)
-    workflow = init_qmriprep_wf(plans=plans, config=config, staging_dir=str(staging))
-    workflow.base_dir = ex.work_dir
-    for subject in plans:
-        logs = log_dir(config, subject)
-        logs.mkdir(parents=True, exist_ok=True)
-        config.to_toml(logs / "qmriprep.toml")
-    write_boilerplate(config, plans, workflow)
-    plugin_args = {"status_callback": _progress}
-    plugin = "Linear"
-    if ny.nprocs > 1:
-        plugin, plugin_args = "MultiProc", {**plugin_args, "n_procs": ny.nprocs,
-                                            "raise_insufficient": False}
-        if ny.mem_gb:
-            plugin_args["memory_gb"] = ny.mem_gb
+    with SubjectLocks(output_dir, plans, ex.run_uuid), interruptible():
+        staging, lock = open_staging(output_dir, ex.run_uuid)
+        try:
+            return _run_and_publish(config, plans, staging)
+        except Interrupted as sig:
+            stop_workers()
+            LOGGER.error("stopped by %s: subjects not yet published were not written (their "
+                         "crash files and settings are in sub-<label>/log/%s)", sig, ex.run_uuid)
+            return EXIT_PROCESSING
+        finally:
+            os.close(lock)
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _run_and_publish(config, plans, staging: Path) -> int:
+    ex = config.execution
+    output_dir = Path(ex.output_dir)
+    workflow = _build(config, plans, staging)
     LOGGER.log(25, "running %d subject(s) in %s (work dir %s)", len(plans), output_dir, ex.work_dir)
     failed = False
     try:
-        workflow.run(plugin=plugin, plugin_args=plugin_args)
+        workflow.run(**_plugin(config.nipype))
     except Exception as err:  # noqa: BLE001 (nipype raises RuntimeError for failed nodes)
         failed = True
         LOGGER.error("processing failed: %s", str(err).splitlines()[0] if str(err) else type(err).__name__)
@@ -64,15 +62,60 @@ def run_workflow(config, plans) -> int:
                          log_dir(config, subject))
             code = EXIT_PROCESSING
         else:
-            _publish(staging, output_dir, subject)
+            _publish(staging, output_dir, subject, config, plans[subject])
             LOGGER.log(25, "sub-%s: derivatives written to %s", subject, output_dir / f"sub-{subject}")
         report = _report(config, subject, plans[subject], errors)
         LOGGER.log(25, "sub-%s: report at %s", subject, report)
     if failed and code == 0:
         code = EXIT_PROCESSING
-    shutil.rmtree(staging, ignore_errors=True)
     _write_dataset_description(output_dir, ex)
     return code
+
+
+def _build(config, plans, staging: Path):
+    """The Nipype graph (nipype configured first), with settings saved per subject."""
+    from nipype import config as ncfg
+    from nipype import logging as nlogging
+
+    from ..workflows.base import init_qmriprep_wf
+
+    ex = config.execution
+    # before the graph is built: nodes copy the configuration when they are created
+    ncfg.update_config({
+        "execution": {"crashfile_format": "txt", "stop_on_first_crash": ex.stop_on_first_crash,
+                      "remove_unnecessary_outputs": False, "hash_method": "content",
+                      "parameterize_dirs": False},
+        "logging": {"workflow_level": "INFO" if ex.log_level < 25 else "WARNING",
+                    "interface_level": "INFO" if ex.log_level < 20 else "WARNING"},
+    })
+    nlogging.update_logging(ncfg)
+    for plan in plans.values():  # a few NaN voxels: the nodes read copies with them masked
+        for item in plan.processed():
+            col = item.collection
+            if col.nonfinite:
+                col.masked_copies = finite_copies(col.files, Path(ex.work_dir) / "inputs" / ex.run_uuid / col.name)
+    workflow = init_qmriprep_wf(plans=plans, config=config, staging_dir=str(staging))
+    workflow.base_dir = ex.work_dir
+    for subject in plans:
+        logs = log_dir(config, subject)
+        logs.mkdir(parents=True, exist_ok=True)
+        config.to_toml(logs / "qmriprep.toml")
+    write_boilerplate(config, plans, workflow)
+    return workflow
+
+
+def _plugin(ny) -> dict:
+    """``workflow.run`` arguments: Linear for one process, else MultiProc whose workers die
+    with this process."""
+    from .processes import multiproc_plugin
+
+    plugin_args = {"status_callback": _progress}
+    if ny.nprocs <= 1:
+        return {"plugin": "Linear", "plugin_args": plugin_args}
+    plugin_args.update(n_procs=ny.nprocs, raise_insufficient=False)
+    if ny.mem_gb:
+        plugin_args["memory_gb"] = ny.mem_gb
+    return {"plugin": multiproc_plugin(plugin_args)}
 
 
 def _progress(node, status) -> None:
@@ -85,13 +128,13 @@ def _progress(node, status) -> None:
                    "started" if status == "start" else "done")
 
 
-def _publish(staging: Path, output_dir: Path, subject: str) -> None:
-    """Move one subject's staged derivatives into the output folder (atomic renames)."""
-    src_root = staging / f"sub-{subject}"
-    for src in sorted(p for p in src_root.rglob("*") if p.is_file()):
-        dest = output_dir / src.relative_to(staging)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        src.replace(dest)
+def _publish(staging: Path, output_dir: Path, subject: str, config, plan) -> None:
+    """Replace the subject's published folder by the staged one (:func:`.outputs.publish_subject`)."""
+    from .outputs import publish_subject
+
+    sessions = config.execution.session_label or None
+    publish_subject(staging, output_dir, subject, run_uuid=config.execution.run_uuid,
+                    sessions=sessions and plan.sessions)
 
 
 def write_boilerplate(config, plans, workflow=None) -> Path:

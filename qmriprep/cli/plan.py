@@ -29,9 +29,34 @@ def plan_subjects(layout, subjects, config) -> dict:
         for item in plan.collections:
             col = item.collection
             if item.processed:
-                check_collection_data(col)
+                _check_labels(col)
+                _note_nonfinite(col, check_collection_data(col))
                 if item.b1 is not None and item.b1.map is not None and col.kind != "kspace":
                     check_b1_overlap(item.b1.map.files[0], col.files[0], b1_name=item.b1.map.relpaths()[0])
             LOGGER.log(25, "sub-%s | %s", subject, item.describe().replace("\n", "\n    "))
         plans[subject] = plan
     return plans
+
+
+def _check_labels(col) -> None:
+    """Every entity of the collection's files is a BIDS label (derivative names are built from them)."""
+    from ..bids.layout import check_label
+    from ..bids.names import parse_name
+    from ..bids.sidecars import relpath
+
+    for path in (*col.files, *col.phase_files):
+        for key, value in parse_name(path).entities.items():
+            check_label(value, key, relpath(path, col.root))
+
+
+def _note_nonfinite(col, nonfinite: dict) -> None:
+    """A few NaN/inf voxels: warn, say so in the collection's reason (the report), mask them."""
+    from ..bids.sidecars import relpath
+
+    if not nonfinite:
+        return
+    col.nonfinite = dict(nonfinite)
+    what = ", ".join(f"{n} in {relpath(p, col.root)}" for p, n in nonfinite.items())
+    LOGGER.warning("sub-%s | %s: NaN or infinite voxels (%s) are set to 0 in every image of the "
+                   "collection (masked)", col.subject, col.name, what)
+    col.reason += f"; NaN/inf voxels ({what}) set to 0 and masked"

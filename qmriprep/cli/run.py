@@ -13,13 +13,14 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import EXIT_INPUT, InputError
+from ..errors import EXIT_INPUT, EXIT_PROCESSING, InputError
 
 LOGGER = logging.getLogger("qmriprep")
 
 
 def main(argv=None) -> int:
-    """Run qmriprep; returns the exit code (0 success, 65 bad input, 1 processing failure)."""
+    """Run qmriprep; returns the exit code (0 success, 65 bad input or a subject another run is
+    processing, 1 processing failure or interruption, 2 bad command line)."""
     from .parser import build_parser
 
     opts = build_parser().parse_args(argv)
@@ -37,6 +38,22 @@ def main(argv=None) -> int:
     except InputError as err:
         LOGGER.error("%s", err)
         return EXIT_INPUT
+    except KeyboardInterrupt:
+        LOGGER.error("interrupted; nothing of this run was published")
+        return EXIT_PROCESSING
+    except Exception as err:  # noqa: BLE001 (one line for users; the traceback with -v)
+        _unexpected(err, opts.verbose_count)
+        return EXIT_PROCESSING
+
+
+def _unexpected(err: Exception, verbose: int) -> None:
+    """Log an error qmriprep did not foresee in one line (with its traceback under ``-v``)."""
+    if isinstance(err, OSError) and err.strerror:
+        what = f"{err.filename}: {err.strerror}" if err.filename else err.strerror
+    else:
+        what = (str(err).splitlines() or [""])[0]
+    LOGGER.error("%s (%s)%s", what, type(err).__name__, "" if verbose else "; run with -v for details",
+                 exc_info=bool(verbose))
 
 
 def _setup_logging(verbose: int) -> None:
@@ -67,12 +84,14 @@ def _build_config(opts):
     """
     from .. import __version__
     from ..config import Config
+    from .outputs import check_folder
 
     config = Config.from_toml(opts.config_file) if opts.config_file else Config()
     ex, ny = config.execution, config.nipype
     bids_dir, output_dir = Path(opts.bids_dir).absolute(), Path(opts.output_dir).absolute()
     if output_dir == bids_dir or bids_dir in output_dir.parents:
         raise InputError(output_dir, "the output folder must not be the input BIDS folder or inside it")
+    check_folder(output_dir)
     given = {k: v for k, v in vars(opts).items() if "." in k}
     if "recon.preset" in given:
         config.recon.apply_preset(given.pop("recon.preset"))
@@ -81,6 +100,7 @@ def _build_config(opts):
     for kind, methods in getattr(opts, "estimators", []):
         config.workflow.estimators[kind] = methods
     ex.bids_dir, ex.output_dir = str(bids_dir), str(output_dir)
+    check_folder(ex.work_dir, "work folder")
     config.nn.cache_dir = config.nn.cache_dir or str(Path(ex.work_dir) / "networks")
     ex.version, ex.run_uuid = __version__, _run_uuid()  # a repeated run gets its own log folder
     ex.log_level = 25 - 5 * opts.verbose_count if opts.verbose_count < 2 else logging.DEBUG

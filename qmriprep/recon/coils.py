@@ -69,7 +69,8 @@ def calibration_region(mask, min_size: int = MIN_CALIB, *, path=None) -> tuple[i
 
     ``mask``: ``(..., H, W)``, the intersection over the leading dims is used. A block of
     height ``a`` covers rows ``H//2 - a//2 .. H//2 - a//2 + a - 1`` (the centred FFT's DC at
-    ``H//2``). Raises :class:`InputError` (naming ``path``) when ``min(cH, cW) < min_size``.
+    ``H//2``). Raises :class:`InputError` (naming ``path``) when a side is below ``min_size``
+    and shorter than its axis (a thin 3-D slab of 4 partitions, all sampled, is calibrated).
     """
     m = np.asarray(mask).astype(bool)
     m = m.reshape((-1,) + m.shape[-2:]).all(0)
@@ -83,7 +84,7 @@ def calibration_region(mask, min_size: int = MIN_CALIB, *, path=None) -> tuple[i
             break
         if a * b > best[0] * best[1]:
             best = (a, b)
-    if min(best) < min_size:
+    if any(side < min(min_size, n) for side, n in zip(best, (h, w))):  # a whole axis will do
         raise InputError(path, "no fully sampled calibration region at the k-space centre "
                                f"(largest centred block {best[0]}x{best[1]}, need >= "
                                f"{min_size}x{min_size}); ESPIRiT needs one")

@@ -13,7 +13,9 @@ phase-encode points the file holds. Layouts:
 Geometry: ``read_dir``, ``phase_dir``, ``slice_dir`` are the unit columns of the NIfTI affine
 (image axes X, Y, Z) in ISMRMRD's patient LPS frame (``diag(-1, -1, 1)`` times RAS); ``position``
 is the centre of the field of view (voxel index ``(n - 1)/2``; 2-D: of each slice, whose
-positions give the slice spacing); ``fieldOfView_mm`` is matrix times voxel size (2-D: the slice
+positions give the slice spacing); without directions (all zero, as in many simulated and
+converted files) the affine is axis-aligned (:data:`NO_GEOMETRY`, in the metadata as
+``GeometryFallback``); ``fieldOfView_mm`` is matrix times voxel size (2-D: the slice
 thickness). Positions and directions are float32 in the file, as NIfTI's sform, so an affine of
 float32 values reads back exactly. Readout oversampling (``encodedSpace.x > reconSpace.x``) is
 removed by cropping the centre of the readout after the inverse FFT.
@@ -25,6 +27,8 @@ readout: the centred unitary FFT of :mod:`.fft`.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import warnings
 from pathlib import Path
 
 import h5py
@@ -39,6 +43,10 @@ from .fft import centred_fft
 from .ismrmrd_header import header_to_metadata, metadata_to_header
 
 LAYOUTS = ("2d", "3d")
+LOGGER = logging.getLogger("qmriprep")
+#: recorded (sidecars, log) when the acquisitions carry no read/phase/slice directions
+NO_GEOMETRY = ("the acquisition headers carry no geometry (read/phase/slice directions are zero): "
+               "axis-aligned affine from the encoded field of view, centred on the first position")
 _LPS = np.diag([-1.0, -1.0, 1.0])
 #: acquisitions that are not image data (skipped on reading)
 _NOT_IMAGING = (C.ACQ_IS_NOISE_MEASUREMENT, C.ACQ_IS_NAVIGATION_DATA, C.ACQ_IS_PHASECORR_DATA,
@@ -174,9 +182,16 @@ def _open_header(f, path):
     grp = f[names[0]]
     xml = grp["xml"][0]
     try:
-        return grp, xsd.CreateFromDocument(xml if isinstance(xml, bytes) else str(xml).encode())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            hdr = xsd.CreateFromDocument(xml if isinstance(xml, bytes) else str(xml).encode())
     except Exception as err:  # xsdata raises several parser errors
         raise InputError(path, f"unreadable ISMRMRD XML header ({err})") from None
+    for w in caught:  # xsdata keeps a value it cannot convert as text, with a warning
+        if "convert" in str(w.message):
+            what = " ".join(str(w.message).replace("Failed to convert value for", "").split())
+            raise InputError(path, f"ISMRMRD XML header: {what.replace('`', '')}")
+    return grp, hdr
 
 
 def _check_hdf5(path):
@@ -193,7 +208,14 @@ def header_metadata(path) -> dict:
     path = _check_hdf5(path)
     with h5py.File(path, "r") as f:
         _, hdr = _open_header(f, path)
-    return header_to_metadata(hdr)
+    return _header_metadata(path, hdr)
+
+
+def _header_metadata(path, hdr) -> dict:
+    try:
+        return header_to_metadata(hdr)
+    except (TypeError, ValueError, AttributeError) as err:
+        raise InputError(path, f"ISMRMRD XML header: a value is missing or not a number ({err})") from None
 
 
 def read_kspace(path) -> KspaceScan:
@@ -238,8 +260,10 @@ def read_kspace(path) -> KspaceScan:
     hybrid = centred_fft(grid, (1,), inverse=True)
     if rx < nx:  # readout oversampling
         hybrid = hybrid[:, nx // 2 - rx // 2: nx // 2 - rx // 2 + rx]
-    affine = _affine(path, hdr, head, layout, iz, nz, rx)
-    meta = {**header_to_metadata(hdr), "ParallelReductionFactorInPlane": round(float(acquired.size / acquired.sum()), 4)}
+    affine, fallback = _affine(path, hdr, head, layout, iz, nz, rx)
+    meta = {**_header_metadata(path, hdr), "ParallelReductionFactorInPlane": round(float(acquired.size / acquired.sum()), 4)}
+    if fallback:
+        meta["GeometryFallback"] = NO_GEOMETRY
     if layout == "3d":
         ksp = hybrid.transpose(1, 0, 2, 3)  # (X, N, Y, Z)
         mask = acquired[None].astype(np.float32)
@@ -299,6 +323,10 @@ def _affine(path, hdr, head, layout, iz, nz, rx):
     ms = hdr.encoding[0].reconSpace.matrixSize
     dirs = np.stack([head["read_dir"][0], head["phase_dir"][0], head["slice_dir"][0]], 1)
     dirs = _LPS @ dirs.astype(float)
+    fallback = abs(np.linalg.det(dirs)) < 0.5  # zero or degenerate directions: no geometry
+    if fallback:
+        dirs = np.eye(3)
+        LOGGER.warning("%s: %s", path, NO_GEOMETRY)
     m = np.zeros((3, 3))
     m[:, 0] = dirs[:, 0] * fov.x / ms.x
     m[:, 1] = dirs[:, 1] * fov.y / ms.y
@@ -315,10 +343,12 @@ def _affine(path, hdr, head, layout, iz, nz, rx):
             raise InputError(path, f"slice {int(missing[0])} has no acquisitions (its position "
                                    "is unknown)")
         m[:, 2] = (first[-1] - first[0]) / (nz - 1) if nz > 1 else dirs[:, 2] * fov.z
+        if fallback or np.linalg.norm(m[:, 2]) < 1e-6:  # slices at one position: the thickness
+            m[:, 2] = dirs[:, 2] * fov.z
         origin = first[0] - m[:, :2] @ centre[:2]
     affine = np.eye(4)
     affine[:3, :3], affine[:3, 3] = m, origin
-    return affine
+    return affine, fallback
 
 
 def load_kspace_array(source, *, path=None) -> tuple[np.ndarray, np.ndarray]:

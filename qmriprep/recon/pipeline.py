@@ -125,6 +125,8 @@ def reconstruct(col: KspaceCollection, maps: np.ndarray, method: str, *, setting
     t0 = time.perf_counter()
     info = {"ReconstructionMethod": method, "Acceleration": [round(a, 3) for a in col.acceleration],
             "CoilSensitivities": coil_description(col), "NumberOfCoils": int(col.y.shape[2])}
+    if col.scans[0].metadata.get("GeometryFallback"):  # recorded in the sidecars
+        info["GeometryFallback"] = col.scans[0].metadata["GeometryFallback"]
     if method in (ZEROFILLED, CGSENSE):
         y, s, m = (torch.from_numpy(np.ascontiguousarray(a)) for a in (col.y, maps, col.mask))
         with torch.no_grad():

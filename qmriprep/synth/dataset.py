@@ -156,6 +156,8 @@ def _write_session(root, full: Phantom, spec: DatasetSpec, sub, ses):
                     record["motion"][f"{prefix}_flip-{k}_VFA"] = meta.pop("_motion")
         else:
             vols = volumes(mod, grid)
+        if mod == "MESE" and spec.kspace and "MESE" in spec.kspace["contrasts"]:
+            vols = vols[:spec.kspace["mese_echoes"]]  # the image series the k-space files have
         snr, ref = spec.snr, grid.noise_reference()
         sigma = None if snr is None else float(np.mean(vols[0][2][ref]) / snr)
         for entity, meta, clean in vols:

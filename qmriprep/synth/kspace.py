@@ -22,7 +22,11 @@ DESS ``"poisson"`` over ``(Y, Z)``, a different pattern per flip angle (separate
 same for both DESS echoes (one scan). Calibration ``min(calib, min(phase-encode sizes) // 2)``
 (24 for 48 lines or more), which the mask helper shrinks to half of the acquired points at high
 acceleration (e.g. 3 lines for 48 lines at R = 8: too small for ESPIRiT, see
-:mod:`qmriprep.recon.coils`).
+:mod:`qmriprep.recon.coils`). At least ``MIN_CALIB`` central lines (2-D) and, for a 3-D slab
+thinner than ``2 MIN_CALIB`` partitions, a centred block of ``MIN_CALIB`` lines (or the whole
+axis) are always acquired, so qmriprep accepts the calibration (the sidecar's acceleration is
+then below the requested one). The MESE
+images of a dataset with MESE k-space have its ``mese_echoes`` echoes (the same series).
 
 Files (``<p>`` = ``sub-<l>[_ses-<l>]``, mirroring ``anat``):
 
@@ -49,6 +53,7 @@ import numpy as np
 
 from ..bids.protocols import DESSProtocol
 from ..physics.dess import dess_signals
+from ..recon.coils import MIN_CALIB
 from ..recon.fft import centred_fft
 from ..recon.io import header_metadata, write_kspace
 from ..recon.masks import acceleration as mask_acceleration
@@ -129,11 +134,30 @@ def _mask(mod, shape, settings, key):
     seed = zlib.crc32(key.encode())
     if LAYOUTS[mod] == "2d":
         calib = min(settings["calib"], ny // 2)
-        return variable_density_mask((ny, shape[0]), settings["acceleration"], calib=calib,
-                                     kind="lines", seed=seed)[:, 0]
+        lines = variable_density_mask((ny, shape[0]), settings["acceleration"], calib=calib,
+                                      kind="lines", seed=seed)[:, 0]
+        return _calibrated(lines, (min(ny, MIN_CALIB),), seed)
     calib = min(settings["calib"], min(ny, nz) // 2)
-    return variable_density_mask((ny, nz), settings["acceleration"], calib=calib,
+    mask = variable_density_mask((ny, nz), settings["acceleration"], calib=calib,
                                  kind="poisson", seed=seed)
+    return _calibrated(mask, tuple(n if n < 2 * MIN_CALIB else MIN_CALIB for n in (ny, nz)), seed)
+
+
+def _calibrated(mask, block, seed):
+    """``mask`` with its centred ``block`` acquired (what qmriprep needs to estimate coils) and
+    as many points as before where possible: random points outside the block are dropped."""
+    mask = mask.copy()
+    n_target = int(mask.sum())
+    centre = tuple(slice(n // 2 - b // 2, n // 2 - b // 2 + b) for n, b in zip(mask.shape, block))
+    inside = np.zeros_like(mask)
+    inside[centre] = True
+    mask[centre] = True
+    extra = np.flatnonzero(mask & ~inside)
+    surplus = min(int(mask.sum()) - n_target, extra.size)
+    if surplus > 0:
+        rng = np.random.default_rng(seed)
+        mask.flat[rng.choice(extra, surplus, replace=False)] = False
+    return mask
 
 
 def write_session(root, grid, folder, prefix, volumes, settings, *, seed, record):

@@ -47,3 +47,24 @@ def optional_mask(file):
     """Boolean mask of an optional Nipype ``File`` input (voxels > 0), or None."""
     volume = optional_volume(file)
     return None if volume is None else volume > 0
+
+
+def finite_copies(files, out_dir) -> dict:
+    """Copies of ``files`` (one grid) in ``out_dir`` with every voxel that is NaN or infinite in
+    any of them set to 0 in all of them (masked); returns ``{path: copy}``."""
+    imgs = [nib.load(f) for f in files]
+    bad = None
+    for img in imgs:
+        data = np.asanyarray(img.dataobj)
+        spatial = ~np.isfinite(data).reshape(img.shape[:3] + (-1,)).all(-1)
+        bad = spatial if bad is None else bad | spatial
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    copies = {}
+    for i, (f, img) in enumerate(zip(files, imgs)):
+        data = np.asanyarray(img.dataobj).copy()
+        data.reshape(img.shape[:3] + (-1,))[bad] = 0
+        path = out_dir / f"{i:03d}_{Path(f).name}"
+        nib.Nifti1Image(data, img.affine, img.header).to_filename(str(path))
+        copies[Path(f)] = path
+    return copies

@@ -45,7 +45,7 @@ def init_single_subject_wf(*, plan, config, staging_dir: str, name=None):
     for item in (p for p in plan.processed() if p.collection.kind in B1_KINDS):
         b1_wfs[id(item.collection)] = wf = init_b1_wf(item=item, config=config, output_dir=staging_dir,
                                                       name=_wf_name(item.collection))
-        _set_inputs(wf, item.collection.files)
+        _set_inputs(wf, item.collection.input_files, item.collection.files)
         workflow.add_nodes([wf])
     for item in (p for p in plan.processed() if p.collection.kind not in B1_KINDS):
         col = item.collection
@@ -56,7 +56,7 @@ def init_single_subject_wf(*, plan, config, staging_dir: str, name=None):
 
         wf = (init_recon_wf(item=item, config=config, output_dir=staging_dir, init_maps_wf=maps_wf,
                             name=_wf_name(col)) if col.kind == "kspace" else maps_wf(_wf_name(col)))
-        _set_inputs(wf, col.files)
+        _set_inputs(wf, col.input_files, col.files)
         workflow.add_nodes([wf])
         if item.b1 is not None and item.b1.map is not None:
             workflow.connect([(b1_wfs[id(item.b1.map)], wf, [("outputnode.b1", "inputnode.b1"),
@@ -64,10 +64,12 @@ def init_single_subject_wf(*, plan, config, staging_dir: str, name=None):
     return workflow
 
 
-def _set_inputs(wf, files) -> None:
+def _set_inputs(wf, files, sources) -> None:
+    """``files``: what the nodes read (masked copies of files with NaN voxels); ``sources``:
+    the BIDS files the derivatives name."""
     inputnode = wf.get_node("inputnode")
     inputnode.inputs.in_files = [str(f) for f in files]
-    inputnode.inputs.source_files = [str(f) for f in files]
+    inputnode.inputs.source_files = [str(f) for f in sources]
 
 
 def _wf_name(col) -> str:

@@ -1,0 +1,100 @@
+"""Worker processes that end with the run, and SIGTERM/SIGINT as a clean stop.
+
+- :class:`Interrupted`: raised in the main thread by SIGTERM/SIGINT while the workflow runs (a
+  ``BaseException``, so Nipype's ``except Exception`` does not swallow it); the run removes its
+  staging folder, publishes nothing more and exits 1 with a message.
+- :func:`multiproc_plugin`: Nipype's MultiProc plugin whose workers ask the kernel for SIGKILL
+  when the main process dies (``prctl(PR_SET_PDEATHSIG)``, Linux), so a main process killed by a
+  timeout, the OOM killer or ``kill -9`` leaves no worker computing on.
+- :func:`stop_workers`: end the children of this process (after an interrupt).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from contextlib import contextmanager
+
+LOGGER = logging.getLogger("qmriprep")
+_PR_SET_PDEATHSIG = 1
+
+
+class Interrupted(BaseException):
+    """The run received SIGTERM or SIGINT."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+@contextmanager
+def interruptible():
+    """SIGTERM and SIGINT raise :class:`Interrupted` in the main thread while inside."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In a child: SIGKILL when the parent dies (Linux; elsewhere nothing), or now if it has."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl
+        os._exit(1)
+
+
+def _worker_init(cwd: str, parent_pid: int) -> None:
+    from nipype.pipeline.plugins.multiproc import process_initializer
+
+    die_with_parent(parent_pid)
+    # workers leave SIGINT to the main process, which stops them (stop_workers) with SIGTERM;
+    # the main process's handlers were inherited by the fork
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    process_initializer(cwd)
+
+
+def multiproc_plugin(plugin_args: dict):
+    """A MultiProc plugin instance whose workers die with this process."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from nipype.pipeline.plugins.multiproc import MultiProcPlugin
+
+    plugin = MultiProcPlugin(plugin_args=plugin_args)
+    plugin.pool.shutdown(wait=False)  # no worker started yet: pools start them on first submit
+    plugin.pool = ProcessPoolExecutor(max_workers=plugin.processors, initializer=_worker_init,
+                                      initargs=(plugin._cwd, os.getpid()),  # noqa: SLF001
+                                      mp_context=multiprocessing.get_context("fork"))
+    return plugin
+
+
+def stop_workers(timeout: float = 5.0) -> int:
+    """Terminate this process's multiprocessing children (SIGKILL after ``timeout`` s); count."""
+    # the pool reports each future its stopped workers leave unfinished, with a traceback
+    logging.getLogger("concurrent.futures").disabled = True
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout)
+        if child.is_alive():
+            child.kill()
+            child.join(1.0)
+    return len(children)

@@ -1,0 +1,166 @@
+"""Crash safety: whole-or-nothing publishing, stale staging, subject locks, killed and stopped runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qmriprep.cli.outputs import MARKER, SubjectLocks, open_staging, publish_subject
+from qmriprep.cli.run import main
+from qmriprep.errors import EXIT_INPUT, EXIT_PROCESSING
+from qmriprep.synth.dataset import DatasetSpec, write_dataset
+
+
+def _tree(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def _write(path: Path, text="x"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_publish_replaces_the_subject_folder_keeping_logs_and_other_sessions(tmp_path):
+    out = tmp_path / "out"
+    for rel in ("sub-01/ses-1/anat/old_T2map.nii.gz", "sub-01/ses-2/anat/kept_T1map.nii.gz",
+                "sub-01/log/run0/qmriprep.toml", "sub-01/figures/old.svg"):
+        _write(out / rel)
+    staging, lock = open_staging(out, "run1")
+    _write(staging / "sub-01/ses-1/anat/new_T2map.nii.gz")
+    publish_subject(staging, out, "01", run_uuid="run1", sessions=["1"])
+    os.close(lock)
+    assert _tree(out / "sub-01") == {"ses-1/anat/new_T2map.nii.gz", "ses-2/anat/kept_T1map.nii.gz",
+                                     "log/run0/qmriprep.toml", MARKER}
+    assert json.loads((out / "sub-01" / MARKER).read_text())["run"] == "run1"
+    assert not (staging / "sub-01").exists() and not (staging / ".old-sub-01").exists()
+
+
+def test_stale_staging_is_removed_and_an_interrupted_publish_restored(tmp_path):
+    out = tmp_path / "out"
+    stale = out / ".qmriprep-staging-dead"
+    # killed between the two renames: the old folder moved away, the new one complete beside it
+    _write(stale / ".old-sub-01" / "old_T2map.nii.gz")
+    _write(stale / "sub-01" / "new_T2map.nii.gz")
+    _write(stale / "sub-01" / MARKER, "{}")
+    _write(stale / "sub-02" / "partial_T1map.nii.gz")  # a subject that never finished
+    staging, lock = open_staging(out, "run2")
+    os.close(lock)
+    assert not stale.exists() and staging.is_dir()
+    assert _tree(out / "sub-01") == {"new_T2map.nii.gz", MARKER}
+    assert not (out / "sub-02").exists()
+
+
+def test_a_live_runs_staging_folder_is_left_alone(tmp_path):
+    out = tmp_path / "out"
+    staging, lock = open_staging(out, "live")
+    _write(staging / "sub-01" / "a_T1map.nii.gz")
+    other, lock2 = open_staging(out, "second")
+    assert (staging / "sub-01" / "a_T1map.nii.gz").exists()
+    os.close(lock)
+    os.close(lock2)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("crash") / "bids",
+                         DatasetSpec(downsample=8, n_slices=4, modalities=("MESE", "VFA", "TB1DAM")))
+
+
+def test_a_second_run_on_a_locked_subject_is_refused(small, tmp_path, capsys):
+    out = tmp_path / "out"
+    with SubjectLocks(out, ["01"], "other-run"):
+        code = main([str(small), str(out), "participant", "-w", str(tmp_path / "work"), "--nprocs", "1"])
+    msg = capsys.readouterr().out
+    assert code == EXIT_INPUT
+    assert "sub-01: is being processed by another qmriprep run (pid" in msg and "other-run" in msg
+    assert not [p for p in out.rglob("*.nii.gz")]
+
+
+def _start(bids, out, work, *extra):
+    code = "import sys; from qmriprep.cli.run import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-c", code, str(bids), str(out), "participant", "-w",
+                             str(work), "--nprocs", "2", "--omp-nthreads", "1", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # a zombie is dead (waiting for init to reap it)
+
+
+def _wait_for_workers(proc, lines: list[str]) -> list[int]:
+    """Read the run's output until a node started and the worker processes exist."""
+    deadline = time.monotonic() + 300
+    for line in proc.stdout:
+        lines.append(line)
+        if " started" in line:
+            while time.monotonic() < deadline:
+                workers = _children(proc.pid)
+                if workers:
+                    return workers
+                time.sleep(0.1)
+        assert time.monotonic() < deadline, "".join(lines)
+    raise AssertionError("the run ended before a node started:\n" + "".join(lines))
+
+
+def _no_survivors(workers):
+    deadline = time.monotonic() + 15
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return [w for w in workers if _alive(w)]
+
+
+def test_killed_run_leaves_no_partial_subject_nor_worker_and_the_rerun_succeeds(small, tmp_path):
+    out, work = tmp_path / "out", tmp_path / "work"
+    proc = _start(small, out, work)
+    lines: list[str] = []
+    workers = _wait_for_workers(proc, lines)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert _no_survivors(workers) == []
+    assert not [p for p in (out / "sub-01").rglob("*.nii.gz")] if (out / "sub-01").exists() else True
+    assert not (out / "sub-01" / MARKER).exists()
+    assert list(out.glob(".qmriprep-staging-*"))  # left by the killed run...
+    code = main([str(small), str(out), "participant", "-w", str(work), "--nprocs", "1"])
+    assert code == 0
+    assert not list(out.glob(".qmriprep-staging-*"))  # ...and removed by the rerun
+    assert (out / "sub-01" / MARKER).is_file()
+    assert list((out / "sub-01" / "anat").glob("*_T2map.nii.gz"))
+
+
+def test_sigterm_stops_the_run_cleanly(small, tmp_path):
+    out, work = tmp_path / "out", tmp_path / "work"
+    proc = _start(small, out, work)
+    lines: list[str] = []
+    workers = _wait_for_workers(proc, lines)
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=60)
+    text = "".join(lines) + rest
+    assert proc.returncode == EXIT_PROCESSING, text
+    assert "stopped by SIGTERM" in text and "Traceback" not in text
+    assert _no_survivors(workers) == []
+    assert not list(out.glob(".qmriprep-staging-*"))
+    assert not [p for p in out.rglob("*.nii.gz")]
