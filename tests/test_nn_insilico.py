@@ -15,7 +15,7 @@ from qmriprep.nn.mlp import BSSFPNet, features_from_configurations
 from qmriprep.nn.train import TrainSettings, pinn_loss, svnn_loss, train
 from qmriprep.nn.weights import (SHIPPED_DIR, ModelSource, WeightsError, cache_key, find_shipped, get_model,
                                  load_model, protocols_match, read_manifest, save_model)
-from qmriprep.utils.files import sha256_file
+from qmriprep.utils.files import content_sha256, sha256_file
 
 TINY = dict(n_samples=3000, max_epochs=4, batch_size=256, lr=3e-3)
 
@@ -174,7 +174,8 @@ def test_shipped_weights_are_verified(tmp_path):
     (ship / "manifest.json").write_text(json.dumps({"models": [entry]}))
     source = ModelSource(tmp_path / "cache", shipped_dir=ship)
     model, prov = get_model(entry["protocol"], entry["estimator"], entry["complex_net"], source=source)
-    assert prov["source"] == "shipped" and prov["weights_sha256"] == entry["sha256"]
+    assert prov["source"] == "shipped" and prov["file_sha256"] == entry["sha256"]
+    assert prov["weights_sha256"] == content_sha256(model.net.state_dict())
     with open(ship / entry["file"], "ab") as fh:
         fh.write(b"tampered")
     with pytest.raises(WeightsError, match="SHA256 mismatch"):

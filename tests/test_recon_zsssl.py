@@ -10,7 +10,7 @@ from qmriprep.recon.masks import variable_density_mask
 from qmriprep.recon.sense import SenseOp, zero_filled
 from qmriprep.recon.unrolled import UnrolledNet
 from qmriprep.recon.zsssl import (ReconSettings, kspace_loss, load_model, reconstruct, save_model,
-                                  train_sl, train_ssl, train_zsssl)
+                                  train_sl, train_ssl, train_zsssl, weights_sha256)
 
 H = W = 24
 TINY = dict(features=8, blocks=2, n_unrolls=2, cg_iter=3, n_pairs=4, steps_per_epoch=6,
@@ -108,6 +108,8 @@ def test_same_seed_same_weights_other_seed_differs():
     c, _ = train_zsssl(y, maps, mask, ReconSettings(**dict(kw, seed=1)))
     assert same_weights(a, b) and ha["val_loss"] == hb["val_loss"]
     assert not same_weights(a, c)
+    sha = [weights_sha256(dict(m.hparams), m.state_dict()) for m in (a, b, c)]
+    assert sha[0] == sha[1] != sha[2]  # the sidecars' WeightsSHA256 of identical seeded runs agree
 
 
 def test_save_load_and_warm_start_exact(tmp_path):
@@ -117,7 +119,13 @@ def test_save_load_and_warm_start_exact(tmp_path):
     model, hist = train_zsssl(y, maps, mask, settings)
     path = tmp_path / "zsssl.pt"
     sha = save_model(path, model, settings, hist)
-    assert sha == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sha == weights_sha256(dict(model.hparams), model.state_dict())
+    # the hash is the weights': a second file of the same model with other timings has it too
+    again = tmp_path / "again" / "zsssl.pt"
+    assert save_model(again, model, settings, {**hist, "seconds": hist["seconds"] + 1.0}) == sha
+    assert hashlib.sha256(again.read_bytes()).hexdigest() != hashlib.sha256(path.read_bytes()).hexdigest()
+    again.unlink()
+    again.parent.rmdir()
     assert [p.name for p in tmp_path.iterdir()] == ["zsssl.pt"]  # written atomically, no temporary left
     loaded, meta = load_model(path)
     assert meta["sha256"] == sha and meta["settings"] == settings.as_dict()

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from ..utils.files import atomic_write, atomic_write_text, sha256_file
+from ..utils.files import atomic_write, atomic_write_text, content_sha256, sha256_file
 from .insilico import Protocol, as_protocol, seed_phase_increments
 from .mlp import BSSFPNet
 from .train import DEFAULTS, PINN, VERSION, TrainedModel, TrainSettings, train
@@ -156,8 +156,11 @@ def default_cache_dir() -> Path:
 
 
 def _provenance(model: TrainedModel, sha: str, source: str, path, key=None) -> dict:
+    """``weights_sha256``: of the weights (identical for identical seeded runs); ``file_sha256``:
+    of the file (integrity; it also holds the training timings)."""
     s = model.settings
-    return {"weights_sha256": sha, "source": source, "file": str(path), "cache_key": key,
+    return {"weights_sha256": content_sha256(model.net.state_dict()), "file_sha256": sha,
+            "source": source, "file": str(path), "cache_key": key,
             "estimator": s.get("estimator"), "complex_net": model.complex_net,
             "architecture": "-".join(str(n) for n in model.net.layers),
             "protocol": as_protocol(model.protocol).as_dict(),

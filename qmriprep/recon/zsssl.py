@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..nn.loop import Hooks, LoopSettings, fit, seeded
-from ..utils.files import atomic_write, sha256_file
+from ..utils.files import atomic_write, content_sha256
 from .masks import zsssl_splits
 from .sense import SenseOp
 from .unrolled import UnrolledNet
@@ -302,13 +302,22 @@ def reconstruct(model: UnrolledNet, y, maps, mask, batch: int = 4):
 
 def save_model(path, model: UnrolledNet, settings: ReconSettings, history: dict) -> str:
     """``torch.save`` of ``{hparams, state_dict, settings, history}``, written atomically; returns
-    the file's SHA256."""
+    the SHA256 of the weights (:func:`weights_sha256`: the history's timings do not enter it)."""
     blob = {"hparams": dict(model.hparams),
             "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "settings": settings.as_dict() if isinstance(settings, ReconSettings) else dict(settings),
             "history": history}
     atomic_write(path, lambda tmp: torch.save(blob, tmp))
-    return sha256_file(path)
+    return weights_sha256(blob["hparams"], blob["state_dict"])
+
+
+def weights_sha256(hparams: dict, state_dict: dict) -> str:
+    """SHA256 of a model's architecture and weights (same model, same hash, in every run)."""
+    import hashlib
+    import json
+
+    arch = hashlib.sha256(json.dumps(hparams, sort_keys=True, default=str).encode()).hexdigest()
+    return content_sha256({**state_dict, "__hparams__": np.frombuffer(arch.encode(), np.uint8)})
 
 
 def load_model(path, device: str = "cpu") -> tuple[UnrolledNet, dict]:
@@ -317,5 +326,5 @@ def load_model(path, device: str = "cpu") -> tuple[UnrolledNet, dict]:
     model = UnrolledNet(**blob["hparams"])
     model.load_state_dict(blob["state_dict"])
     meta = {k: blob[k] for k in ("hparams", "settings", "history")}
-    meta["sha256"] = sha256_file(path)
+    meta["sha256"] = weights_sha256(blob["hparams"], blob["state_dict"])
     return model.to(device).eval(), meta

@@ -44,3 +44,20 @@ def sha256_file(path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def content_sha256(arrays: dict) -> str:
+    """SHA256 of named arrays or tensors (a torch ``state_dict``): names, dtypes, shapes and values
+    in name order, so the same weights always give the same hash, whatever file holds them (a
+    saved file also holds timings)."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        value = arrays[name]
+        if hasattr(value, "detach"):  # a torch tensor, without importing torch here
+            value = value.detach().cpu().contiguous().numpy()
+        value = np.ascontiguousarray(value)
+        h.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())
+        h.update(value.tobytes())
+    return h.hexdigest()
