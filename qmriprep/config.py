@@ -21,6 +21,8 @@ import tomli_w
 from . import estimators
 from .estimators.dess import DESSSettings
 from .estimators.multiecho import MultiEchoSettings
+from .fit.mrf import MRFSettings
+from .nn.subspacecnn import SubspaceCNNSettings
 from .nn.options import NetworkOptions
 from .nn.scancnn import ScanCNNSettings
 from .recon.pipeline import PRESETS
@@ -115,6 +117,8 @@ class Config:
     multiecho: MultiEchoSettings = field(default_factory=MultiEchoSettings)
     bssfp: BSSFP = field(default_factory=BSSFP)
     dess: DESSSettings = field(default_factory=DESSSettings)
+    mrf: MRFSettings = field(default_factory=MRFSettings)
+    mrf_cnn: SubspaceCNNSettings = field(default_factory=SubspaceCNNSettings)
     nn: NetworkOptions = field(default_factory=NetworkOptions)
     scan_cnn: ScanCNNSettings = field(default_factory=ScanCNNSettings)
     recon: Recon = field(default_factory=Recon)

@@ -40,6 +40,8 @@ SUFFIXES: dict[str, Suffix] = {
     "T1mapRMSE": Suffix("arbitrary", None, "magma", group=False, ranked=False),
     "T2mapRMSE": Suffix("arbitrary", None, "magma", group=False, ranked=False),
     "T2starmapRMSE": Suffix("arbitrary", None, "magma", group=False, ranked=False),
+    "MRFmatch": Suffix("1", (0.9, 1.0), "magma", group=False, ranked=False),
+    "MRFRMSE": Suffix("arbitrary", None, "magma", group=False, ranked=False),
 }
 
 

@@ -17,7 +17,8 @@ from .sidecars import Sidecar, relpath
 
 #: entity that walks the images of a series, per kind
 SERIES_ENTITY = {"MESE": "echo", "MEGRE": "echo", "DESS": "echo", "VFA": "flip", "TB1DAM": "flip",
-                 "TB1AFI": "acquisition", "TB1TFL": "acquisition", "bSSFP": "part", "TB1map": None}
+                 "TB1AFI": "acquisition", "TB1TFL": "acquisition", "bSSFP": "part", "TB1map": None,
+                 "MRF": None}
 #: entity order in collection names (others follow alphabetically)
 _ENTITY_ORDER = ("task", "acquisition", "ceagent", "reconstruction", "direction", "run")
 #: entities that do not separate collections (they walk a series or name the subject)

@@ -180,7 +180,7 @@ def _build(kind, subject, session, gents, members, layout, indexed) -> Collectio
     order = _order(kind, files, scs)
     files, scs = [files[i] for i in order], [scs[i] for i in order]
     n_volumes = None
-    if kind == "bSSFP":
+    if kind in ("bSSFP", "MRF"):
         import nibabel as nb
 
         try:

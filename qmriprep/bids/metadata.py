@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from .mrf import mrf_protocol
 from .protocols import (  # noqa: F401  (re-exported: public home before the split)
     AFIProtocol,
     B1MapProtocol,
     BSSFPProtocol,
     DAMProtocol,
     DESSProtocol,
+    MRFProtocol,
     MultiEchoProtocol,
     Protocol,
     TFLProtocol,
@@ -41,10 +43,11 @@ from .sidecars import (  # noqa: F401  (re-exported: public home before the spli
 )
 
 #: every collection kind qmriprep recognises, in report order
-KINDS = ("MESE", "MEGRE", "VFA", "TB1map", "TB1TFL", "TB1AFI", "TB1DAM", "bSSFP", "DESS", "kspace")
+KINDS = ("MESE", "MEGRE", "VFA", "TB1map", "TB1TFL", "TB1AFI", "TB1DAM", "bSSFP", "DESS", "MRF",
+         "kspace")
 #: kinds with a processing workflow today; the others are "found, not yet processed"
 SUPPORTED = frozenset({"MESE", "MEGRE", "VFA", "TB1map", "TB1TFL", "TB1AFI", "TB1DAM", "bSSFP", "DESS",
-                       "kspace"})
+                       "MRF", "kspace"})
 #: B1+ map kinds, in order of preference when several could correct one collection
 B1_KINDS = ("TB1map", "TB1TFL", "TB1AFI", "TB1DAM")
 
@@ -59,6 +62,7 @@ REQUIRED_FIELDS = {
     "TB1map": ("Units",),
     "bSSFP": ("FlipAngle", "RepetitionTimeExcitation|RepetitionTime", "RFPhaseIncrement"),
     "DESS": ("EchoTime", "FlipAngle", "RepetitionTimeExcitation|RepetitionTime"),
+    "MRF": ("FlipAngle", "RepetitionTimeExcitation|RepetitionTime", "EchoTime"),
 }
 #: where a TR is read from, in order of preference
 TR_KEYS = ("RepetitionTimeExcitation", "RepetitionTime")
@@ -318,6 +322,8 @@ def build_protocol(kind: str, sidecars: Sequence[Sidecar], *, n_volumes: int | N
         return multiecho_protocol(sidecars, kind)
     if kind == "bSSFP":
         return bssfp_protocol(sidecars, n_volumes=n_volumes)
+    if kind == "MRF":
+        return mrf_protocol(sidecars, n_volumes=n_volumes)
     builders = {"VFA": vfa_protocol, "TB1DAM": dam_protocol, "TB1AFI": afi_protocol,
                 "TB1TFL": tfl_protocol, "TB1map": b1map_protocol, "DESS": dess_protocol}
     if kind not in builders:
@@ -353,4 +359,9 @@ def describe_protocol(protocol: Protocol | None) -> str:
                 f"flip angle {deg([p.flip_angle])}, parts {'/'.join(p.parts)}")
     if isinstance(p, DESSProtocol):
         return f"TE = {ms(p.echo_times)}, TR = {ms([p.tr])}, flip angle {deg([p.flip_angle])}"
+    if isinstance(p, MRFProtocol):
+        return (f"{p.n_points} frames, flip angles {deg([min(p.flip_angles), max(p.flip_angles)])} "
+                f"(range), TR {ms([min(p.repetition_times), max(p.repetition_times)])} (range), "
+                f"TE = {ms([p.echo_time])}"
+                + ("" if p.inversion_time is None else f", inversion TI = {ms([p.inversion_time])}"))
     return repr(p)

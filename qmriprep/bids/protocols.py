@@ -146,5 +146,31 @@ class DESSProtocol:
     n_points = 2
 
 
+@dataclass(frozen=True)
+class MRFProtocol:
+    """MR fingerprinting (FISP): flip angle (rad) and TR (s) of every frame, TE (s), and the
+    inversion time (s) before the first frame (None: no inversion)."""
+
+    flip_angles: tuple[float, ...]
+    repetition_times: tuple[float, ...]
+    echo_time: float
+    inversion_time: float | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "flip_angles", tuple(float(a) for a in self.flip_angles))
+        object.__setattr__(self, "repetition_times", tuple(float(t) for t in self.repetition_times))
+        _check(len(self.flip_angles) >= 2 and len(self.repetition_times) == len(self.flip_angles),
+               f"MRF needs >= 2 frames and one TR per flip angle: {len(self.flip_angles)} angles, "
+               f"{len(self.repetition_times)} TRs")
+        _check(all(0 <= a <= math.pi for a in self.flip_angles), "MRF flip angles must be in [0, pi]")
+        _check(all(t > 0 for t in self.repetition_times) and 0 <= self.echo_time < min(self.repetition_times),
+               "MRF needs TR > 0 and 0 <= TE < TR")
+        _check(self.inversion_time is None or self.inversion_time > 0, "MRF inversion time must be > 0")
+
+    @property
+    def n_points(self) -> int:
+        return len(self.flip_angles)
+
+
 Protocol = Union[MultiEchoProtocol, VFAProtocol, DAMProtocol, AFIProtocol, TFLProtocol,
-                 B1MapProtocol, BSSFPProtocol, DESSProtocol]
+                 B1MapProtocol, BSSFPProtocol, DESSProtocol, MRFProtocol]

@@ -10,6 +10,7 @@ from . import multiecho  # noqa: F401  isort: skip
 from . import vfa  # noqa: F401  isort: skip
 from . import bssfp  # noqa: F401  isort: skip
 from . import dess  # noqa: F401  isort: skip
+from . import mrf  # noqa: F401  isort: skip
 from . import b1  # noqa: F401  isort: skip
 from . import recon  # noqa: F401  isort: skip
 from .spec import (  # noqa: F401

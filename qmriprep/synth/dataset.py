@@ -10,6 +10,8 @@ Every image is the project's signal model (:mod:`qmriprep.physics`) of the phant
   ``bssfp_signal`` with the off-resonance field and a receiver phase (:mod:`.bssfp`);
 - ``DESS`` (not in the default :data:`MODALITIES`): ``dess_signals``, echo-1 and echo-2
   (:data:`.kspace.DESS_PROTOCOL`);
+- ``MRF`` (not in the default :data:`MODALITIES`): a 4-D FISP fingerprinting series of
+  ``mrf_frames`` frames, optionally undersampled frame by frame (:mod:`.mrf`);
 - ``TB1DAM`` ``dam_signals``, ``TB1AFI`` ``afi_signals`` (on the B1 grid), ``TB1TFL``: ``acq-anat``
   an SPGR image with a long TR (8 deg readout), ``acq-famp`` ``tfl_famp`` at the nominal 80 deg
   preparation (the famp sidecar's ``FlipAngle``), 0 outside the head.
@@ -41,6 +43,7 @@ import numpy as np
 
 from .. import __version__
 from . import bssfp
+from . import mrf as synth_mrf
 from . import kspace as synth_kspace
 from .contrasts import PROTOCOL, SCANNER, complete_volumes, vfa_volumes, volumes
 from .files import save_nifti, write_json
@@ -48,7 +51,7 @@ from .phantom import LABELS, TISSUES, Phantom, make_phantom
 
 MODALITIES = ("MESE", "MEGRE", "VFA", "TB1DAM", "TB1AFI", "TB1TFL")
 #: every modality write_dataset can simulate (bSSFP only on request)
-ALL_MODALITIES = MODALITIES + ("bSSFP", "DESS")
+ALL_MODALITIES = MODALITIES + ("bSSFP", "DESS", "MRF")
 #: rigid motion of ``motion=True``: flip index -> rotation (deg about x, y, z), translation (mm)
 DEFAULT_MOTION = {2: {"rotation": (0.0, 1.0, 2.0), "translation": (1.5, -1.0, 0.5)}}
 _LABEL = re.compile(r"^[a-zA-Z0-9]+$")
@@ -83,6 +86,8 @@ class DatasetSpec:
     bssfp_cycles: tuple[int, ...] = (12,)
     bssfp_parts: str = "magphase"
     kspace: dict | bool | None = None
+    mrf_frames: int = synth_mrf.N_FRAMES
+    mrf_undersampling: float = 1.0
 
     def __post_init__(self):
         put = functools.partial(object.__setattr__, self)
@@ -139,9 +144,13 @@ def _write_session(root, full: Phantom, spec: DatasetSpec, sub, ses):
     cycles = spec.bssfp_cycles if "bSSFP" in spec.modalities else ()
     names = [f"flip-{k}_VFA" for k in range(1, n_flips + 1)]
     names += [f"{e}_bSSFP" for n in cycles for e in bssfp.entities(n, spec.bssfp_parts)]
+    names += ["MRF"] if "MRF" in spec.modalities else []
     b1_targets = [f"bids::{(folder / 'anat' / f'{prefix}_{n}.nii.gz').as_posix()}" for n in names]
     for mod in spec.modalities:
         grid, dtype = (b1grid, "fmap") if mod.startswith("TB1") else (anat, "anat")
+        if mod == "MRF":
+            synth_mrf.write(root, grid, (folder / dtype / f"{prefix}_MRF.nii.gz").as_posix(), spec, record)
+            continue
         if mod == "bSSFP":
             stem = f"{(folder / dtype).as_posix()}/{prefix}"
             for rel, meta, data in bssfp.files(grid, stem, cycles, spec.bssfp_parts, snr=spec.snr,
@@ -231,7 +240,8 @@ def _write_top(root, spec: DatasetSpec):
     (root / "participants.tsv").write_text(
         "participant_id\n" + "".join(f"sub-{s}\n" for s in spec.subjects))
     write_json(root / "participants.json", {"participant_id": {"Description": "synthetic subject"}})
-    (root / ".bidsignore").write_text("*_bSSFP.*\n*_DESS.*\nsourcedata/\n")
+    (root / ".bidsignore").write_text("*_bSSFP.*\n*_DESS.*\nsourcedata/\n"
+                                      + ("*_MRF.*\n" if "MRF" in spec.modalities else ""))
     if "VFA" in spec.modalities:
         vfa = PROTOCOL["VFA"]
         write_json(root / "VFA.json",
@@ -248,6 +258,8 @@ def _settings(spec: DatasetSpec):
         out.update(bssfp_cycles=spec.bssfp_cycles, bssfp_parts=spec.bssfp_parts)
     if spec.kspace:
         out["kspace"] = spec.kspace
+    if "MRF" in spec.modalities:
+        out.update(mrf_frames=spec.mrf_frames, mrf_undersampling=spec.mrf_undersampling)
     return out
 
 

@@ -1,0 +1,48 @@
+"""MR fingerprinting (FISP): dictionary matching in an SVD subspace, and the subspace CNN."""
+
+from __future__ import annotations
+
+from .names import MATCHING, SUBSPACECNN
+from .spec import Estimator, Output, register
+
+
+def fit_matching(series, protocol, *, b1=None, mask=None, **settings):
+    """T1, T2, M0, match quality and RMSE by subspace dictionary matching (:mod:`..fit.mrf`)."""
+    from ..fit.mrf import fit_mrf_matching, settings_from
+
+    return fit_mrf_matching(series, protocol, b1=b1, mask=mask, settings=settings_from(settings))
+
+
+def fit_subspacecnn(series, protocol, *, b1=None, mask=None, seed=0, device="cpu", **settings):
+    """The subspace CNN of seed 001 (:mod:`..nn.subspacecnn`), trained on this scan (CPU);
+    ``settings``: the fields of the ``mrf`` and ``mrf_cnn`` config sections."""
+    from dataclasses import fields
+
+    from ..fit.mrf import settings_from
+    from ..nn.subspacecnn import SubspaceCNNSettings, train
+
+    cnn = SubspaceCNNSettings(**{f.name: settings[f.name] for f in fields(SubspaceCNNSettings)
+                                 if f.name in settings})
+    maps, record = train(series, protocol, b1=b1, mask=mask, settings=settings_from(settings), cnn=cnn,
+                         seed=seed)
+    return {**maps, "meta": {"NetworkTraining": record, "RandomSeed": seed}}
+
+
+_MAPS = (Output("t1", "T1map"), Output("t2", "T2map"), Output("m0", "M0map"),
+         Output("quality", "MRFmatch"), Output("rmse", "MRFRMSE"))
+_DICTIONARY = ("FISP dictionary simulated by extended phase graphs (T1 x T2 grid, B1+ axis from the "
+               "B1+ map when there is one), compressed to its SVD subspace")
+_CITES = ("ma2013", "jiang2015", "mcgivney2014", "weigel2015")
+register(Estimator(
+    kind="MRF", name=MATCHING, default=True, takes_b1=True, core=f"{__name__}:fit_matching",
+    settings="mrf", citations=_CITES, outputs=_MAPS,
+    algorithm=f"MR fingerprinting dictionary matching: {_DICTIONARY}; each voxel takes the atom of "
+              "largest normalised inner product (coarse-to-fine search on the T1 x T2 grid), M0 the "
+              "projection scale"))
+register(Estimator(
+    kind="MRF", name=SUBSPACECNN, takes_b1=True, stochastic=True, core=f"{__name__}:fit_subspacecnn",
+    settings=("mrf", "mrf_cnn"), citations=(*_CITES, "gao2022"), outputs=_MAPS,
+    algorithm=f"Scan-specific subspace CNN: {_DICTIONARY}; a CNN maps the coefficient images fitted to "
+              "one half of the frames (even or odd) to coefficients whose series is compared with the "
+              "other half's frames by an L1 loss (trained on this scan only, no labels, stopped on "
+              "held-out voxels); T1, T2 and M0 by dictionary matching of its coefficients"))

@@ -1,0 +1,176 @@
+"""Scan-specific subspace CNN for MR fingerprinting (seed 001, ``mrf:subspacecnn``).
+
+The seed's idea: a CNN maps the subspace coefficient images of an MRF scan to coefficient images
+``c``; the series they stand for, ``c Phi^T``, is compared with the acquired series by an L1
+loss; no labels, trained on this scan only; T1/T2/M0 by dictionary matching of the network's
+coefficients (:func:`qmriprep.fit.mrf.maps_from`). Its spatial context is what denoises.
+
+A CNN fed the coefficients of all frames and scored on the same frames learns the identity (the
+projection is already the per-voxel optimum of the loss). Here the frames are split in two
+interleaved halves ``A`` (even) and ``B`` (odd) whose noise and undersampling artefacts are
+independent: the network reads the coefficients least-squares fitted to one half and is scored
+(L1, real and imaginary parts) on the other half's frames, both ways (Noise2Noise, Lehtinen et
+al., ICML 2018). It cannot predict the other half's noise, so it learns the signal. The maps
+come from the mean of its two outputs. A random ``holdout`` fraction of the mask voxels is left
+out of the loss; training (:func:`qmriprep.nn.loop.fit`) stops when their loss stops falling.
+
+Network: 3x3 conv + instance norm + ReLU, ``blocks`` residual blocks, a 1x1 conv back to the
+coefficient channels (real and imaginary parts of complex data), added to its input (it
+predicts a correction). Axial slices are the batch. Deterministic for a given ``seed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..fit.mrf import MRFSettings, maps_from, prepare
+from .loop import LoopSettings, fit, seeded
+
+LOGGER = logging.getLogger("nipype.interface")
+
+
+@dataclass
+class SubspaceCNNSettings:
+    """Network and training of ``mrf:subspacecnn`` (config section ``mrf_cnn``)."""
+
+    width: int = 32
+    blocks: int = 4
+    lr: float = 2e-3
+    max_epochs: int = 80
+    steps_per_epoch: int = 4
+    patience: int = 10
+    holdout: float = 0.1
+    time_budget_s: float = 0.0
+
+
+def _conv(c_in, c_out):
+    return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.InstanceNorm2d(c_out, affine=True), nn.ReLU()]
+
+
+class _Residual(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.body = nn.Sequential(*_conv(width, width), nn.Conv2d(width, width, 3, padding=1),
+                                  nn.InstanceNorm2d(width, affine=True))
+
+    def forward(self, x):
+        return torch.relu(x + self.body(x))
+
+
+class SubspaceCNN(nn.Module):
+    """Coefficient images ``(B, C, H, W)`` -> corrected coefficient images, same shape."""
+
+    def __init__(self, channels: int, width: int, blocks: int):
+        super().__init__()
+        self.net = nn.Sequential(*_conv(channels, width), *[_Residual(width) for _ in range(blocks)],
+                                 nn.Conv2d(width, channels, 1))
+
+    def forward(self, x):
+        return x + self.net(x)
+
+
+@dataclass
+class _Slices:
+    """Cropped axial slices: inputs from each half, the frames of each half, masks."""
+
+    inputs: tuple  # (A, B): (Z, C, H, W) coefficients fitted to the even / odd frames
+    frames: tuple  # (A, B): (Z, H, W, T/2) series of each half (real, or complex)
+    phis: tuple    # (A, B): (T/2, r)
+    train: torch.Tensor  # (Z, H, W) voxels in the loss
+    held: torch.Tensor   # (Z, H, W) held-out voxels
+    complex: bool
+
+
+def _channels(coef: torch.Tensor) -> torch.Tensor:
+    """(..., r) coefficients -> (..., C) real channels (real and imaginary parts of complex)."""
+    return torch.cat([coef.real, coef.imag], -1) if coef.is_complex() else coef
+
+
+def _coefficients(ch: torch.Tensor, is_complex: bool) -> torch.Tensor:
+    if not is_complex:
+        return ch
+    r = ch.shape[-1] // 2
+    return torch.complex(ch[..., :r], ch[..., r:])
+
+
+def _volume(values: torch.Tensor, keep: np.ndarray, box) -> torch.Tensor:
+    """Voxel rows ``(V, ...)`` back on the cropped grid ``(Z, H, W, ...)`` (zeros outside)."""
+    full = torch.zeros(keep.shape + values.shape[1:], dtype=values.dtype)
+    full[torch.as_tensor(keep)] = values
+    return full[box].permute(2, 0, 1, *range(3, values.dim() + 2))
+
+
+def _slices(prep, settings: SubspaceCNNSettings, scale: float, seed: int) -> tuple[_Slices, tuple]:
+    keep = prep.keep if prep.keep.ndim == 3 else prep.keep[..., None]
+    idx = np.nonzero(keep)
+    box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)
+    x = (prep.x / scale).to(torch.complex64 if prep.x.is_complex() else torch.float32)
+    phi = prep.sub.phi
+    inputs, frames, phis = [], [], []
+    for half in (slice(0, None, 2), slice(1, None, 2)):
+        ph = phi[half]
+        solve = torch.linalg.pinv(ph.double()).float().T  # (T/2, r): least-squares coefficients
+        xs = x[:, half]
+        coef = xs @ solve.to(xs.dtype)
+        inputs.append(_volume(_channels(coef), keep, box).permute(0, 3, 1, 2).contiguous())
+        frames.append(_volume(xs, keep, box))
+        phis.append(ph)
+    g = torch.Generator().manual_seed(seed)
+    held_rows = torch.rand(int(keep.sum()), generator=g) < settings.holdout
+    held = _volume(held_rows, keep, box)
+    inside = _volume(torch.ones(int(keep.sum()), dtype=torch.bool), keep, box)
+    return _Slices(tuple(inputs), tuple(frames), tuple(phis), inside & ~held, held,
+                   prep.x.is_complex()), (keep, box)
+
+
+def _loss(model, data: _Slices, where: torch.Tensor) -> torch.Tensor:
+    """L1 between each half's frames and the series of the other half's predicted coefficients."""
+    total = 0.0
+    for src, dst in ((0, 1), (1, 0)):
+        out = model(data.inputs[src]).permute(0, 2, 3, 1)  # (Z, H, W, C)
+        coef = _coefficients(out[where], data.complex)
+        synth = coef @ data.phis[dst].T.to(coef.dtype)
+        diff = synth - data.frames[dst][where]
+        diff = torch.view_as_real(diff) if diff.is_complex() else diff
+        total = total + diff.abs().mean()
+    return total / 2
+
+
+def fit_mrf_subspacecnn(series, protocol, *, b1=None, mask=None, settings: MRFSettings | None = None,
+                        cnn: SubspaceCNNSettings | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """T1, T2, M0, match quality and RMSE maps by the subspace CNN (module docstring)."""
+    return train(series, protocol, b1=b1, mask=mask, settings=settings, cnn=cnn, seed=seed)[0]
+
+
+def train(series, protocol, *, b1=None, mask=None, settings: MRFSettings | None = None,
+          cnn: SubspaceCNNSettings | None = None, seed: int = 0) -> tuple[dict[str, np.ndarray], dict]:
+    """The maps and a record of the training (settings, seed, epochs, losses, seconds)."""
+    cnn = cnn or SubspaceCNNSettings()
+    prep = prepare(series, protocol, b1=b1, mask=mask, settings=settings)
+    full = prep.x @ prep.sub.phi.to(prep.x.dtype) if prep.x.is_complex() else prep.x.float() @ prep.sub.phi
+    norms = full.abs().norm(dim=1) if full.is_complex() else full.norm(dim=1)
+    scale = float(torch.quantile(norms, 0.99)) / np.sqrt(prep.sub.rank) if norms.numel() else 1.0
+    data, (keep, box) = _slices(prep, cnn, scale or 1.0, seed)
+    with seeded(seed):
+        model = SubspaceCNN(data.inputs[0].shape[1], cnn.width, cnn.blocks)
+    loop = LoopSettings(max_epochs=cnn.max_epochs, patience=cnn.patience, lr=cnn.lr,
+                        steps_per_epoch=cnn.steps_per_epoch, time_budget_s=cnn.time_budget_s or None)
+    hist = fit(model, lambda: _loss(model, data, data.train), loop,
+               val_loss=(lambda: float(_loss(model, data, data.held))) if data.held.any() else None)
+    with torch.no_grad():
+        out = sum(model(data.inputs[k]) for k in (0, 1)) / 2  # (Z, C, H, W)
+    inside = torch.zeros(keep.shape, dtype=torch.bool)
+    inside[box] = True
+    grid = out.permute(2, 3, 0, 1)  # (H, W, Z, C) = the cropped box, channels last
+    coef = _coefficients(grid[torch.as_tensor(keep)[box]], data.complex) * scale
+    record = {"settings": asdict(cnn), "seed": seed, "epochs": len(hist.records), "best_epoch": hist.best_epoch + 1,
+              "stopped": hist.stopped, "seconds": round(hist.seconds, 1),
+              "train_loss": [round(r["train_loss"], 6) for r in hist.records],
+              "val_loss": [None if r["val_loss"] is None else round(r["val_loss"], 6) for r in hist.records]}
+    LOGGER.info("subspace CNN: %d epochs (%s), %.0f s", record["epochs"], hist.stopped, hist.seconds)
+    return maps_from(coef, prep), record

@@ -1,0 +1,79 @@
+"""MR fingerprinting through the CLI: a tiny synthetic series end to end, and its bad inputs."""
+
+import json
+import math
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from qmriprep.cli.run import main
+from qmriprep.errors import EXIT_INPUT
+from qmriprep.synth.dataset import DatasetSpec, write_dataset
+
+pytestmark = pytest.mark.e2e
+STEP = 0.06  # dictionary steps of the run (config file below)
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("mrf") / "bids",
+                         DatasetSpec(downsample=8, n_slices=4, modalities=("MRF", "TB1TFL"),
+                                     b1_downsample=1, mrf_frames=200))
+
+
+def _args(bids, root, *extra):
+    toml = root / "mrf.toml"
+    toml.write_text(f"[mrf]\nt1_step = {STEP}\nt2_step = {STEP}\nb1_step = 0.05\n")
+    return [str(bids), str(root / "out"), "participant", "-w", str(root / "work"), "--nprocs", "1",
+            "--b1-registration", "header", "--config-file", str(toml), *extra]
+
+
+@pytest.fixture(scope="module")
+def run(pristine, tmp_path_factory):
+    root = tmp_path_factory.mktemp("mrf_run")
+    return root / "out", main(_args(pristine, root))
+
+
+def _load(path):
+    return np.asarray(nib.load(path).dataobj, dtype=float)
+
+
+def test_mrf_matching_recovers_the_truth_within_one_dictionary_step(pristine, run):
+    out, code = run
+    assert code == 0
+    truth = pristine / "derivatives" / "truth" / "sub-01" / "anat"
+    labels = _load(truth / "sub-01_dseg.nii.gz")
+    mask = _load(out / "sub-01" / "anat" / "sub-01_desc-mrfbrain_mask.nii.gz") > 0
+    for suffix in ("T1map", "T2map", "M0map"):
+        est = _load(out / "sub-01" / "anat" / f"sub-01_desc-matching_{suffix}.nii.gz")
+        ref = _load(truth / f"sub-01_{suffix}.nii.gz")
+        for tissue in (2, 3):  # GM, WM
+            m = mask & (labels == tissue)
+            assert m.sum() > 50
+            assert np.median(np.abs(np.log(est[m] / ref[m]))) < math.log1p(STEP) / 2, (suffix, tissue)
+    meta = json.loads((out / "sub-01" / "anat" / "sub-01_desc-matching_T1map.json").read_text())
+    assert meta["Units"] == "s" and "Nature" in meta["EstimationReference"]
+    assert len(meta["FlipAngle"]) == 200 and meta["B1Correction"].startswith("B1+ map")
+
+
+@pytest.fixture
+def bids(pristine, tmp_path):
+    return shutil.copytree(pristine, tmp_path / "bids")
+
+
+@pytest.mark.parametrize("key, words", [("FlipAngle", "FlipAngle has 199 values but the MRF series "
+                                                      "has 200 frames"),
+                                        ("RepetitionTimeExcitation", "RepetitionTimeExcitation has 199")])
+def test_series_length_not_matching_its_lists_is_exit_65_naming_the_file(bids, tmp_path, capsys,
+                                                                         key, words):
+    sidecar = bids / "sub-01" / "anat" / "sub-01_MRF.json"
+    meta = json.loads(sidecar.read_text())
+    meta[key] = meta[key][:-1]
+    sidecar.write_text(json.dumps(meta))
+    code = main(_args(bids, tmp_path))
+    msg = capsys.readouterr().out
+    assert code == EXIT_INPUT, msg
+    assert "sub-01/anat/sub-01_MRF.json" in msg and words in msg
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.nii*"))
