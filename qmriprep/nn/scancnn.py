@@ -42,15 +42,15 @@ class ScanCNNSettings:
     loss: str = "l1"            # one of LOSSES: data term between acquired and synthesised echoes
     width: int = 16             # feature channels
     blocks: int = 2             # residual blocks (the seed: 9)
-    lr: float = 4e-3            # Adam learning rate
+    lr: float = 1e-2            # Adam learning rate
     batch_slices: int = 4       # slices per optimiser step (an epoch visits every slice once)
     pretrain_epochs: int = 0    # epochs fitting the VarPro maps first (0: random start)
-    max_epochs: int = 200       # physics-loss epochs
-    patience: int = 20          # epochs without a lower held-out error before stopping
+    max_epochs: int = 400       # physics-loss epochs
+    patience: int = 30          # epochs without a lower held-out error before stopping
     holdout: float = 0.1        # fraction of (voxel, echo) samples held out for stopping
     t2_min: float = 1e-3        # output bounds (s)
     t2_max: float = 3.0
-    time_budget_s: float = 0.0  # stop training after this many seconds (0: none)
+    time_budget_s: float = 270.0  # stop training after this many seconds (0: none)
 
     def __post_init__(self):
         if self.loss not in LOSSES:
