@@ -209,3 +209,13 @@ def test_render_markdown_paragraphs_lists_and_citations():
     assert "<h4>Title</h4>" in out
     assert "<p>First [@key2020] <strong>bold</strong>. Same paragraph.</p>" in out
     assert "<ul><li>a</li><li>b</li></ul>" in out
+
+
+def test_training_curve_is_drawn_from_the_sidecar():
+    from qmriprep.reports.curves import curve_svg
+
+    side = {"TrainingCurve": {"epoch": [1, 2, 3], "train_loss": [0.5, 0.2, 0.1], "val_loss": [0.4, 0.3, 0.35]},
+            "TrainingBestEpoch": 2, "TrainingStopped": "patience"}
+    svg = curve_svg(side)
+    assert svg.count("<polyline") == 2 and "stroke-dasharray" in svg and "patience" in svg
+    assert curve_svg({}) == "" and curve_svg({"TrainingCurve": {"epoch": []}}) == ""

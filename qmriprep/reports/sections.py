@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from .analysis import MapReport, fmt
+from .curves import curve_svg
 from .html import esc as _esc, table as _table
 
 
@@ -59,6 +60,7 @@ def map_html(rep: MapReport, output_dir: Path, anchor: str) -> str:
             rel = Path(os.path.relpath(fig, output_dir)).as_posix()
             parts.append(f'<figure><img src="{_esc(rel)}" alt="{what} of {_esc(img.stem)}">'
                          "</figure>")
+    parts.append(curve_svg(side))
     if rep.stats:
         rows = []
         for region, s in rep.stats:
