@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import EXIT_INPUT, EXIT_PROCESSING, InputError
+from .environment import private_caches
 
 LOGGER = logging.getLogger("qmriprep")
 
@@ -26,6 +27,7 @@ def main(argv=None) -> int:
     opts = build_parser().parse_args(argv)
     _setup_logging(opts.verbose_count)
     try:
+        private_caches(_work_dir(opts))
         config = _build_config(opts)
         _set_threads(config.nipype.omp_nthreads)
         if opts.analysis_level == "group":
@@ -44,6 +46,16 @@ def main(argv=None) -> int:
     except Exception as err:  # noqa: BLE001 (one line for users; the traceback with -v)
         _unexpected(err, opts.verbose_count)
         return EXIT_PROCESSING
+
+
+def _work_dir(opts) -> str:
+    """The work folder of the command line (``-w``, default ``./work``); an InputError unless it is
+    (or can be made) a writable folder."""
+    from .outputs import check_folder
+
+    work = getattr(opts, "execution.work_dir")
+    check_folder(work, "work folder")
+    return work
 
 
 def _unexpected(err: Exception, verbose: int) -> None:

@@ -1,0 +1,29 @@
+"""Library caches inside the work folder: a run writes nothing outside its output and work folders.
+
+TemplateFlow (imported by niworkflows), Matplotlib, torch, numba and the XDG cache default to
+folders under ``$HOME``, which in a container or on a cluster node is often missing or read-only.
+Each variable the user has not set is pointed to ``<work-dir>/.cache/<name>``; a variable already
+set (e.g. a shared, pre-filled ``TEMPLATEFLOW_HOME``) is respected. Nothing is downloaded at run
+time, so these caches only hold what the libraries write for themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CACHES = {"TEMPLATEFLOW_HOME": "templateflow", "MPLCONFIGDIR": "matplotlib", "TORCH_HOME": "torch",
+          "NUMBA_CACHE_DIR": "numba", "XDG_CACHE_HOME": "xdg"}
+
+
+def private_caches(work_dir: str | Path, environ=os.environ) -> dict[str, str]:
+    """Set the unset cache variables of :data:`CACHES` to folders under ``work_dir`` (created);
+    returns the variables set. Call before importing niworkflows or matplotlib."""
+    root = Path(work_dir) / ".cache"
+    chosen = {}
+    for var, name in CACHES.items():
+        if not environ.get(var):
+            path = root / name
+            path.mkdir(parents=True, exist_ok=True)
+            environ[var] = chosen[var] = str(path)
+    return chosen
