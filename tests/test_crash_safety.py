@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qmriprep.cli.outputs import MARKER, SubjectLocks, open_staging, publish_subject
@@ -111,12 +112,16 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")  # a zombie is dead (waiting for init to reap it)
 
 
-def _wait_for_workers(proc, lines: list[str]) -> list[int]:
-    """Read the run's output until a node started and the worker processes exist."""
+def _staged(out: Path) -> bool:
+    return any(p.name.endswith(".nii.gz") for p in out.glob(".qmriprep-staging-*/**/*"))
+
+
+def _wait_for_workers(proc, lines: list[str], ready=lambda: True) -> list[int]:
+    """Read the run's output until a node started, ``ready()`` and the worker processes exist."""
     deadline = time.monotonic() + 300
     for line in proc.stdout:
         lines.append(line)
-        if " started" in line:
+        if any(" started" in x for x in lines) and ready():
             while time.monotonic() < deadline:
                 workers = _children(proc.pid)
                 if workers:
@@ -133,22 +138,45 @@ def _no_survivors(workers):
     return [w for w in workers if _alive(w)]
 
 
-def test_killed_run_leaves_no_partial_subject_nor_worker_and_the_rerun_succeeds(small, tmp_path):
+@pytest.fixture(scope="module")
+def clean_run(small, tmp_path_factory):
+    out = tmp_path_factory.mktemp("clean") / "out"
+    assert main([str(small), str(out), "participant", "-w", str(out.parent / "work"), "--nprocs", "1"]) == 0
+    return out
+
+
+def _maps(out: Path) -> dict:
+    import nibabel as nib
+
+    return {p.relative_to(out).as_posix(): np.asarray(nib.load(p).dataobj)
+            for p in sorted((out / "sub-01").rglob("*.nii.gz"))}
+
+
+@pytest.mark.parametrize("moment", ["first-node", "derivatives-staged"])
+def test_killed_run_leaves_no_partial_subject_nor_worker_and_the_rerun_succeeds(small, clean_run, tmp_path,
+                                                                                 moment):
+    """SIGKILL of the main process once ``moment`` nodes started: no derivative visible, no worker
+    alive, and the rerun (which removes the stale staging folder) gives the clean run's maps."""
     out, work = tmp_path / "out", tmp_path / "work"
     proc = _start(small, out, work)
     lines: list[str] = []
-    workers = _wait_for_workers(proc, lines)
+    staged = moment == "derivatives-staged"
+    workers = _wait_for_workers(proc, lines, (lambda: _staged(out)) if staged else (lambda: True))
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(30)
     assert _no_survivors(workers) == []
-    assert not [p for p in (out / "sub-01").rglob("*.nii.gz")] if (out / "sub-01").exists() else True
+    assert _staged(out) or not staged
+    assert not [p for p in (out / "sub-01").rglob("*.nii.gz")], "".join(lines)  # staged, not visible
     assert not (out / "sub-01" / MARKER).exists()
     assert list(out.glob(".qmriprep-staging-*"))  # left by the killed run...
     code = main([str(small), str(out), "participant", "-w", str(work), "--nprocs", "1"])
     assert code == 0
     assert not list(out.glob(".qmriprep-staging-*"))  # ...and removed by the rerun
     assert (out / "sub-01" / MARKER).is_file()
-    assert list((out / "sub-01" / "anat").glob("*_T2map.nii.gz"))
+    rerun, clean = _maps(out), _maps(clean_run)
+    assert rerun.keys() == clean.keys() and len(clean) > 10
+    for name, array in clean.items():
+        np.testing.assert_array_equal(rerun[name], array, err_msg=name)
 
 
 def test_sigterm_stops_the_run_cleanly(small, tmp_path):
@@ -164,3 +192,18 @@ def test_sigterm_stops_the_run_cleanly(small, tmp_path):
     assert _no_survivors(workers) == []
     assert not list(out.glob(".qmriprep-staging-*"))
     assert not [p for p in out.rglob("*.nii.gz")]
+
+
+def test_two_runs_on_different_subjects_share_the_output_and_work_folders(tmp_path):
+    bids = write_dataset(tmp_path / "bids", DatasetSpec(subjects=("01", "02"), downsample=8, n_slices=4,
+                                                        modalities=("MESE",)))
+    out, work = tmp_path / "out", tmp_path / "work"
+    procs = [_start(bids, out, work, "--participant-label", label) for label in ("01", "02")]
+    texts = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], texts
+    for label in ("01", "02"):
+        assert (out / f"sub-{label}" / MARKER).is_file()
+        assert list((out / f"sub-{label}" / "anat").glob("*_T2map.nii.gz"))
+        assert (out / f"sub-{label}.html").is_file()
+    assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
+    assert not list(out.glob(".qmriprep-staging-*")) and not list(out.rglob(".*.tmp"))

@@ -133,10 +133,13 @@ def open_staging(output_dir, run_uuid: str) -> tuple[Path, int]:
             _recover(stale, output_dir)
             shutil.rmtree(stale, ignore_errors=True)
             LOGGER.warning("removed %s, left by an earlier run that did not finish", stale.name)
-    staging = output_dir / f"{STAGING_PREFIX}{run_uuid}"
-    staging.mkdir(parents=True, exist_ok=True)
-    fd = os.open(staging / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+    # made and locked under another name, then renamed: a staging folder is never seen unlocked
+    fresh = output_dir / f".qmriprep-new-{run_uuid}"
+    fresh.mkdir(parents=True, exist_ok=True)
+    fd = os.open(fresh / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    staging = output_dir / f"{STAGING_PREFIX}{run_uuid}"
+    os.replace(fresh, staging)
     return staging, fd
 
 

@@ -45,6 +45,7 @@ from .ismrmrd_header import header_to_metadata, metadata_to_header
 LAYOUTS = ("2d", "3d")
 LOGGER = logging.getLogger("qmriprep")
 #: recorded (sidecars, log) when the acquisitions carry no read/phase/slice directions
+_WARNED: set = set()
 NO_GEOMETRY = ("the acquisition headers carry no geometry (read/phase/slice directions are zero): "
                "axis-aligned affine from the encoded field of view, centred on the first position")
 _LPS = np.diag([-1.0, -1.0, 1.0])
@@ -326,7 +327,9 @@ def _affine(path, hdr, head, layout, iz, nz, rx):
     fallback = abs(np.linalg.det(dirs)) < 0.5  # zero or degenerate directions: no geometry
     if fallback:
         dirs = np.eye(3)
-        LOGGER.warning("%s: %s", path, NO_GEOMETRY)
+        if Path(path).parent not in _WARNED:  # once per folder, not per file
+            _WARNED.add(Path(path).parent)
+            LOGGER.warning("%s (and the other files of its folder): %s", path, NO_GEOMETRY)
     m = np.zeros((3, 3))
     m[:, 0] = dirs[:, 0] * fov.x / ms.x
     m[:, 1] = dirs[:, 1] * fov.y / ms.y
