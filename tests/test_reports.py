@@ -219,3 +219,25 @@ def test_training_curve_is_drawn_from_the_sidecar():
     svg = curve_svg(side)
     assert svg.count("<polyline") == 2 and "stroke-dasharray" in svg and "patience" in svg
     assert curve_svg({}) == "" and curve_svg({"TrainingCurve": {"epoch": []}}) == ""
+
+
+def test_statistics_use_the_mask_of_the_maps_own_collection():
+    from pathlib import Path
+
+    from qmriprep.reports.analysis import Image, pick_support
+
+    def img(name, suffix, sources, **ents):
+        return Image(Path(name), {"sub": "01", **ents}, suffix, {"Sources": sources})
+
+    mese = [f"bids:raw:sub-01/anat/sub-01_echo-{i}_MESE.nii.gz" for i in (1, 2)]
+    megre = [f"bids:raw:sub-01/anat/sub-01_echo-{i}_MEGRE.nii.gz" for i in (1, 2)]
+    masks = [img("dess.nii.gz", "mask", ["bids:raw:sub-01/anat/sub-01_echo-1_DESS.nii.gz"], desc="dessbrain"),
+             img("megre.nii.gz", "mask", megre, desc="megrebrain"),
+             img("mese.nii.gz", "mask", mese, desc="mesebrain")]
+    t2star = img("t2s.nii.gz", "T2starmap", megre, desc="varpro")
+    assert pick_support(t2star, masks, "mask").path.name == "megre.nii.gz"
+    assert pick_support(img("t2.nii.gz", "T2map", mese, desc="varpro"), masks, "mask").path.name == "mese.nii.gz"
+    b1 = img("b1.nii.gz", "TB1map", ["bids:raw:sub-01/fmap/sub-01_TB1TFL.nii.gz"], desc="tfl")
+    assert pick_support(b1, masks, "mask") is None  # no mask of its own: nonzero voxels
+    generic = img("brain.nii.gz", "mask", [], desc="brain")
+    assert pick_support(b1, masks + [generic], "mask") is generic

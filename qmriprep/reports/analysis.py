@@ -90,17 +90,26 @@ def fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _sources(image: Image) -> set[str]:
+    src = image.sidecar.get("Sources") or []
+    return set([src] if isinstance(src, str) else src)
+
+
 def pick_support(image: Image, candidates: list[Image], suffix: str) -> Image | None:
-    """The mask or dseg that fits a map best: same session, most shared entities."""
+    """The mask or dseg of the map's own collection (one sharing a ``Sources`` file with it); else
+    a generic one (``desc-brain`` or no ``desc``); same session; ties broken by the most shared entities. None
+    when no candidate belongs to the map (e.g. a B1+ map: statistics over its nonzero voxels)."""
     best, best_score = None, None
     for cand in candidates:
         if cand.suffix != suffix:
             continue
         if "ses" in cand.entities and cand.entities["ses"] != image.entities.get("ses"):
             continue
-        score = sum(1 if cand.entities.get(k) == image.entities.get(k) else -1
-                    for k in _MATCH_ENTITIES if k in cand.entities or k in image.entities)
-        score += 2 * (suffix == "mask" and cand.entities.get("desc") == "brain")
+        own, generic = bool(_sources(image) & _sources(cand)), cand.entities.get("desc") in (None, "brain")
+        if not (own or generic):
+            continue
+        score = 100 * own + sum(1 if cand.entities.get(k) == image.entities.get(k) else -1
+                                for k in _MATCH_ENTITIES if k in cand.entities or k in image.entities)
         if best_score is None or score > best_score:
             best, best_score = cand, score
     return best
