@@ -21,7 +21,7 @@ register(Estimator(
     kind="bSSFP", name=MIRACLE, default=True, takes_b1=True, core=f"{__name__}:fit_miracle",
     algorithm="MIRACLE: alternating golden-section searches for T2 and T1 on the configuration "
               "ratios of pc-bSSFP (magnitudes of F-1, F0, F+1)",
-    citations=("nguyen2017", "pcbssfp"), outputs=_MAPS))
+    citations=("nguyen2017", "birk2025"), outputs=_MAPS))
 for _complex in (False, True):
     for _name, _label, _pinn in ((SVNN, "SVNN (supervised)", False),
                                  (PINN, "PINN (physics-informed, self-supervised)", True)):
@@ -32,5 +32,5 @@ for _complex in (False, True):
             options={"physics_informed": _pinn, "complex_net": _complex},
             algorithm=f"{_label} {_NET} " + ("real and imaginary parts; also off-resonance" if _complex
                                              else "magnitudes"),
-            citations=("nguyen2017", "pcbssfp"),
+            citations=("nguyen2017", "birk2025"),
             outputs=_MAPS + ((Output("off_resonance", "fieldmap", datatype="fmap"),) if _complex else ())))

@@ -38,7 +38,7 @@ def init_bssfp_wf(*, item, config, output_dir: str, name: str = "bssfp_wf"):
         + ". The voxel's common phase was removed, the Fourier configurations F-1, F0, F+1 were "
         "computed by a DFT over the phase cycles"
         + (", cleared of Gibbs ringing [@gibbs]" if opts.gibbs else "")
-        + " and normalised per voxel [@pcbssfp]. "
+        + " and normalised per voxel [@birk2025]. "
         + (f"The B1+ map was brought to the bSSFP space ({b1.registration})"
            + (f" and median filtered ({opts.b1_median_mm:g} mm). " if opts.b1_median_mm else ". ")
            if has_b1 else "No B1+ map was used: the nominal flip angle was assumed (B1 = 1). ")
