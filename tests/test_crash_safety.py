@@ -58,6 +58,41 @@ def test_stale_staging_is_removed_and_an_interrupted_publish_restored(tmp_path):
     assert not (out / "sub-02").exists()
 
 
+class _Died(BaseException):
+    """The process dying at that instruction."""
+
+
+@pytest.mark.parametrize("rename", [1, 2], ids=["before-the-old-moves", "between-the-renames"])
+def test_a_run_dying_while_it_publishes_leaves_a_whole_subject(tmp_path, monkeypatch, rename):
+    """Death at the first or second directory rename of the publish: the folder visible is the
+    old whole one, or, after the next start's recovery, the new whole one; never a mix."""
+    import qmriprep.cli.outputs as outputs
+
+    out = tmp_path / "out"
+    _write(out / "sub-01" / "anat" / "old_T2map.nii.gz")
+    staging, lock = open_staging(out, "dying")
+    _write(staging / "sub-01" / "anat" / "new_T2map.nii.gz")
+    calls, real = [], os.replace
+
+    def replace(src, dst):  # counts the directory renames (the marker is written with one too)
+        calls.extend([src] if os.path.isdir(src) else [])
+        if len(calls) == rename:
+            raise _Died()
+        real(src, dst)
+
+    monkeypatch.setattr(outputs.os, "replace", replace)
+    with pytest.raises(_Died):
+        publish_subject(staging, out, "01", run_uuid="dying")
+    monkeypatch.setattr(outputs.os, "replace", real)
+    visible = _tree(out / "sub-01") if (out / "sub-01").exists() else set()
+    assert visible in ({"anat/old_T2map.nii.gz"}, set())
+    os.close(lock)  # the process is gone: the kernel releases its lock
+    _, lock2 = open_staging(out, "next")
+    os.close(lock2)
+    want = {"anat/old_T2map.nii.gz"} if rename == 1 else {"anat/new_T2map.nii.gz", MARKER}
+    assert _tree(out / "sub-01") == want
+
+
 def test_a_live_runs_staging_folder_is_left_alone(tmp_path):
     out = tmp_path / "out"
     staging, lock = open_staging(out, "live")
