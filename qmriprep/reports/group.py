@@ -16,6 +16,7 @@ import numpy as np
 from .. import suffixes
 from ..bids.names import parse_name
 from ..errors import InputError
+from ..utils.files import atomic_write
 
 _MAP = re.compile(r"^sub-[^/]+?_(?:" + "|".join(map(re.escape, suffixes.group_suffixes()))
                   + r")\.nii(\.gz)?$")
@@ -57,11 +58,11 @@ def write_group_summary(output_dir) -> Path:
         raise InputError(output_dir, "no qmriprep parameter maps found: run the participant level first")
     rows = [_row(path, output_dir) for path in files]
     out = output_dir / "group" / "qmriprep_maps.tsv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tsv.part")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, delimiter="\t")
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(out)
-    return out
+
+    def write(tmp):  # a temporary file of its own: concurrent group runs do not interleave
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=COLUMNS, delimiter="\t")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    return atomic_write(out, write)

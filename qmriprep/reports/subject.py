@@ -21,6 +21,7 @@ from pathlib import Path
 from string import Template
 
 from .. import __version__
+from ..utils.files import atomic_write_text
 from .analysis import SUPPORT_SUFFIXES, analyse_map, find_images, sort_key
 from .html import esc as _esc, render_markdown, table as _table
 from .sections import config_html, decisions_html, errors_html, map_html
@@ -95,8 +96,4 @@ def _write_page(out_file: Path, sections, label: str, version: str, date: str) -
         nav="".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t, _ in sections),
         body="\n".join(f'<section id="{a}"><h2>{t}</h2>{html}</section>'
                        for a, t, html in sections))
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_name(out_file.name + ".tmp")  # no half-written page on a crash
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out_file)
-    return out_file
+    return atomic_write_text(out_file, page)  # no half-written page on a crash
