@@ -9,9 +9,10 @@
 3. Throughput of the matching on ``--voxels`` voxels (coefficients of random atoms, complex
    Gaussian noise at 2 % of the atom norm) with ``--threads`` torch threads: coarse-to-fine
    (the default) and exhaustive; agreement between the two on a 50,000-voxel subset.
-4. Accuracy on the phantom (4 mm, 6 central slices): noise-free, SNR 20, and 4x per-frame
-   undersampling; T1/T2 RMSE in GM+WM (the phantom's B1+ map given). ``--cnn``: also the
-   subspace CNN (``mrf:subspacecnn``) on the noisy and undersampled series.
+4. Accuracy on the phantom (4 mm, 6 central slices): noise-free, SNR 1 (sigma = mean |signal|
+   over frames and pure WM: 400 frames average it), and 4x per-frame undersampling (density
+   compensated, zero-filled); T1/T2 RMSE in GM+WM (the phantom's B1+ map given). ``--cnn``: also
+   the subspace CNN (``mrf:subspacecnn``, default settings) on the noisy and undersampled series.
 """
 
 from __future__ import annotations
@@ -48,29 +49,41 @@ def epg_error() -> float:
 
 
 def throughput(sub, dic, n_vox: int, threads: int, strides=(16, 4, 1)) -> dict:
-    torch.set_num_threads(threads)
+    """Voxels/s of the coarse-to-fine search (one thread, and ``threads`` threads each matching a
+    share of the voxels) and of the exhaustive search; agreement of the two."""
+    from concurrent.futures import ThreadPoolExecutor
+
     g = torch.Generator().manual_seed(0)
     pick = torch.randint(0, sub.coef.shape[0], (n_vox,), generator=g)
     clean = sub.coef[pick] * torch.exp(1j * 2 * math.pi * torch.rand(n_vox, 1, generator=g))
     noise = 0.02 * sub.norms[pick, None, None] * torch.randn(n_vox, sub.rank, 2, generator=g)
     coef = clean + torch.view_as_complex(noise.contiguous())
+    torch.set_num_threads(1)
     search = GridSearch(sub.coef, dic.grid[:, :2], strides=strides)
-    rates, out = {}, None
-    for name, fn in (("grid", lambda c: search(c)), ("exhaustive", lambda c: match(c, sub.coef))):
-        n = n_vox if name == "grid" else min(n_vox, 50_000)
+    rates = {}
+
+    def best_of(fn, n, repeats=3):
         best = math.inf
-        for _ in range(3 if name == "grid" else 1):
+        for _ in range(repeats):
             t0 = time.perf_counter()
-            res = fn(coef[:n])
+            fn()
             best = min(best, time.perf_counter() - t0)
-        rates[name] = n / best
-        out = res if name == "exhaustive" else out
-    fast = search(coef[:50_000])
-    rates["agree"] = (fast["index"] == out["index"]).float().mean().item()
-    rates["same_t1_t2_within_step"] = (
-        (torch.log(dic.t1[fast["index"]] / dic.t1[out["index"]]).abs() <= math.log(1.031))
-        & (torch.log(dic.t2[fast["index"]] / dic.t2[out["index"]]).abs() <= math.log(1.031))
-    ).float().mean().item()
+        return n / best
+
+    rates["grid_1thread"] = best_of(lambda: search(coef), n_vox)
+    with ThreadPoolExecutor(threads) as pool:
+        rates["grid_threads"] = best_of(lambda: list(pool.map(search, torch.chunk(coef, 4 * threads))),
+                                        n_vox)
+    n = min(n_vox, 50_000)
+    torch.set_num_threads(threads)
+    rates["exhaustive"] = best_of(lambda: match(coef[:n], sub.coef), n, repeats=1)
+    fast, full = search(coef[:n]), match(coef[:n], sub.coef)
+    rates["agree"] = (fast["index"] == full["index"]).float().mean().item()
+    step = math.log(1.031)
+    rates["within_step"] = ((torch.log(dic.t1[fast["index"]] / dic.t1[full["index"]]).abs() <= step)
+                            & (torch.log(dic.t2[fast["index"]] / dic.t2[full["index"]]).abs() <= step)
+                            ).float().mean().item()
+    rates["score_ratio"] = (fast["score"] / full["score"]).min().item()
     return rates
 
 
@@ -82,8 +95,7 @@ def phantom_accuracy(proto, meta, settings, with_cnn: bool):
     ph = make_phantom(downsample=4, n_slices=6, seed=0)
     tissue = ph.mask & np.isin(ph.labels, (2, 3))
     rows = []
-    for label, snr, r in (("noise-free", None, 1.0), ("SNR 20", 20.0, 1.0), ("R=4 undersampled", None, 4.0),
-                          ("R=4 + SNR 20", 20.0, 4.0)):
+    for label, snr, r in (("noise-free", None, 1.0), ("SNR 1", 1.0, 1.0), ("R=4 undersampled", None, 4.0)):
         series, _ = mrf_series(ph, meta, snr=snr, rng=np.random.default_rng(1), undersampling=r)
         t0 = time.perf_counter()
         out = fit_mrf_matching(series, proto, b1=ph.b1, mask=ph.mask, settings=settings)
@@ -105,24 +117,15 @@ def main(argv=None):
     ap.add_argument("--voxels", type=int, default=500_000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-phantom", action="store_true")
+    ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--cnn", action="store_true")
     args = ap.parse_args(argv)
     print(f"load average at start: {os.getloadavg()}")
     print(f"1. EPG vs closed-form FISP steady state: max |error| = {epg_error():.2e}")
     meta = fisp_schedule()
     proto, settings = protocol_of(meta), MRFSettings()
-    t0 = time.perf_counter()
-    dic, sub = build(proto, settings)
-    s = sub.singular_values.double()
-    print(f"2. dictionary: {dic.atoms.shape[0]} atoms x {dic.atoms.shape[1]} frames in "
-          f"{time.perf_counter() - t0:.1f} s; rank {sub.rank} (95 % of the sum of singular values; "
-          f"95 % of their squares would give {int((torch.cumsum(s * s, 0) / (s * s).sum() < 0.95).sum()) + 1})")
-    r = throughput(sub, dic, args.voxels, args.threads)
-    print(f"3. matching {args.voxels} voxels, {args.threads} threads: coarse-to-fine "
-          f"{r['grid'] / 1e6:.2f} M voxels/s, exhaustive {r['exhaustive'] / 1e6:.3f} M voxels/s; "
-          f"same atom as exhaustive {100 * r['agree']:.1f} %, T1 and T2 within one step "
-          f"{100 * r['same_t1_t2_within_step']:.1f} %")
-    print(f"   load average after: {os.getloadavg()}")
+    if not args.skip_throughput:
+        speed(proto, settings, args)
     if args.skip_phantom:
         return
     torch.set_num_threads(args.threads)
@@ -135,7 +138,24 @@ def main(argv=None):
             c, m = row["cnn"], row["matching"]
             line += (f" | subspace CNN {1e3 * c[0]:7.1f} / {1e3 * c[1]:6.1f} ({row['t_cnn']:.0f} s); "
                      f"gain {m[0] / c[0]:.2f}x / {m[1] / c[1]:.2f}x")
-        print(line)
+        print(line, flush=True)
+    print(f"   load average at the end: {os.getloadavg()}")
+
+
+def speed(proto, settings, args):
+    t0 = time.perf_counter()
+    dic, sub = build(proto, settings)
+    s = sub.singular_values.double()
+    print(f"2. dictionary: {dic.atoms.shape[0]} atoms x {dic.atoms.shape[1]} frames in "
+          f"{time.perf_counter() - t0:.1f} s; rank {sub.rank} (95 % of the sum of singular values; "
+          f"95 % of their squares would give {int((torch.cumsum(s * s, 0) / (s * s).sum() < 0.95).sum()) + 1})")
+    r = throughput(sub, dic, args.voxels, args.threads)
+    print(f"3. matching {args.voxels} voxels (2 % complex noise): coarse-to-fine "
+          f"{r['grid_1thread'] / 1e6:.2f} M voxels/s on 1 thread, {r['grid_threads'] / 1e6:.2f} M voxels/s "
+          f"with {args.threads} threads; exhaustive {r['exhaustive'] / 1e6:.3f} M voxels/s; same atom "
+          f"as exhaustive {100 * r['agree']:.1f} %, T1 and T2 within one step {100 * r['within_step']:.1f} %, "
+          f"worst score ratio {r['score_ratio']:.4f}")
+    print(f"   load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

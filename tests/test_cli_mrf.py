@@ -25,7 +25,8 @@ def pristine(tmp_path_factory):
 
 def _args(bids, root, *extra):
     toml = root / "mrf.toml"
-    toml.write_text(f"[mrf]\nt1_step = {STEP}\nt2_step = {STEP}\nb1_step = 0.05\n")
+    toml.write_text(f"[mrf]\nt1_step = {STEP}\nt2_step = {STEP}\nb1_step = 0.05\n"
+                    "[mrf_cnn]\nwidth = 4\nblocks = 1\nmax_epochs = 2\nsteps_per_epoch = 1\n")
     return [str(bids), str(root / "out"), "participant", "-w", str(root / "work"), "--nprocs", "1",
             "--b1-registration", "header", "--config-file", str(toml), *extra]
 
@@ -33,7 +34,7 @@ def _args(bids, root, *extra):
 @pytest.fixture(scope="module")
 def run(pristine, tmp_path_factory):
     root = tmp_path_factory.mktemp("mrf_run")
-    return root / "out", main(_args(pristine, root))
+    return root / "out", main(_args(pristine, root, "--estimators", "mrf:matching,subspacecnn"))
 
 
 def _load(path):
@@ -56,6 +57,18 @@ def test_mrf_matching_recovers_the_truth_within_one_dictionary_step(pristine, ru
     meta = json.loads((out / "sub-01" / "anat" / "sub-01_desc-matching_T1map.json").read_text())
     assert meta["Units"] == "s" and "Nature" in meta["EstimationReference"]
     assert len(meta["FlipAngle"]) == 200 and meta["B1Correction"].startswith("B1+ map")
+
+
+def test_subspace_cnn_runs_through_the_cli_with_its_training_record(pristine, run):
+    out, code = run
+    assert code == 0
+    meta = json.loads((out / "sub-01" / "anat" / "sub-01_desc-subspacecnn_T2map.json").read_text())
+    assert meta["TrainingEpochs"] == 2 and len(meta["TrainingCurve"]["train_loss"]) == 2
+    assert meta["RandomSeed"] == 0 and "Gao" in meta["EstimationReference"]
+    est = _load(out / "sub-01" / "anat" / "sub-01_desc-subspacecnn_T1map.nii.gz")
+    ref = _load(pristine / "derivatives" / "truth" / "sub-01" / "anat" / "sub-01_T1map.nii.gz")
+    wm = (_load(pristine / "derivatives" / "truth" / "sub-01" / "anat" / "sub-01_dseg.nii.gz") == 3) & (est > 0)
+    assert np.median(np.abs(np.log(est[wm] / ref[wm]))) < math.log1p(STEP)
 
 
 @pytest.fixture

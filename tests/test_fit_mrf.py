@@ -130,3 +130,26 @@ def test_mask_and_zero_voxels_give_zeros(protocol, dictionary):
         assert v.shape == (3, 2) and v.dtype == np.float32 and np.isfinite(v).all()
         assert np.all(v[~mask] == 0), key
     assert out["t1"][0, 0] == pytest.approx(1.0, rel=STEP) and out["m0"][1, 1] == 0
+
+
+def test_subspace_cnn_is_seeded_and_keeps_the_mask(protocol):
+    from qmriprep.nn.subspacecnn import SubspaceCNNSettings, train
+
+    rng = np.random.default_rng(7)
+    t1 = np.full((12, 10, 2), 1.0)
+    t1[:6] = 0.7
+    t2 = np.where(t1 > 0.8, 0.08, 0.05)
+    clean = fisp_signal(t1.ravel(), t2.ravel(), protocol).numpy().reshape(t1.shape + (-1,))
+    series = clean + 0.02 * rng.standard_normal(clean.shape)
+    mask = np.ones(t1.shape, bool)
+    mask[0] = False
+    cnn = SubspaceCNNSettings(width=8, blocks=1, max_epochs=3, steps_per_epoch=2, patience=5)
+    small = dataclasses.replace(SETTINGS, t1_range=[0.4, 1.5], t2_range=[0.03, 0.15])
+    a, rec = train(series, protocol, mask=mask, settings=small, cnn=cnn, seed=3)
+    b, _ = train(series, protocol, mask=mask, settings=small, cnn=cnn, seed=3)
+    for key in ("t1", "t2", "m0"):
+        np.testing.assert_array_equal(a[key], b[key])
+        assert np.isfinite(a[key]).all() and np.all(a[key][~mask] == 0)
+    assert rec["TrainingEpochs"] == 3 and rec["RandomSeed"] == 3
+    assert len(rec["TrainingCurve"]["val_loss"]) == 3 and rec["IdentityValidationLoss"] > 0
+    assert np.median(np.abs(np.log(a["t1"][mask] / t1[mask]))) < 0.2

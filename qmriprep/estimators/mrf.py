@@ -25,7 +25,7 @@ def fit_subspacecnn(series, protocol, *, b1=None, mask=None, seed=0, device="cpu
                                  if f.name in settings})
     maps, record = train(series, protocol, b1=b1, mask=mask, settings=settings_from(settings), cnn=cnn,
                          seed=seed)
-    return {**maps, "meta": {"NetworkTraining": record, "RandomSeed": seed}}
+    return {**maps, "meta": record}
 
 
 _MAPS = (Output("t1", "T1map"), Output("t2", "T2map"), Output("m0", "M0map"),

@@ -197,7 +197,8 @@ def maps_from(coef: torch.Tensor, prep: Prepared) -> dict[str, np.ndarray]:
     ``rmse`` against ``prep.x``."""
     x, dic = prep.x, prep.dic
     total = (x.abs() ** 2).sum(1).float() if x.is_complex() else (x.float() ** 2).sum(1)
-    found = _match_by_b1(coef, dic, prep.sub, prep.b1, prep.settings)
+    with single_thread():  # small kernels: threads only add contention on a shared machine
+        found = _match_by_b1(coef, dic, prep.sub, prep.b1, prep.settings)
     atom, m0 = prep.sub.coef[found["index"]], found["m0"]
     data = project(x, prep.sub.phi)  # |x - m0 e^{i phi} a|^2, phase phi optimal
     inner = (data * atom.to(data.dtype)).sum(1).abs()

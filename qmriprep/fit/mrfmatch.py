@@ -86,7 +86,8 @@ class GridSearch:
                 i1, i2 = grid[atom, 0] + offsets, grid[atom, 1] + offsets
                 i1, i2 = i1[(i1 >= 0) & (i1 < shape[0])], i2[(i2 >= 0) & (i2 < shape[1])]
                 cand = torch.unique(lut[i1[:, None], i2[None, :]].ravel())
-                table[atom] = cand[cand >= 0]
+                cand = cand[cand >= 0]
+                table[atom] = (cand, self.unit[cand].T.contiguous())
             self.tables.append(table)
             on[level] = on[level] | on[level - 1]
 
@@ -98,12 +99,15 @@ class GridSearch:
             s = (y[i:i + chunk] @ self.first_unit).abs_()
             score[i:i + chunk], k = s.max(dim=1)
             index[i:i + chunk] = self.first[k]
-        for table in self.tables:
+        for table in self.tables:  # voxels sorted by winner: each group a contiguous block
             order = torch.argsort(index)
+            ys, found, best = y[order], torch.empty_like(index), torch.empty_like(score)
             winners, counts = torch.unique_consecutive(index[order], return_counts=True)
-            for atom, rows in zip(winners.tolist(), torch.split(order, counts.tolist())):
-                cand = table[atom]
-                s = (y[rows] @ self.unit[cand].T).abs_()
-                score[rows], k = s.max(dim=1)
-                index[rows] = cand[k]
+            start = 0
+            for atom, n in zip(winners.tolist(), counts.tolist()):
+                cand, unit_t = table[atom]
+                best[start:start + n], k = (ys[start:start + n] @ unit_t).abs_().max(dim=1)
+                found[start:start + n] = cand[k]
+                start += n
+            index[order], score[order] = found, best
         return _result(coef, index, score, self.norms)

@@ -16,7 +16,8 @@ out of the loss; training (:func:`qmriprep.nn.loop.fit`) stops when their loss s
 
 Network: 3x3 conv + instance norm + ReLU, ``blocks`` residual blocks, a 1x1 conv back to the
 coefficient channels (real and imaginary parts of complex data), added to its input (it
-predicts a correction). Axial slices are the batch. Deterministic for a given ``seed``.
+predicts a correction; the last conv starts at zero, so training starts from the identity).
+Axial slices are the batch. Deterministic for a given ``seed``.
 """
 
 from __future__ import annotations
@@ -38,14 +39,19 @@ LOGGER = logging.getLogger("nipype.interface")
 class SubspaceCNNSettings:
     """Network and training of ``mrf:subspacecnn`` (config section ``mrf_cnn``)."""
 
-    width: int = 32
-    blocks: int = 4
-    lr: float = 2e-3
-    max_epochs: int = 80
+    width: int = 16
+    blocks: int = 2
+    lr: float = 3e-3
+    max_epochs: int = 150
     steps_per_epoch: int = 4
-    patience: int = 10
+    patience: int = 30
     holdout: float = 0.1
+    loss: str = "l2"  # "l2" or "l1" (the seed's), on real and imaginary parts of the frames
     time_budget_s: float = 0.0
+
+    def __post_init__(self):
+        if self.loss not in ("l1", "l2"):
+            raise ValueError(f"mrf_cnn loss must be 'l1' or 'l2', got {self.loss!r}")
 
 
 def _conv(c_in, c_out):
@@ -69,6 +75,8 @@ class SubspaceCNN(nn.Module):
         super().__init__()
         self.net = nn.Sequential(*_conv(channels, width), *[_Residual(width) for _ in range(blocks)],
                                  nn.Conv2d(width, channels, 1))
+        nn.init.zeros_(self.net[-1].weight)  # starts as the identity: it learns a correction
+        nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, x):
         return x + self.net(x)
@@ -128,8 +136,9 @@ def _slices(prep, settings: SubspaceCNNSettings, scale: float, seed: int) -> tup
                    prep.x.is_complex()), (keep, box)
 
 
-def _loss(model, data: _Slices, where: torch.Tensor) -> torch.Tensor:
-    """L1 between each half's frames and the series of the other half's predicted coefficients."""
+def _loss(model, data: _Slices, where: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """L1 (or L2) between each half's frames and the series of the other half's predicted
+    coefficients."""
     total = 0.0
     for src, dst in ((0, 1), (1, 0)):
         out = model(data.inputs[src]).permute(0, 2, 3, 1)  # (Z, H, W, C)
@@ -137,7 +146,7 @@ def _loss(model, data: _Slices, where: torch.Tensor) -> torch.Tensor:
         synth = coef @ data.phis[dst].T.to(coef.dtype)
         diff = synth - data.frames[dst][where]
         diff = torch.view_as_real(diff) if diff.is_complex() else diff
-        total = total + diff.abs().mean()
+        total = total + (diff.abs().mean() if kind == "l1" else (diff * diff).mean())
     return total / 2
 
 
@@ -149,7 +158,8 @@ def fit_mrf_subspacecnn(series, protocol, *, b1=None, mask=None, settings: MRFSe
 
 def train(series, protocol, *, b1=None, mask=None, settings: MRFSettings | None = None,
           cnn: SubspaceCNNSettings | None = None, seed: int = 0) -> tuple[dict[str, np.ndarray], dict]:
-    """The maps and a record of the training (settings, seed, epochs, losses, seconds)."""
+    """The maps and the sidecar record of the training (settings, seed, epochs, curves, seconds,
+    and ``IdentityValidationLoss``: the held-out loss of the input coefficients themselves)."""
     cnn = cnn or SubspaceCNNSettings()
     prep = prepare(series, protocol, b1=b1, mask=mask, settings=settings)
     full = prep.x @ prep.sub.phi.to(prep.x.dtype) if prep.x.is_complex() else prep.x.float() @ prep.sub.phi
@@ -158,19 +168,24 @@ def train(series, protocol, *, b1=None, mask=None, settings: MRFSettings | None 
     data, (keep, box) = _slices(prep, cnn, scale or 1.0, seed)
     with seeded(seed):
         model = SubspaceCNN(data.inputs[0].shape[1], cnn.width, cnn.blocks)
+    with torch.no_grad():  # the loss of copying the other half's coefficients: what to beat
+        identity = float(_loss(lambda c: c, data, data.held if data.held.any() else data.train, cnn.loss))
     loop = LoopSettings(max_epochs=cnn.max_epochs, patience=cnn.patience, lr=cnn.lr,
                         steps_per_epoch=cnn.steps_per_epoch, time_budget_s=cnn.time_budget_s or None)
-    hist = fit(model, lambda: _loss(model, data, data.train), loop,
-               val_loss=(lambda: float(_loss(model, data, data.held))) if data.held.any() else None)
+    hist = fit(model, lambda: _loss(model, data, data.train, cnn.loss), loop,
+               val_loss=(lambda: float(_loss(model, data, data.held, cnn.loss))) if data.held.any() else None)
     with torch.no_grad():
         out = sum(model(data.inputs[k]) for k in (0, 1)) / 2  # (Z, C, H, W)
     inside = torch.zeros(keep.shape, dtype=torch.bool)
     inside[box] = True
     grid = out.permute(2, 3, 0, 1)  # (H, W, Z, C) = the cropped box, channels last
     coef = _coefficients(grid[torch.as_tensor(keep)[box]], data.complex) * scale
-    record = {"settings": asdict(cnn), "seed": seed, "epochs": len(hist.records), "best_epoch": hist.best_epoch + 1,
-              "stopped": hist.stopped, "seconds": round(hist.seconds, 1),
-              "train_loss": [round(r["train_loss"], 6) for r in hist.records],
-              "val_loss": [None if r["val_loss"] is None else round(r["val_loss"], 6) for r in hist.records]}
-    LOGGER.info("subspace CNN: %d epochs (%s), %.0f s", record["epochs"], hist.stopped, hist.seconds)
+    record = {"TrainingSettings": asdict(cnn), "RandomSeed": seed, "TrainingEpochs": len(hist.records),
+              "TrainingBestEpoch": hist.best_epoch + 1, "TrainingStopped": hist.stopped,
+              "TrainingSeconds": round(hist.seconds, 3), "IdentityValidationLoss": identity,
+              "TrainingCurve": {"epoch": hist.column("epoch"),
+                                "train_loss": [float(f"{v:.6g}") for v in hist.column("train_loss")],
+                                "val_loss": [None if v is None else float(f"{v:.6g}")
+                                             for v in hist.column("val_loss")]}}
+    LOGGER.info("subspace CNN: %d epochs (%s), %.0f s", len(hist.records), hist.stopped, hist.seconds)
     return maps_from(coef, prep), record

@@ -13,6 +13,7 @@ from .bssfp import PARTS
 from .dataset import ALL_MODALITIES, MODALITIES, DatasetSpec, write_dataset
 from .kspace import DEFAULTS as KSPACE_DEFAULTS
 from .kspace import LAYOUTS as KSPACE_LAYOUTS
+from .mrf import N_FRAMES
 
 
 def build_parser():
@@ -52,6 +53,10 @@ def build_parser():
         help="k-space undersampling factor (default %(default)s)")
     add("--coils", type=int, default=KSPACE_DEFAULTS["coils"],
         help="receive coils of the k-space (default %(default)s)")
+    add("--mrf-frames", type=int, default=N_FRAMES, metavar="N",
+        help="frames of the MRF series (with --modalities ... MRF; default %(default)s)")
+    add("--mrf-undersampling", type=float, default=1.0, metavar="R",
+        help="per-frame random undersampling of the MRF series (R > 1: complex, aliased frames)")
     add("--overwrite", action="store_true", help="replace a previous synthetic dataset")
     return p
 
@@ -76,7 +81,8 @@ def _spec(args):
                        downsample=args.downsample, n_slices=args.slices, seed=args.seed,
                        modalities=args.modalities, b1_downsample=args.b1_downsample,
                        motion=True if args.motion else None, bssfp_cycles=args.bssfp_cycles,
-                       bssfp_parts=args.bssfp_parts, kspace=kspace)
+                       bssfp_parts=args.bssfp_parts, kspace=kspace, mrf_frames=args.mrf_frames,
+                       mrf_undersampling=args.mrf_undersampling)
 
 
 def _natural(path):

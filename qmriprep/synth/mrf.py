@@ -9,9 +9,11 @@ of the phantom's T1, T2 and B1+ (the flip angles scaled by B1+).
 Noise: ``sigma = mean |noise-free series| over pure white matter / snr``. Fully sampled series
 are real (phase-corrected, signed: negative after the inversion) with Gaussian noise. With
 ``undersampling`` R > 1, each frame of each axial slice keeps its own random ``1/R`` of the
-phase-encoding lines (the central ``CENTRE_LINES`` always) and is zero-filled back to a complex
-image, as single-interleaf MRF is: incoherent aliasing that differs frame to frame. Noise is then
-complex, added before the undersampling (it is sampled with the data).
+phase-encoding lines (the central ``CENTRE_LINES`` always), weighted by the inverse of their
+sampling probability (density compensation: ``R`` for the random lines, 1 for the centre), and is
+zero-filled back to a complex image, as single-interleaf MRF is: incoherent aliasing that differs
+frame to frame and is zero on average over frames. Noise is then complex, added before the
+undersampling (it is sampled with the data).
 """
 
 from __future__ import annotations
@@ -87,15 +89,16 @@ def mrf_series(grid, meta: dict, *, snr: float | None, rng: np.random.Generator,
 
 
 def undersample(series: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
-    """Zero-filled images of ``series`` (x, y, z, T) keeping per frame a random ``1/factor`` of
-    the phase-encoding lines (axis y) plus the central :data:`CENTRE_LINES`."""
+    """Density-compensated zero-filled images of ``series`` (x, y, z, T) keeping per frame a random
+    ``1/factor`` of the phase-encoding lines (axis y, weight ``factor``) plus the central
+    :data:`CENTRE_LINES` (weight 1)."""
     ny, n_frames = series.shape[1], series.shape[-1]
     k = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(series, axes=(0, 1)), axes=(0, 1), norm="ortho"),
                         axes=(0, 1))
-    keep = rng.random((n_frames, ny)) < 1.0 / factor
+    weight = np.where(rng.random((n_frames, ny)) < 1.0 / factor, float(factor), 0.0)
     centre = ny // 2
-    keep[:, max(centre - CENTRE_LINES // 2, 0): centre + (CENTRE_LINES + 1) // 2] = True
-    k *= keep.T[None, :, None, :]
+    weight[:, max(centre - CENTRE_LINES // 2, 0): centre + (CENTRE_LINES + 1) // 2] = 1.0
+    k *= weight.T[None, :, None, :]
     img = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k, axes=(0, 1)), axes=(0, 1), norm="ortho"),
                           axes=(0, 1))
     return img.astype(np.complex64)
