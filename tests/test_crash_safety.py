@@ -93,6 +93,17 @@ def test_a_run_dying_while_it_publishes_leaves_a_whole_subject(tmp_path, monkeyp
     assert _tree(out / "sub-01") == want
 
 
+def test_an_old_unlocked_half_made_staging_folder_is_removed(tmp_path):
+    out = tmp_path / "out"
+    old, young = out / ".qmriprep-new-dead", out / ".qmriprep-new-starting"
+    for folder in (old, young):
+        folder.mkdir(parents=True)
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    _, lock = open_staging(out, "run3")
+    os.close(lock)
+    assert not old.exists() and young.exists()  # a young one may be a run starting now
+
+
 def test_a_live_runs_staging_folder_is_left_alone(tmp_path):
     out = tmp_path / "out"
     staging, lock = open_staging(out, "live")

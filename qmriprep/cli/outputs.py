@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import signal
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +34,7 @@ from ..utils.files import atomic_write_text
 LOGGER = logging.getLogger("qmriprep")
 
 STAGING_PREFIX = ".qmriprep-staging-"
+NEW_PREFIX = ".qmriprep-new-"  # a staging folder before it is locked and renamed
 #: file in a published subject folder: the run that wrote it finished (JSON: run, version, time)
 MARKER = ".qmriprep-complete"
 LOCK_DIR = ".qmriprep-locks"
@@ -133,8 +135,11 @@ def open_staging(output_dir, run_uuid: str) -> tuple[Path, int]:
             _recover(stale, output_dir)
             shutil.rmtree(stale, ignore_errors=True)
             LOGGER.warning("removed %s, left by an earlier run that did not finish", stale.name)
+    for fresh in output_dir.glob(f"{NEW_PREFIX}*"):  # a run killed while making its staging folder
+        if time.time() - fresh.stat().st_mtime > 600 and _unlocked(fresh):
+            shutil.rmtree(fresh, ignore_errors=True)
     # made and locked under another name, then renamed: a staging folder is never seen unlocked
-    fresh = output_dir / f".qmriprep-new-{run_uuid}"
+    fresh = output_dir / f"{NEW_PREFIX}{run_uuid}"
     fresh.mkdir(parents=True, exist_ok=True)
     fd = os.open(fresh / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
     fcntl.flock(fd, fcntl.LOCK_EX)
