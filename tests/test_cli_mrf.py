@@ -20,7 +20,7 @@ STEP = 0.06  # dictionary steps of the run (config file below)
 def pristine(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("mrf") / "bids",
                          DatasetSpec(downsample=8, n_slices=4, modalities=("MRF", "TB1TFL"),
-                                     b1_downsample=1, mrf_frames=200))
+                                     b1_downsample=1, mrf_frames=150))
 
 
 def _args(bids, root, *extra):
@@ -56,7 +56,7 @@ def test_mrf_matching_recovers_the_truth_within_one_dictionary_step(pristine, ru
             assert np.median(np.abs(np.log(est[m] / ref[m]))) < math.log1p(STEP) / 2, (suffix, tissue)
     meta = json.loads((out / "sub-01" / "anat" / "sub-01_desc-matching_T1map.json").read_text())
     assert meta["Units"] == "s" and "Nature" in meta["EstimationReference"]
-    assert len(meta["FlipAngle"]) == 200 and meta["B1Correction"].startswith("B1+ map")
+    assert len(meta["FlipAngle"]) == 150 and meta["B1Correction"].startswith("B1+ map")
 
 
 def test_subspace_cnn_runs_through_the_cli_with_its_training_record(pristine, run):
@@ -76,9 +76,9 @@ def bids(pristine, tmp_path):
     return shutil.copytree(pristine, tmp_path / "bids")
 
 
-@pytest.mark.parametrize("key, words", [("FlipAngle", "FlipAngle has 199 values but the MRF series "
-                                                      "has 200 frames"),
-                                        ("RepetitionTimeExcitation", "RepetitionTimeExcitation has 199")])
+@pytest.mark.parametrize("key, words", [("FlipAngle", "FlipAngle has 149 values but the MRF series "
+                                                      "has 150 frames"),
+                                        ("RepetitionTimeExcitation", "RepetitionTimeExcitation has 149")])
 def test_series_length_not_matching_its_lists_is_exit_65_naming_the_file(bids, tmp_path, capsys,
                                                                          key, words):
     sidecar = bids / "sub-01" / "anat" / "sub-01_MRF.json"

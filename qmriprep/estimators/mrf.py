@@ -44,5 +44,5 @@ register(Estimator(
     settings=("mrf", "mrf_cnn"), citations=(*_CITES, "gao2022"), outputs=_MAPS,
     algorithm=f"Scan-specific subspace CNN: {_DICTIONARY}; a CNN maps the coefficient images fitted to "
               "one half of the frames (even or odd) to coefficients whose series is compared with the "
-              "other half's frames by an L1 loss (trained on this scan only, no labels, stopped on "
-              "held-out voxels); T1, T2 and M0 by dictionary matching of its coefficients"))
+              "other half's frames by an L2 (default) or L1 loss (trained on this scan only, no labels, "
+              "stopped on held-out voxels); T1, T2 and M0 by dictionary matching of its coefficients"))

@@ -9,8 +9,11 @@ A CNN fed the coefficients of all frames and scored on the same frames learns th
 projection is already the per-voxel optimum of the loss). Here the frames are split in two
 interleaved halves ``A`` (even) and ``B`` (odd) whose noise and undersampling artefacts are
 independent: the network reads the coefficients least-squares fitted to one half and is scored
-(L1, real and imaginary parts) on the other half's frames, both ways (Noise2Noise, Lehtinen et
-al., ICML 2018). It cannot predict the other half's noise, so it learns the signal. The maps
+on the other half's frames (L2 by default, or the seed's L1; real and imaginary parts), both
+ways (Noise2Noise, Lehtinen et al., ICML 2018). It cannot predict the other half's noise, so it
+learns the signal. L2 because the per-frame noise dominates the loss: its gradient equals that of
+the coefficient-domain error, whereas the L1 gradient is mostly the sign of that noise (measured:
+L1 stops earlier with less gain, ``benchmarks/RESULTS.md``). The maps
 come from the mean of its two outputs. A random ``holdout`` fraction of the mask voxels is left
 out of the loss; training (:func:`qmriprep.nn.loop.fit`) stops when their loss stops falling.
 
