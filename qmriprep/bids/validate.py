@@ -37,7 +37,7 @@ def _load(path: Path, name: str):
     if path.stat().st_size == 0:
         raise InputError(name, "is empty (0 bytes)")
     try:
-        img = nb.load(str(path))
+        img = nb.load(str(path), keep_file_open=True)  # volume-by-volume reads of a .gz stay linear
     except Exception as exc:  # nibabel raises many types for a damaged header
         raise InputError(name, f"cannot be read as NIfTI ({exc})") from exc
     return img
