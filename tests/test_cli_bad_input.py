@@ -1,11 +1,12 @@
 """Bad input through the CLI: one clear message naming the file, exit 65, nothing written."""
 
-import json
 import shutil
 
 import nibabel as nib
 import numpy as np
 import pytest
+
+from badinputs import edit_json
 
 from qmriprep.cli.run import main
 from qmriprep.errors import EXIT_INPUT, EXIT_PROCESSING
@@ -34,14 +35,6 @@ def _no_derivatives(out):
     return not out.exists() or not [p for p in out.rglob("*.nii*")]
 
 
-def _edit_json(path, **changes):
-    meta = json.loads(path.read_text())
-    for key, value in changes.items():
-        if value is None:
-            meta.pop(key, None)
-        else:
-            meta[key] = value
-    path.write_text(json.dumps(meta))
 
 
 def test_not_a_bids_folder(tmp_path, capsys):
@@ -70,7 +63,7 @@ def test_output_inside_input(bids, tmp_path, capsys):
 
 def test_missing_echo_time(bids, tmp_path, capsys):
     sidecar = bids / "sub-01" / "anat" / "sub-01_echo-3_MESE.json"
-    _edit_json(sidecar, EchoTime=None)
+    edit_json(sidecar, EchoTime=None)
     code, out = _run(bids, tmp_path)
     assert code == EXIT_INPUT
     msg = capsys.readouterr().out
@@ -79,7 +72,7 @@ def test_missing_echo_time(bids, tmp_path, capsys):
 
 
 def test_missing_flip_angle(bids, tmp_path, capsys):
-    _edit_json(bids / "sub-01" / "anat" / "sub-01_flip-2_VFA.json", FlipAngle=None)
+    edit_json(bids / "sub-01" / "anat" / "sub-01_flip-2_VFA.json", FlipAngle=None)
     code, out = _run(bids, tmp_path)
     assert code == EXIT_INPUT
     msg = capsys.readouterr().out

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .blocks import ResidualBlock, conv_norm_relu
 from .loop import History, Hooks, LoopSettings, fit, seeded
 
 LOSSES = ("l1", "l2", "ssim", "ssim+l1")
@@ -59,26 +60,13 @@ class ScanCNNSettings:
             raise ValueError(f"invalid scancnn settings: {self}")
 
 
-def _conv(c_in, c_out):
-    return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.InstanceNorm2d(c_out, affine=True), nn.ReLU()]
-
-
-class _Residual(nn.Module):
-    def __init__(self, width):
-        super().__init__()
-        self.body = nn.Sequential(*_conv(width, width)[:3], nn.Conv2d(width, width, 3, padding=1),
-                                  nn.InstanceNorm2d(width, affine=True))
-
-    def forward(self, x):
-        return torch.relu(x + self.body(x))
-
-
 class ScanCNN(nn.Module):
     """Echo images ``(B, n_echo, H, W)`` -> raw outputs ``(B, 2, H, W)`` (see the module docstring)."""
 
     def __init__(self, n_echo: int, width: int, blocks: int):
         super().__init__()
-        self.net = nn.Sequential(*_conv(n_echo, width), *[_Residual(width) for _ in range(blocks)],
+        self.net = nn.Sequential(*conv_norm_relu(n_echo, width),
+                                 *[ResidualBlock(width) for _ in range(blocks)],
                                  nn.Conv2d(width, 2, 1))
 
     def forward(self, x):

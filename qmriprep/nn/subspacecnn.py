@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..fit.mrf import MRFSettings, maps_from, prepare
+from .blocks import ResidualBlock, conv_norm_relu
 from .loop import LoopSettings, fit, seeded
 
 LOGGER = logging.getLogger("nipype.interface")
@@ -57,26 +58,13 @@ class SubspaceCNNSettings:
             raise ValueError(f"mrf_cnn loss must be 'l1' or 'l2', got {self.loss!r}")
 
 
-def _conv(c_in, c_out):
-    return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.InstanceNorm2d(c_out, affine=True), nn.ReLU()]
-
-
-class _Residual(nn.Module):
-    def __init__(self, width):
-        super().__init__()
-        self.body = nn.Sequential(*_conv(width, width), nn.Conv2d(width, width, 3, padding=1),
-                                  nn.InstanceNorm2d(width, affine=True))
-
-    def forward(self, x):
-        return torch.relu(x + self.body(x))
-
-
 class SubspaceCNN(nn.Module):
     """Coefficient images ``(B, C, H, W)`` -> corrected coefficient images, same shape."""
 
     def __init__(self, channels: int, width: int, blocks: int):
         super().__init__()
-        self.net = nn.Sequential(*_conv(channels, width), *[_Residual(width) for _ in range(blocks)],
+        self.net = nn.Sequential(*conv_norm_relu(channels, width),
+                                 *[ResidualBlock(width) for _ in range(blocks)],
                                  nn.Conv2d(width, channels, 1))
         nn.init.zeros_(self.net[-1].weight)  # starts as the identity: it learns a correction
         nn.init.zeros_(self.net[-1].bias)
