@@ -1,0 +1,82 @@
+"""Noise estimation (fit/noise.py): within 10 % of the true sigma on the brain phantom."""
+
+import numpy as np
+import pytest
+
+from qmriprep.fit.noise import NoiseEstimate, estimate_noise, mp_variance
+from qmriprep.synth import bssfp, contrasts
+from qmriprep.synth.phantom import make_phantom
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom(downsample=3, crop=False, n_slices=24)
+
+
+def _magnitude(ph, mod, snr, rng):
+    clean = np.stack([v[2] for v in contrasts.complete_volumes(mod, ph)], -1)
+    sigma = float(np.mean(clean[..., 0][ph.noise_reference()]) / snr)
+    n = rng.standard_normal((2,) + clean.shape)
+    return np.hypot(clean + sigma * n[0], sigma * n[1]), sigma
+
+
+def _complex(ph, snr, rng):
+    sig = bssfp.clean_signal(ph, 12)
+    sigma = bssfp.noise_sigma(np.mean(ph.pd[ph.noise_reference()]), snr)
+    n = rng.standard_normal((2,) + sig.shape)
+    return sig + sigma * (n[0] + 1j * n[1]), sigma
+
+
+@pytest.mark.parametrize("mod", ["MESE", "VFA"])
+@pytest.mark.parametrize("view", ["full", "skullstripped", "tight"])
+def test_noise_of_magnitude_series_within_10_percent(phantom, mod, view):
+    data, sigma = _magnitude(phantom, mod, 30, np.random.default_rng(1))
+    data, mask = _view(phantom, data, view)
+    est = estimate_noise(data, is_complex=False, mask=mask)
+    assert isinstance(est, NoiseEstimate)
+    assert abs(est.sigma / sigma - 1) < 0.10, (est, sigma)
+    assert est.method.startswith("background" if view == "full" else "MP-PCA")
+    assert 20 < est.snr < 60  # 30 in pure WM; the median over all tissue is near it
+
+
+@pytest.mark.parametrize("view", ["full", "skullstripped", "tight"])
+def test_noise_of_complex_series_within_10_percent(phantom, view):
+    data, sigma = _complex(phantom, 30, np.random.default_rng(2))
+    data, mask = _view(phantom, data, view)
+    est = estimate_noise(data, is_complex=True, mask=mask)
+    assert abs(est.sigma / sigma - 1) < 0.10, (est, sigma)
+    assert est.method.startswith("background" if view == "full" else "MP-PCA")
+
+
+def _view(ph, data, view):
+    """The whole field of view (mask computed), skull-stripped (zero outside), or a tight box
+    inside the brain (no background at all)."""
+    if view == "full":
+        return data, None
+    if view == "skullstripped":
+        return data * ph.mask[..., None], ph.mask
+    idx = np.argwhere(ph.mask)
+    lo, hi = idx.min(0), idx.max(0)
+    mid, half = (lo + hi) // 2, np.maximum((hi - lo) // 4, 3)
+    box = tuple(slice(m - h, m + h) for m, h in zip(mid[:2], half[:2])) + (slice(None),)
+    return data[box], None
+
+
+def test_mp_variance_matches_dipy_classifier():
+    """The batched Marchenko-Pastur classifier equals dipy's loop on each patch."""
+    from dipy.denoise.localpca import _pca_classifier
+
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((6, 125, 3)) @ rng.standard_normal((6, 3, 12)) * 5
+    patches = base + rng.standard_normal((6, 125, 12)) * 0.7
+    ours = mp_variance(patches)
+    for p, v in zip(patches, ours):
+        c = p - p.mean(0)
+        lam = np.linalg.eigvalsh(c.T @ c / len(p))
+        assert v == pytest.approx(_pca_classifier(lam, len(p))[0], rel=1e-10)
+    assert np.all(np.abs(np.sqrt(ours) / 0.7 - 1) < 0.15)
+
+
+def test_empty_series_gives_zero_sigma_and_nan_snr():
+    est = estimate_noise(np.zeros((12, 12, 12, 4)), is_complex=False)
+    assert est.sigma == 0 and np.isnan(est.snr)
