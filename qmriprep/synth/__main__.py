@@ -57,6 +57,10 @@ def build_parser():
         help="frames of the MRF series (with --modalities ... MRF; default %(default)s)")
     add("--mrf-undersampling", type=float, default=1.0, metavar="R",
         help="per-frame random undersampling of the MRF series (R > 1: complex, aliased frames)")
+    add("--warp-mm", type=float, default=0.0, metavar="MM",
+        help="give each subject its own anatomy: smooth random deformation of this RMS (mm)")
+    add("--label-thickness", type=float, default=3.5, metavar="MM",
+        help="slice thickness of the label maps of --modalities weighted (derivatives/lowres)")
     add("--overwrite", action="store_true", help="replace a previous synthetic dataset")
     return p
 
@@ -82,7 +86,8 @@ def _spec(args):
                        modalities=args.modalities, b1_downsample=args.b1_downsample,
                        motion=True if args.motion else None, bssfp_cycles=args.bssfp_cycles,
                        bssfp_parts=args.bssfp_parts, kspace=kspace, mrf_frames=args.mrf_frames,
-                       mrf_undersampling=args.mrf_undersampling)
+                       mrf_undersampling=args.mrf_undersampling, warp_mm=args.warp_mm,
+                       label_thickness=args.label_thickness)
 
 
 def _natural(path):

@@ -45,13 +45,14 @@ from .. import __version__
 from . import bssfp
 from . import mrf as synth_mrf
 from . import kspace as synth_kspace
+from . import weighted as synth_weighted
 from .contrasts import PROTOCOL, SCANNER, complete_volumes, vfa_volumes, volumes
 from .files import save_nifti, write_json
 from .phantom import LABELS, TISSUES, Phantom, make_phantom
 
 MODALITIES = ("MESE", "MEGRE", "VFA", "TB1DAM", "TB1AFI", "TB1TFL")
 #: every modality write_dataset can simulate (bSSFP only on request)
-ALL_MODALITIES = MODALITIES + ("bSSFP", "DESS", "MRF")
+ALL_MODALITIES = MODALITIES + ("bSSFP", "DESS", "MRF", "weighted")
 #: rigid motion of ``motion=True``: flip index -> rotation (deg about x, y, z), translation (mm)
 DEFAULT_MOTION = {2: {"rotation": (0.0, 1.0, 2.0), "translation": (1.5, -1.0, 0.5)}}
 _LABEL = re.compile(r"^[a-zA-Z0-9]+$")
@@ -88,6 +89,8 @@ class DatasetSpec:
     kspace: dict | bool | None = None
     mrf_frames: int = synth_mrf.N_FRAMES
     mrf_undersampling: float = 1.0
+    warp_mm: float = 0.0           # per-subject smooth deformation (:func:`.weighted.deform`)
+    label_thickness: float = 3.5   # slice thickness (mm) of the "weighted" modality's label maps
 
     def __post_init__(self):
         put = functools.partial(object.__setattr__, self)
@@ -123,6 +126,7 @@ def write_dataset(out_dir, spec: DatasetSpec | None = None, *, overwrite=False):
         _write_top(tmp, spec)
         for i, sub in enumerate(spec.subjects):
             full = make_phantom(downsample=spec.downsample, n_slices=None, seed=spec.seed + i)
+            full = synth_weighted.deform(full, spec.warp_mm, spec.seed + i)
             for ses in spec.sessions or (None,):
                 _write_session(tmp, full, spec, sub, ses)
         if out_dir.exists():
@@ -150,6 +154,9 @@ def _write_session(root, full: Phantom, spec: DatasetSpec, sub, ses):
         grid, dtype = (b1grid, "fmap") if mod.startswith("TB1") else (anat, "anat")
         if mod == "MRF":
             synth_mrf.write(root, grid, (folder / dtype / f"{prefix}_MRF.nii.gz").as_posix(), spec, record)
+            continue
+        if mod == "weighted":  # T1w (MPRAGE), T2w (TSE) and derivatives/lowres labels
+            synth_weighted.write(root, grid, folder, prefix, spec, record)
             continue
         if mod == "bSSFP":
             stem = f"{(folder / dtype).as_posix()}/{prefix}"
