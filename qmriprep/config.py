@@ -98,7 +98,9 @@ class Nipype:
     nprocs: int = 1
     omp_nthreads: int = 1
     mem_gb: float = 0.0
-    plugin: str = "MultiProc"
+    # --use-plugin: Nipype plugin settings {"plugin": name, "plugin_args": {...}}; empty: MultiProc
+    # with nprocs processes (Linear for one)
+    plugin: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -11,10 +11,12 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q "torch==2.13.0"
+# -c requirements.lock: the exact versions CI and the Dockerfile use (regenerate: DEVELOPERS.md)
+lock=(-c "$here/requirements.lock")
+"$venv/bin/python" -m pip install -q "${lock[@]}" "torch==2.13.0"
 if [ -n "$extras" ]; then
-  "$venv/bin/python" -m pip install -q -e "$here[$extras]"
+  "$venv/bin/python" -m pip install -q "${lock[@]}" -e "$here[$extras]"
 else
-  "$venv/bin/python" -m pip install -q -e "$here"
+  "$venv/bin/python" -m pip install -q "${lock[@]}" -e "$here"
 fi
 echo "qmriprep installed in $venv"

@@ -4,6 +4,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${QMRIPREP_VENV:-$here/.venv}"
+bash "$here/scripts/install_system.sh"   # slurm + munge for tests/test_hpc_slurm.py (root, apt)
 bash "$here/scripts/install.sh" test
 cd "$here"
 "$venv/bin/python" -m pytest -n 2 --durations=15 "$@"

@@ -27,3 +27,17 @@ def private_caches(work_dir: str | Path, environ=os.environ) -> dict[str, str]:
             path.mkdir(parents=True, exist_ok=True)
             environ[var] = chosen[var] = str(path)
     return chosen
+
+
+def login_name(environ=os.environ) -> str:
+    """``LOGNAME`` (which Nipype's cluster plugins put in job names) if unset, as under
+    ``apptainer --cleanenv``: from ``USER``, the password database, or ``uid<N>``."""
+    if not environ.get("LOGNAME"):
+        try:
+            import pwd
+
+            name = environ.get("USER") or pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:  # a container user without a passwd entry
+            name = f"uid{os.getuid()}"
+        environ["LOGNAME"] = name
+    return environ["LOGNAME"]

@@ -105,16 +105,23 @@ def _build(config, plans, staging: Path):
 
 
 def _plugin(ny) -> dict:
-    """``workflow.run`` arguments: Linear for one process, else MultiProc whose workers die
-    with this process."""
+    """``workflow.run`` arguments: the ``--use-plugin`` settings if given (a cluster plugin waits
+    for its jobs), else Linear for one process or MultiProc whose workers die with this process."""
+    from .environment import login_name
     from .processes import multiproc_plugin
 
     plugin_args = {"status_callback": _progress}
-    if ny.nprocs <= 1:
+    name = ny.plugin.get("plugin", "MultiProc")
+    if name != "MultiProc":
+        login_name()  # nipype's SLURM/SGE plugins name jobs after $LOGNAME (unset under --cleanenv)
+        return {"plugin": name, "plugin_args": {**ny.plugin.get("plugin_args", {}), **plugin_args}}
+    plugin_args.update(ny.plugin.get("plugin_args", {}))
+    if ny.nprocs <= 1 and not ny.plugin:
         return {"plugin": "Linear", "plugin_args": plugin_args}
-    plugin_args.update(n_procs=ny.nprocs, raise_insufficient=False)
+    plugin_args.setdefault("n_procs", ny.nprocs)
+    plugin_args.setdefault("raise_insufficient", False)
     if ny.mem_gb:
-        plugin_args["memory_gb"] = ny.mem_gb
+        plugin_args.setdefault("memory_gb", ny.mem_gb)
     return {"plugin": multiproc_plugin(plugin_args)}
 
 

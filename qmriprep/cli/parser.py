@@ -67,6 +67,26 @@ def _filter_file(value: str) -> dict:
     return filters
 
 
+def _plugin_file(value: str) -> dict:
+    """``{"plugin": name, "plugin_args": {...}}`` from a YAML (or JSON) file, as fMRIPrep reads it."""
+    import yaml
+    from nipype.pipeline import plugins
+
+    path = _path_exists(value)
+    try:
+        settings = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise argparse.ArgumentTypeError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(settings, dict) or not isinstance(settings.get("plugin"), str) \
+            or not isinstance(settings.get("plugin_args", {}), dict) or set(settings) - {"plugin", "plugin_args"}:
+        raise argparse.ArgumentTypeError(f"{path}: needs 'plugin: <name>' and optionally a "
+                                         "'plugin_args' mapping, nothing else")
+    if not hasattr(plugins, f"{settings['plugin']}Plugin"):
+        raise argparse.ArgumentTypeError(f"{path}: {settings['plugin']!r} is not a Nipype plugin "
+                                         "(e.g. SLURM, SLURMGraph, SGE, PBS, MultiProc)")
+    return {"plugin": settings["plugin"], "plugin_args": settings.get("plugin_args", {})}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The qmriprep command line. Options that set a run setting have its config path as
     destination (``--nn-epochs`` -> ``nn.max_epochs``) and no default: given options override
@@ -122,6 +142,9 @@ def _resources(g) -> None:
                    help="threads per process for numpy/torch (default: min(8, nprocs))")
     g.add_argument("--mem", "--mem-gb", dest="nipype.mem_gb", type=float, metavar="GB",
                    help="memory limit for the scheduler, in GB")
+    g.add_argument("--use-plugin", dest="nipype.plugin", type=_plugin_file, metavar="FILE",
+                   help="Nipype plugin settings (YAML: plugin: SLURM, plugin_args: {sbatch_args: ...}) "
+                        "to run the nodes as cluster jobs; qmriprep waits for them and then publishes")
     g.add_argument("--device", dest="workflow.device",
                    help="torch device for learned estimators (cpu, cuda, cuda:1; default cpu)")
     g.add_argument("--random-seed", dest="seeds.random_seed", type=int, metavar="SEED",
