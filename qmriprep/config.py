@@ -5,7 +5,8 @@ option's destination is its path here, e.g. ``--nn-epochs`` -> ``nn.max_epochs``
 read it, and ``Config.to_toml``/``Config.from_toml`` make a run reproducible with
 ``--config-file``. Sections that configure a core component reuse its settings dataclass
 (``multiecho``, ``dess``: :mod:`qmriprep.estimators`; ``nn``: :class:`~qmriprep.nn.options.NetworkOptions`;
-``scan_cnn``: :class:`~qmriprep.nn.scancnn.ScanCNNSettings`; ``recon.zsssl``:
+``scan_cnn``: :class:`~qmriprep.nn.scancnn.ScanCNNSettings`; ``noise``:
+:class:`~qmriprep.fit.denoise.DenoiseSettings`; ``recon.zsssl``:
 :class:`~qmriprep.recon.zsssl.ReconSettings`), so each setting is declared once.
 """
 
@@ -21,6 +22,7 @@ import tomli_w
 from . import estimators
 from .estimators.dess import DESSSettings
 from .estimators.multiecho import MultiEchoSettings
+from .fit.denoise import DenoiseSettings
 from .fit.mrf import MRFSettings
 from .nn.subspacecnn import SubspaceCNNSettings
 from .nn.options import NetworkOptions
@@ -123,6 +125,7 @@ class Config:
     mrf_cnn: SubspaceCNNSettings = field(default_factory=SubspaceCNNSettings)
     nn: NetworkOptions = field(default_factory=NetworkOptions)
     scan_cnn: ScanCNNSettings = field(default_factory=ScanCNNSettings)
+    noise: DenoiseSettings = field(default_factory=DenoiseSettings)
     recon: Recon = field(default_factory=Recon)
     nipype: Nipype = field(default_factory=Nipype)
     seeds: Seeds = field(default_factory=Seeds)

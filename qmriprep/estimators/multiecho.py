@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .names import LOGLINEAR, NLLS, SCANCNN, VARPRO
-from .spec import Estimator, Output, register
+from .spec import CRB, Estimator, Output, register
 
 
 @dataclass
@@ -16,11 +16,15 @@ class MultiEchoSettings:
     fit_offset: bool = False
 
 
-def _fit(solver: str, series, protocol, *, mask=None, drop_first_echo=False, fit_offset=False, **_):
+def _fit(solver: str, series, protocol, *, mask=None, drop_first_echo=False, fit_offset=False,
+         noise_sigma=None, **_):
     from ..fit.monoexp import fit_monoexp
+    from ..fit.uncertainty import monoexp_sd
 
-    return fit_monoexp(series, protocol.echo_times, method=solver, drop_first_echo=drop_first_echo,
+    maps = fit_monoexp(series, protocol.echo_times, method=solver, drop_first_echo=drop_first_echo,
                        offset=fit_offset, mask=mask)
+    te = protocol.echo_times[1:] if drop_first_echo else protocol.echo_times
+    return {**maps, **monoexp_sd(maps, te, noise_sigma, mask)}
 
 
 def fit_varpro(series, protocol, **kw):
@@ -78,7 +82,11 @@ for _kind, _t, _r, _ref in (("MESE", "T2", "R2", "cpmg"), ("MEGRE", "T2*", "R2*"
             algorithm=f"Mono-exponential {_t} fit S = M0 exp(-TE/{_t}): {_how}",
             citations=(_ref, *_cites), core=f"{__name__}:fit_{_name}", settings="multiecho",
             outputs=(Output("t2", _tmap), Output("r2", _tmap.replace("T2", "R2")),
-                     Output("m0", "M0map", desc=_t.replace("*", "star")), Output("rmse", f"{_tmap}RMSE"))))
+                     Output("m0", "M0map", desc=_t.replace("*", "star")), Output("rmse", f"{_tmap}RMSE"),
+                     Output("t2_sd", _tmap, desc="SD", description=CRB.format(_t)),
+                     Output("r2_sd", _tmap.replace("T2", "R2"), desc="SD", description=CRB.format(_r)),
+                     Output("m0_sd", "M0map", desc=_t.replace("*", "star") + "SD",
+                            description=CRB.format("M0")))))
     register(Estimator(
         kind=_kind, name=SCANCNN, stochastic=True, settings=("multiecho", "scan_cnn"),
         algorithm=f"Scan-specific unsupervised CNN: M0 and {_t} maps from the echo images, trained on this "

@@ -16,17 +16,25 @@ from importlib import import_module
 from typing import Any
 
 
+#: ``Output.description`` of a Cramer-Rao standard-deviation map (``.format(parameter)``)
+CRB = ("Standard deviation of the {} estimate: Cramer-Rao lower bound sigma sqrt((J^T J)^-1) from the "
+       "noise sigma measured on the series (NoiseSigma) and the Jacobian J of the signal model at the "
+       "fitted parameters (automatic differentiation)")
+
+
 @dataclass(frozen=True)
 class Output:
     """One map an estimator writes: the fit node's output ``field`` saved as ``suffix``.
 
-    The file is named ``desc-<estimator name><desc>`` (e.g. ``desc-varproT2_M0map``).
+    The file is named ``desc-<estimator name><desc>`` (e.g. ``desc-varproT2_M0map``);
+    ``description`` is its sidecar ``Description`` (e.g. how a ``desc="SD"`` map was computed).
     """
 
     field: str
     suffix: str
     desc: str = ""
     datatype: str = "anat"
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,9 @@ class Estimator:
     ``node`` interface applying the model. ``settings``: the :class:`~qmriprep.config.Config`
     section (dotted path), or a tuple of sections, passed to the trainer (learned) or as keyword
     arguments to ``core``. ``stochastic``: ``core`` also takes the run's ``seed`` and ``device``.
-    A core may return a ``"meta"`` dict: sidecar fields known only at run time.
+    A core may return a ``"meta"`` dict: sidecar fields known only at run time. A core writing
+    standard-deviation maps (outputs with ``desc`` ending in ``SD``) is also given ``noise_sigma``,
+    the noise measured on the series (:func:`qmriprep.fit.noise.estimate_noise`).
     """
 
     kind: str

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from .names import LINEAR, NLLS
-from .spec import Estimator, Output, register
+from .spec import CRB, Estimator, Output, register
 
 
-def _fit(method: str, series, protocol, *, b1=None, mask=None, **_):
+def _fit(method: str, series, protocol, *, b1=None, mask=None, noise_sigma=None, **_):
     from ..fit.despot1 import fit_vfa
+    from ..fit.uncertainty import spgr_sd
 
-    return fit_vfa(series, protocol.flip_angles, protocol.tr, b1=b1, method=method, mask=mask)
+    maps = fit_vfa(series, protocol.flip_angles, protocol.tr, b1=b1, method=method, mask=mask)
+    return {**maps, **spgr_sd(maps, protocol.flip_angles, protocol.tr, noise_sigma, mask, b1)}
 
 
 def fit_nlls(series, protocol, **kw):
@@ -23,7 +25,10 @@ def fit_linear(series, protocol, **kw):
 
 
 _OUTPUTS = (Output("t1", "T1map"), Output("r1", "R1map"), Output("m0", "M0map", desc="T1"),
-            Output("rmse", "T1mapRMSE"))
+            Output("rmse", "T1mapRMSE"),
+            Output("t1_sd", "T1map", desc="SD", description=CRB.format("T1")),
+            Output("r1_sd", "R1map", desc="SD", description=CRB.format("R1")),
+            Output("m0_sd", "M0map", desc="T1SD", description=CRB.format("M0")))
 register(Estimator(
     kind="VFA", name=NLLS, default=True, takes_b1=True, core=f"{__name__}:fit_nlls",
     algorithm="Variable flip angle T1, non-linear least squares on the SPGR equation, B1+ corrected "

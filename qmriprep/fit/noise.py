@@ -122,7 +122,11 @@ def mp_variance(patches):
     n = patches.shape[1]
     centred = patches - patches.mean(1, keepdims=True)
     cov = np.einsum("pvi,pvj->pij", centred, centred) / n
-    lam = np.linalg.eigvalsh(cov)
+    return mp_classify(np.linalg.eigvalsh(cov), n)
+
+
+def mp_classify(lam, n):
+    """Noise variance from ascending eigenvalues ``lam`` (p, channels) of ``n``-voxel patches."""
     if lam.shape[1] > n - 1:
         lam = lam[:, -(n - 1):]
     running = np.cumsum(lam, 1) / np.arange(1, lam.shape[1] + 1)

@@ -3,7 +3,8 @@
 The core function is named by the estimator's registry declaration (``"module:function"``) and
 called as ``core(series, protocol, b1=..., mask=..., **options)`` with the protocol rebuilt in SI
 units; the interface's outputs are the declared map fields (set per node, like Nipype's
-``Function`` interface) and ``meta``, the sidecar fields the core returned under ``"meta"``.
+``Function`` interface) and ``meta``, the sidecar fields the core returned under ``"meta"`` (after
+the series' noise fields ``noise_meta``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 
 import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, DynamicTraitedSpec, File, InputMultiObject,
-                                    SimpleInterface, traits)
+                                    SimpleInterface, isdefined, traits)
 
 from ..utils.images import load_series, optional_mask, optional_volume, save_like
 
@@ -26,6 +27,9 @@ class _FitMapsInputSpec(BaseInterfaceInputSpec):
     options = traits.Dict(desc="keyword arguments of the core function (settings)")
     b1_file = File(exists=True, desc="B1+ map (fraction of nominal) on the same grid; absent: B1 = 1")
     mask_file = File(exists=True, desc="voxels to fit")
+    noise_sigma = traits.Float(desc="measured noise sigma, passed to the core as noise_sigma "
+                                    "(estimators writing standard-deviation maps)")
+    noise_meta = traits.Dict(desc="sidecar fields of the series' noise (NoiseSigma, NoiseMethod, SNR)")
 
 
 class FitMaps(SimpleInterface):
@@ -51,11 +55,14 @@ class FitMaps(SimpleInterface):
         data, ref = _load(self.inputs.in_files)
         protocol = resolve(self.inputs.protocol_type)(**self.inputs.protocol)
         options = dict(self.inputs.options) if self.inputs.options else {}
+        if isdefined(self.inputs.noise_sigma):
+            options["noise_sigma"] = self.inputs.noise_sigma
         res = resolve(self.inputs.core)(data, protocol, b1=optional_volume(self.inputs.b1_file),
                                         mask=optional_mask(self.inputs.mask_file), **options)
         for key in self._fields:
             self._results[key] = save_like(res[key], ref, os.path.join(runtime.cwd, f"{key}.nii.gz"))
-        self._results["meta"] = dict(res.get("meta", {}))
+        noise = dict(self.inputs.noise_meta) if isdefined(self.inputs.noise_meta) else {}
+        self._results["meta"] = {**noise, **res.get("meta", {})}
         return runtime
 
 

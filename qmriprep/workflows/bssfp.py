@@ -11,6 +11,7 @@ from ..interfaces.bssfp import ComplexSeries, FourierConfigurations
 from ..interfaces.estimate import ForegroundMask
 from .b1 import b1_meta, connect_b1_to_target
 from .estimate import FitInputs, citations_of, connect_estimators, sources_of
+from .noise import denoised
 from .outputs import MapSpec, connect_ds_maps
 
 
@@ -56,11 +57,13 @@ def init_bssfp_wf(*, item, config, output_dir: str, name: str = "bssfp_wf"):
     workflow.connect([
         (inputnode, series, [("in_files", "in_files")]),
         (series, mask, [("out_reference", "in_files")]),
-        (series, configs, [("out_file", "in_file")]),
         (mask, configs, [("out_mask", "mask_file")]),
         (mask, outputnode, [("out_mask", "mask")]),
         (series, outputnode, [("out_reference", "reference")]),
     ])
+    cycles = denoised(workflow, kind="bSSFP", series=(series, "out_file"), mask=(mask, "out_mask"),
+                      config=config)
+    workflow.connect(*cycles, configs, "in_file")
     protocol_meta = {"RFPhaseIncrement": [round(math.degrees(x), 6) for x in p.phase_increments],
                      "FlipAngle": round(math.degrees(p.flip_angle), 6), "RepetitionTimeExcitation": p.tr}
     b1_out = None
@@ -77,7 +80,8 @@ def init_bssfp_wf(*, item, config, output_dir: str, name: str = "bssfp_wf"):
     meta = {**protocol_meta, **b1_meta(b1, b1_sources, opts.b1_median_mm)}
     outputs += connect_estimators(workflow, kind="bSSFP", names=item.estimators, protocol=p, config=config,
                                   inputs=FitInputs((configs, "out_file"), (mask, "out_mask"), b1_out,
-                                                   tuple(sources + b1_sources), meta))
+                                                   tuple(sources + b1_sources), meta,
+                                                   acquired=(series, "out_file")))
     connect_ds_maps(workflow, inputnode=inputnode, outputnode=outputnode, outputs=outputs,
                     output_dir=output_dir)
     return workflow

@@ -15,7 +15,15 @@ from nipype.pipeline import engine as pe
 from .. import estimators
 from ..estimators.citations import cite
 from ..provenance import bids_uris, map_meta
+from .noise import connect_noise, denoise_text, denoised
 from .outputs import MapSpec
+
+#: methods sentence on the noise measurement (fit/noise.py)
+NOISE_TEXT = (" The noise standard deviation of the series was measured from the background (Rayleigh "
+              "or Gaussian second moment) or, without a noise-only background, by Marchenko-Pastur "
+              "PCA [@veraart2016].")
+SD_TEXT = (" Per-voxel standard deviations (desc-<estimator>SD maps) are Cramer-Rao bounds from that "
+           "noise, with the Jacobian of the signal model by automatic differentiation.")
 
 
 @dataclass(frozen=True)
@@ -29,24 +37,49 @@ class FitInputs:
     b1: tuple | None = None
     sources: tuple[str, ...] = ()
     meta: dict = field(default_factory=dict)
+    #: the acquired series when ``data`` is derived from it (pc-bSSFP configurations): the noise
+    #: is measured there and the collection workflow denoises it; None: ``data`` is the series,
+    #: measured and (``noise`` config section) denoised here
+    acquired: tuple | None = None
 
 
 def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: FitInputs) -> list:
     """Add the fit nodes of ``names`` (estimators of ``kind``); returns ``(node, output, MapSpec)``."""
     outputs = []
+    noise = connect_noise(workflow, series=inputs.acquired or inputs.data, mask=inputs.mask)
+    data = inputs.data if inputs.acquired else denoised(workflow, kind=kind, series=inputs.data,
+                                                        mask=inputs.mask, config=config)
+    has_sd = any(o.desc.endswith("SD") for n in names for o in estimators.get(kind, n).outputs)
+    workflow.__desc__ = ((workflow.__desc__ or "") + denoise_text(kind, config) + NOISE_TEXT
+                         + (SD_TEXT if has_sd else ""))
     for name in names:
         est = estimators.get(kind, name)
         fit = fit_node(workflow, est, protocol, config)
-        workflow.connect([(inputs.data[0], fit, [(inputs.data[1], "in_files")]),
+        workflow.connect([(data[0], fit, [(data[1], "in_files")]),
                           (inputs.mask[0], fit, [(inputs.mask[1], "mask_file")])])
+        connect_noise_to(workflow, noise, fit, est)
         if est.takes_b1 and inputs.b1 is not None:
             workflow.connect(*inputs.b1, fit, "b1_file")
         for out in est.outputs:
             outputs.append((fit, out.field, MapSpec(
                 f"{out.field}_{name}", out.suffix, desc=f"{name}{out.desc}", datatype=out.datatype,
-                meta=map_meta(out.suffix, est, inputs.sources, **inputs.meta),
+                meta=map_meta(out.suffix, est, inputs.sources, **inputs.meta,
+                              **({"Description": out.description} if out.description else {})),
                 runtime_meta="meta")))
     return outputs
+
+
+def connect_noise_to(workflow, noise, fit, est):
+    """The series' noise fields go to every map's sidecar (node input ``noise_meta``); its sigma
+    to estimators writing SD maps and to trainers taking ``noise_sigma`` (noise-matched)."""
+    if "noise_meta" in fit.inputs.copyable_trait_names():
+        workflow.connect(noise, "meta", fit, "noise_meta")
+    if any(o.desc.endswith("SD") for o in est.outputs) and "noise_sigma" in fit.inputs.copyable_trait_names():
+        workflow.connect(noise, "sigma", fit, "noise_sigma")
+    train = workflow.get_node(f"train_{est.name}") if est.learned else None
+    for name, port in (("noise_sigma", "sigma"), ("noise_meta", "meta")):  # noise-matched trainers
+        if train is not None and name in train.inputs.copyable_trait_names():
+            workflow.connect(noise, port, train, name)
 
 
 def fit_node(workflow, est, protocol, config):

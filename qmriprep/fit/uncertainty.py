@@ -1,0 +1,117 @@
+"""Cramer-Rao standard deviations of conventional fits from the measured noise.
+
+For signals ``s(theta)`` with i.i.d. Gaussian noise of standard deviation ``sigma`` per real
+channel, the Fisher information is ``F = J^T J / sigma^2`` with ``J = ds/dtheta`` (complex
+signals: real and imaginary parts as channels), and the Cramer-Rao bound of an unbiased
+estimator is ``SD(theta_k) = sigma sqrt((J^T J)^-1_kk)`` (Kay 1993, Fundamentals of Statistical
+Signal Processing I, ch. 3). ``J`` is the Jacobian of the shared signal model
+(:mod:`qmriprep.physics`) by forward-mode automatic differentiation (``torch.func.jvp``, one
+pass per parameter), evaluated at the fitted parameters, batched over voxel chunks. Magnitude
+data are treated as Gaussian (valid where the SNR of the echoes that carry the fit is above 3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+CHUNK = 1 << 16  # voxels per batch
+
+
+def crb_sd(model, params: dict, sigma: float, mask=None, *, fixed=None, chunk: int = CHUNK) -> dict:
+    """SD maps of ``params`` (arrays of one spatial shape) for ``model(**tensors) -> (v, n)``.
+
+    ``model`` takes 1-D tensors (one value per voxel) by the names of ``params`` and of ``fixed``
+    (known per-voxel inputs such as B1+, not estimated) and returns the voxels' signals (real or
+    complex). Voxels outside ``mask``, with non-finite parameters or a singular ``J^T J`` get
+    SD 0 (float32 maps, like the fits).
+    """
+    names, fixed = list(params), dict(fixed or {})
+    arrays = [np.asarray(params[k], np.float64) for k in names]
+    shape = arrays[0].shape
+    inside = np.ones(shape, bool) if mask is None else np.asarray(mask, bool).copy()
+    for a in arrays:
+        inside &= np.isfinite(a)
+    flat = [a[inside] for a in arrays]
+    known = {k: np.broadcast_to(np.asarray(v, np.float64), shape)[inside] for k, v in fixed.items()}
+    sd = np.zeros((len(names), int(inside.sum())))
+    for start in range(0, sd.shape[1], chunk):
+        part = slice(start, start + chunk)
+        primals = tuple(torch.from_numpy(np.ascontiguousarray(v[part])) for v in flat)
+        consts = {k: torch.from_numpy(np.ascontiguousarray(v[part])) for k, v in known.items()}
+        sd[:, part] = _chunk_sd(lambda **kw: model(**kw, **consts), names, primals, sigma)
+    out = {}
+    for k, name in enumerate(names):
+        full = np.zeros(shape, np.float32)
+        full[inside] = sd[k]
+        out[name] = full
+    return out
+
+
+def _chunk_sd(model, names, primals, sigma):
+    """``sigma sqrt(diag((J^T J)^-1))`` for one chunk, ``(n_params, voxels)``; 0 if singular."""
+    def signal(*values):
+        s = model(**dict(zip(names, values)))
+        return torch.cat([s.real, s.imag], -1) if s.is_complex() else s
+
+    cols = []
+    for k in range(len(primals)):
+        tangents = tuple(torch.ones_like(p) if i == k else torch.zeros_like(p)
+                         for i, p in enumerate(primals))
+        cols.append(torch.func.jvp(signal, primals, tangents)[1])
+    jac = torch.stack(cols, -1)  # (v, n, p)
+    inv, info = torch.linalg.inv_ex(jac.transpose(1, 2) @ jac)
+    var = torch.diagonal(inv, dim1=1, dim2=2).T
+    ok = (info == 0) & torch.isfinite(var).all(0) & (var >= 0).all(0)
+    return torch.where(ok, sigma * var.clamp(min=0).sqrt(), torch.zeros_like(var)).numpy()
+
+
+def reciprocal_sd(value, sd):
+    """SD of ``1/value`` to first order: ``sd / value^2`` (R2 from T2, R1 from T1); 0 where
+    ``value`` is 0."""
+    value = np.asarray(value, np.float64)
+    safe = np.where(value > 0, value, 1.0)
+    return np.where(value > 0, np.asarray(sd) / safe ** 2, 0.0).astype(np.float32)
+
+
+def residual_sigma(rmse, mask, n_points: int, n_params: int) -> float:
+    """Noise sigma from fit residuals when none was measured: the median RMS residual in the
+    mask times ``sqrt(n / (n - p))`` (degrees of freedom)."""
+    vals = np.asarray(rmse)[np.asarray(mask, bool) & (np.asarray(rmse) > 0)]
+    return float(np.median(vals) * np.sqrt(n_points / max(n_points - n_params, 1))) if vals.size else 0.0
+
+
+def monoexp_sd(maps: dict, te, sigma, mask=None) -> dict:
+    """``t2_sd``, ``r2_sd``, ``m0_sd`` (and ``offset`` estimated too when ``maps`` has it) of
+    ``S = M0 exp(-TE/T2) [+ offset]`` (:func:`qmriprep.physics.exponential.monoexp`)."""
+    from ..physics.exponential import monoexp
+
+    te = torch.as_tensor(np.asarray(te, np.float64))
+    params = {"m0": maps["m0"], "t2": maps["t2"], **({"offset": maps["offset"]} if "offset" in maps else {})}
+    valid = (np.asarray(maps["t2"]) > 0) & (True if mask is None else np.asarray(mask, bool))
+    if sigma is None:
+        sigma = residual_sigma(maps["rmse"], valid, te.numel(), len(params))
+
+    def model(m0, t2, offset=0.0):
+        return monoexp(m0[:, None], t2[:, None], te, offset if np.isscalar(offset) else offset[:, None])
+
+    sd = crb_sd(model, params, sigma, valid)
+    return {"t2_sd": sd["t2"], "r2_sd": reciprocal_sd(maps["t2"], sd["t2"]), "m0_sd": sd["m0"]}
+
+
+def spgr_sd(maps: dict, flip_angles, tr, sigma, mask=None, b1=None) -> dict:
+    """``t1_sd``, ``r1_sd``, ``m0_sd`` of the SPGR signal (:func:`qmriprep.physics.spgr.spgr`) with
+    the flip angles scaled by the (known) B1+ map."""
+    from ..physics.spgr import spgr
+
+    fa = torch.as_tensor(np.asarray(flip_angles, np.float64))
+    valid = (np.asarray(maps["t1"]) > 0) & (True if mask is None else np.asarray(mask, bool))
+    if sigma is None:
+        sigma = residual_sigma(maps["rmse"], valid, fa.numel(), 2)
+
+    def model(m0, t1, b1):
+        return spgr(m0[:, None], t1[:, None], fa, tr, b1[:, None])
+
+    sd = crb_sd(model, {"m0": maps["m0"], "t1": maps["t1"]}, sigma, valid,
+                fixed={"b1": 1.0 if b1 is None else b1})
+    return {"t1_sd": sd["t1"], "r1_sd": reciprocal_sd(maps["t1"], sd["t1"]), "m0_sd": sd["m0"]}

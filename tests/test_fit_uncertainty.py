@@ -1,0 +1,69 @@
+"""Cramer-Rao SD maps (fit/uncertainty.py): closed form, and calibration by simulation."""
+
+import numpy as np
+import pytest
+import torch
+
+from qmriprep.fit.despot1 import fit_vfa
+from qmriprep.fit.monoexp import fit_monoexp
+from qmriprep.fit.uncertainty import crb_sd, monoexp_sd, spgr_sd
+
+
+def test_crb_of_a_line_matches_the_closed_form():
+    """s = a + b t with Gaussian noise: Var(b) = sigma^2 / sum (t - mean t)^2."""
+    t = torch.linspace(0, 1, 9, dtype=torch.float64)
+    sd = crb_sd(lambda a, b: a[:, None] + b[:, None] * t, {"a": np.ones(4), "b": np.arange(4.0)}, 0.3)
+    expected = 0.3 / np.sqrt(((t - t.mean()) ** 2).sum().item())
+    np.testing.assert_allclose(sd["b"], expected, rtol=1e-6)
+    np.testing.assert_allclose(sd["a"], 0.3 * np.sqrt((t ** 2).mean().item() / ((t - t.mean()) ** 2).mean().item() / 9),
+                               rtol=1e-6)
+
+
+def test_crb_is_zero_outside_the_mask_and_for_a_singular_model():
+    sd = crb_sd(lambda a, b: (a + b)[:, None] * torch.ones(3, dtype=torch.float64),
+                {"a": np.ones(3), "b": np.ones(3)}, 1.0, np.array([True, True, False]))
+    assert np.all(sd["a"] == 0) and np.all(sd["b"] == 0)
+
+
+def _coverage(fit, truth, sd):
+    return np.mean(np.abs(fit - truth) <= sd)
+
+
+@pytest.mark.parametrize("method", ["varpro", "nlls"])
+def test_monoexp_sd_is_calibrated(method):
+    rng = np.random.default_rng(0)
+    te = 0.01 * np.arange(1, 17)
+    t2 = rng.uniform(0.05, 0.12, 4000)
+    clean = np.exp(-te / t2[:, None])
+    sigma = 1 / 30
+    noisy = np.abs(clean + sigma * (rng.standard_normal(clean.shape) + 1j * rng.standard_normal(clean.shape)))
+    maps = fit_monoexp(noisy, te, method=method)
+    sd = monoexp_sd(maps, te, sigma)
+    assert 0.62 < _coverage(maps["t2"], t2, sd["t2_sd"]) < 0.74
+    assert 0.62 < _coverage(maps["m0"], 1.0, sd["m0_sd"]) < 0.74
+    np.testing.assert_allclose(sd["r2_sd"], sd["t2_sd"] / maps["t2"] ** 2, rtol=1e-5)
+
+
+def test_spgr_sd_is_calibrated_with_b1():
+    rng = np.random.default_rng(1)
+    fa, tr = np.deg2rad([3, 8, 15, 20]), 0.015
+    t1 = rng.uniform(0.8, 1.6, 4000)
+    b1 = rng.uniform(0.8, 1.2, 4000)
+    a = b1[:, None] * fa
+    e1 = np.exp(-tr / t1)[:, None]
+    clean = np.sin(a) * (1 - e1) / (1 - e1 * np.cos(a))
+    sigma = clean[:, 0].mean() / 30
+    noisy = clean + sigma * rng.standard_normal(clean.shape)
+    maps = fit_vfa(noisy, fa, tr, b1=b1, method="nlls")
+    sd = spgr_sd(maps, fa, tr, sigma, b1=b1)
+    assert 0.62 < _coverage(maps["t1"], t1, sd["t1_sd"]) < 0.74
+
+
+def test_without_measured_noise_the_residuals_give_sigma():
+    rng = np.random.default_rng(2)
+    te = 0.01 * np.arange(1, 17)
+    clean = np.exp(-te / 0.08)[None].repeat(2000, 0)
+    noisy = clean + 0.02 * rng.standard_normal(clean.shape)
+    maps = fit_monoexp(noisy, te, method="varpro")
+    ratio = monoexp_sd(maps, te, None)["t2_sd"] / monoexp_sd(maps, te, 0.02)["t2_sd"]
+    assert abs(np.median(ratio) - 1) < 0.05
