@@ -63,6 +63,19 @@ def test_sense_with_mask_and_broadcast_mask():
     assert torch.equal(zero_filled(full.forward(x), maps, mask[:1]), SenseOp(maps, mask[:1]).normal(x))
 
 
+@pytest.mark.parametrize("shape", [(10, 12), (9, 7), (8, 11)])
+def test_shift_free_sense_equals_centred_fft_definition(shape):
+    """E, E^H and E^H E without fftshift copies equal their definitions with centred_fft."""
+    h, w = shape
+    maps, mask, x, y = _problem(H=h, W=w, dtype=torch.complex128)
+    op, m = SenseOp(maps, mask), mask[:, :, None]
+    fwd = m * centred_fft(maps[:, None] * x[:, :, None])
+    adj = (maps[:, None].conj() * centred_fft(m * y, inverse=True)).sum(2)
+    assert _rel(op.forward(x), fwd) < 1e-12
+    assert _rel(op.adjoint(y), adj) < 1e-12
+    assert _rel(op.normal(x), (maps[:, None].conj() * centred_fft(fwd, inverse=True)).sum(2)) < 1e-12
+
+
 def test_cg_solves_hermitian_pd_system():
     gen = torch.Generator().manual_seed(2)
     n = 12
