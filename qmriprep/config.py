@@ -21,6 +21,7 @@ import tomli_w
 
 from . import estimators
 from .estimators.dess import DESSSettings
+from .estimators.hybrid import WeightedSettings
 from .estimators.multiecho import MultiEchoSettings
 from .fit.denoise import DenoiseSettings
 from .fit.mrf import MRFSettings
@@ -127,6 +128,7 @@ class Config:
     scan_cnn: ScanCNNSettings = field(default_factory=ScanCNNSettings)
     noise: DenoiseSettings = field(default_factory=DenoiseSettings)
     recon: Recon = field(default_factory=Recon)
+    weighted: WeightedSettings = field(default_factory=WeightedSettings)
     nipype: Nipype = field(default_factory=Nipype)
     seeds: Seeds = field(default_factory=Seeds)
 

@@ -342,6 +342,8 @@ def describe_protocol(protocol: Protocol | None) -> str:
     p = protocol
     if p is None:
         return "no protocol"
+    if hasattr(p, "describe"):  # protocols that describe themselves (bids.weighted)
+        return p.describe()
     if isinstance(p, MultiEchoProtocol):
         return f"{p.n_points} echoes, TE = {ms(p.echo_times)}"
     if isinstance(p, VFAProtocol):

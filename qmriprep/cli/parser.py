@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     _networks(parser.add_argument_group("In-silico networks (pc-bSSFP)"))
     _scancnn(parser.add_argument_group("Scan-specific CNN (mese:scancnn, megre:scancnn)"))
     _kspace(parser.add_argument_group("Undersampled k-space (sourcedata/kspace/*.h5)"))
+    parser.add_argument_group("Maps from weighted images (T1w MPRAGE + T2w TSE)").add_argument(
+        "--hybrid-model", dest="weighted.model", type=_existing, metavar="MODEL_DIR",
+        help="apply this model (qmriprep-hybrid train) to every subject with T1w and T2w images; its "
+             "protocol must match their sidecars")
     g = parser.add_argument_group("Workflow")
     g.add_argument("--config-file", type=_path_exists, metavar="FILE", default=None,
                    help="TOML settings of an earlier run (as saved in its log folder); options given "

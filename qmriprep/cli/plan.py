@@ -26,6 +26,8 @@ def plan_subjects(layout, subjects, config) -> dict:
             collections += find_collections(layout, subject, session=session,
                                             bids_filters=ex.bids_filters or None)
         plan = plan_subject(subject, collections, config.workflow)
+        if config.weighted.model:
+            plan = add_weighted(plan, layout, config)
         for item in plan.collections:
             col = item.collection
             if item.processed:
@@ -60,3 +62,34 @@ def _note_nonfinite(col, nonfinite: dict) -> None:
     LOGGER.warning("sub-%s | %s: NaN or infinite voxels (%s) are set to 0 in every image of the "
                    "collection (masked)", col.subject, col.name, what)
     col.reason += f"; NaN/inf voxels ({what}) set to 0 and masked"
+
+
+def add_weighted(plan, layout, config):
+    """The plan with the subject's T1w/T2w pairs to which ``--hybrid-model`` applies (each checked
+    against the model's protocol and contrasts: InputError); none is a warning, not an error."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from ..bids.collection import Collection
+    from ..bids.plan import CollectionPlan
+    from ..bids.weighted import find_weighted
+    from ..errors import InputError
+    from ..estimators.hybrid import KIND, check_protocol, read_model_meta
+
+    meta = read_model_meta(config.weighted.model)
+    root, items = Path(layout.root), []
+    sessions = config.execution.session_label or [None]
+    for wset in (w for ses in sessions for w in find_weighted(root, plan.subject, ses)):
+        files = wset["files"][:len(meta["Contrasts"])]
+        if len(files) < len(meta["Contrasts"]):
+            raise InputError(files[0].relative_to(root), f"the --hybrid-model needs {', '.join(meta['Contrasts'])}")
+        check_protocol(meta, wset["protocol"], files[0].relative_to(root))
+        col = Collection(KIND, plan.subject, wset["session"], {k: v for k, v in wset["entities"].items()
+                                                               if k not in ("ses", "acq")},
+                         files, [], wset["protocol"], True,
+                         f"{' + '.join(meta['Contrasts'])} with the protocol of the --hybrid-model "
+                         f"({meta['Estimator']}, SHA256 {meta['SHA256'][:12]})", root=root)
+        items.append(CollectionPlan(col, (meta["Estimator"],)))
+    if not items:
+        LOGGER.warning("sub-%s: no T1w/T2w pair for --hybrid-model", plan.subject)
+    return replace(plan, collections=plan.collections + tuple(items))

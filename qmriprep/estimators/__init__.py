@@ -13,6 +13,7 @@ from . import dess  # noqa: F401  isort: skip
 from . import mrf  # noqa: F401  isort: skip
 from . import b1  # noqa: F401  isort: skip
 from . import recon  # noqa: F401  isort: skip
+from . import hybrid  # noqa: F401  isort: skip
 from .spec import (  # noqa: F401
     Estimator,
     Output,

@@ -8,3 +8,4 @@ QDESS = "qdess"
 SCANCNN = "scancnn"  #: scan-specific unsupervised CNN (seed 001)
 ZSSSL, CGSENSE, ZEROFILLED = "zsssl", "cgsense", "zerofilled"
 MATCHING, SUBSPACECNN = "matching", "subspacecnn"  #: MR fingerprinting
+HYBRID, SUPERVISED = "hybrid", "supervised"  #: maps from weighted images (seed 002): edge loss or not

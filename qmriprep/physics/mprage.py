@@ -1,6 +1,6 @@
 """MPRAGE: magnetisation at the centre of k-space of an inversion-prepared spoiled readout train.
 
-Closed form of the steady state over repeated preparations (Deichmann et al. 2000, MRM 43:883;
+Closed form of the steady state over repeated preparations (Deichmann et al. 2000, NeuroImage 12:112;
 Wang et al. 2014, PLoS ONE 9:e96899). One preparation cycle of length ``TR_prep``
 (``RepetitionTimePreparation``): an inversion (efficiency ``eta``: ``Mz -> -eta Mz``), free
 recovery for ``TA``, then ``n`` readout pulses (``EchoTrainLength``) of angle ``a`` (``FlipAngle``)

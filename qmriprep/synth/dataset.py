@@ -156,7 +156,7 @@ def _write_session(root, full: Phantom, spec: DatasetSpec, sub, ses):
             synth_mrf.write(root, grid, (folder / dtype / f"{prefix}_MRF.nii.gz").as_posix(), spec, record)
             continue
         if mod == "weighted":  # T1w (MPRAGE), T2w (TSE) and derivatives/lowres labels
-            synth_weighted.write(root, grid, folder, prefix, spec, record)
+            synth_weighted.write(root, grid, folder, prefix, spec, record, _add_noise)
             continue
         if mod == "bSSFP":
             stem = f"{(folder / dtype).as_posix()}/{prefix}"

@@ -92,10 +92,9 @@ def _slab_mean(a, edges):
     return (np.diff(at, axis=2) / np.diff(edges)).astype(np.float32)
 
 
-def write(root: Path, ph, folder: Path, prefix: str, spec, record: dict) -> None:
-    """``T1w`` and ``T2w`` of phantom ``ph`` (noise at ``spec.snr``) and the low-resolution labels."""
-    from .dataset import _add_noise
-
+def write(root: Path, ph, folder: Path, prefix: str, spec, record: dict, add_noise) -> None:
+    """``T1w`` and ``T2w`` of phantom ``ph`` (noise ``add_noise(clean, sigma, rng)`` at ``spec.snr``)
+    and the low-resolution labels."""
     m0, meta = ph.pd, sidecars()
     images = {"T1w": mprage_signal(m0, ph.safe("t1"), MPRAGE),
               "T2w": tse_signal(m0, ph.safe("t1"), ph.safe("t2"), TSE)}
@@ -105,7 +104,7 @@ def write(root: Path, ph, folder: Path, prefix: str, spec, record: dict) -> None
         data = clean.astype(np.float32)
         if spec.snr is not None:
             sigma = float(np.mean(clean[ref]) / spec.snr)
-            data = _add_noise(clean, sigma, np.random.default_rng([spec.seed, zlib.crc32(rel.encode())]))
+            data = add_noise(clean, sigma, np.random.default_rng([spec.seed, zlib.crc32(rel.encode())]))
             record["noise_sigma"][rel] = sigma
         save_nifti(root / rel, data, ph.affine, meta[suffix])
     labels, affine = lowres_maps(ph, spec.label_thickness)

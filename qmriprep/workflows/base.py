@@ -15,10 +15,11 @@ from .mrf import init_mrf_wf
 from .multiecho import init_multiecho_wf
 from .recon import init_recon_wf
 from .vfa import init_vfa_wf
+from .weighted import init_weighted_wf
 
 #: the map workflow of each image kind (k-space collections: of their images' suffix)
 MAP_WORKFLOWS = {"MESE": init_multiecho_wf, "MEGRE": init_multiecho_wf, "VFA": init_vfa_wf,
-                 "bSSFP": init_bssfp_wf, "DESS": init_dess_wf, "MRF": init_mrf_wf}
+                 "bSSFP": init_bssfp_wf, "DESS": init_dess_wf, "MRF": init_mrf_wf, "weighted": init_weighted_wf}
 
 
 def init_qmriprep_wf(*, plans: dict, config, staging_dir: str, name: str = "qmriprep_wf"):

@@ -1,0 +1,160 @@
+"""Clinical weighted images (T1w MPRAGE, T2w TSE, optional FLAIR) and their protocols (seed 002).
+
+A *weighted* collection is one ``T1w`` image with the ``T2w`` (and ``FLAIR``) image sharing its
+entities (``acq-`` aside) in the same ``anat`` folder. Its protocol (SI) comes from the sidecars:
+
+- T1w (MPRAGE, :class:`~qmriprep.physics.mprage.MPRAGEProtocol`): ``RepetitionTimePreparation``
+  (inversion to inversion), ``InversionTime`` (inversion to the centre of k-space),
+  ``RepetitionTimeExcitation`` (readout pulse spacing), ``FlipAngle`` (deg), ``EchoTrainLength``
+  (read as the readout pulses per inversion; linear ordering);
+- T2w (TSE, :class:`~qmriprep.physics.tse.TSEProtocol`): ``RepetitionTimeExcitation`` or
+  ``RepetitionTime``, ``EchoTime`` (effective), ``EchoTrainLength``, and ``EchoSpacing`` (s, not a
+  BIDS field; when absent ``2 EchoTime / EchoTrainLength``, i.e. linear ordering).
+
+Label maps of training subjects (``T1map``, ``T2map``, ``M0map``) are found in a BIDS derivatives
+folder and resampled (trilinear, nibabel) to the weighted grid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+from ..physics.mprage import MPRAGEProtocol
+from ..physics.tse import TSEProtocol
+from .names import parse_name
+from .sidecars import Sidecar, relpath, resolve_sidecar, sidecar_name
+
+LOGGER = logging.getLogger("qmriprep")
+CONTRASTS = ("T1w", "T2w", "FLAIR")
+LABEL_SUFFIXES = ("T1map", "T2map", "M0map")
+#: sidecar field of each protocol field (messages about a protocol that does not match a model)
+FIELDS = {"mprage": {"tr_prep": "RepetitionTimePreparation", "inversion_time": "InversionTime",
+                     "tr": "RepetitionTimeExcitation", "flip_angle": "FlipAngle (rad)",
+                     "n_readout": "EchoTrainLength", "inversion_efficiency": "inversion efficiency"},
+          "tse": {"tr": "RepetitionTime", "echo_time": "EchoTime", "echo_train_length": "EchoTrainLength",
+                  "echo_spacing": "EchoSpacing"}}
+
+
+@dataclass(frozen=True)
+class WeightedProtocol:
+    """The MPRAGE and TSE protocols of a weighted collection (dicts are accepted and converted)."""
+
+    mprage: MPRAGEProtocol
+    tse: TSEProtocol
+
+    def __post_init__(self):
+        for name, cls in (("mprage", MPRAGEProtocol), ("tse", TSEProtocol)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                object.__setattr__(self, name, cls(**value))
+
+    n_points = 2  # T1w, T2w (each file one volume)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def mismatch(self, other: WeightedProtocol, rtol: float = 1e-3) -> str | None:
+        """``"T1w RepetitionTimePreparation 2.3 s, the model's 1.9 s"``-like text of the first field
+        differing from ``other`` by more than ``rtol``, or None."""
+        for part, contrast in (("mprage", "T1w"), ("tse", "T2w")):
+            mine, theirs = dataclasses.asdict(getattr(self, part)), dataclasses.asdict(getattr(other, part))
+            for key, value in mine.items():
+                if not math.isclose(value, theirs[key], rel_tol=rtol):
+                    return f"{contrast} {FIELDS[part][key]} is {value:g}, the model assumes {theirs[key]:g}"
+        return None
+
+    def describe(self) -> str:
+        m, t = self.mprage, self.tse
+        return (f"MPRAGE TR_prep/TI/TR = {1e3 * m.tr_prep:.0f}/{1e3 * m.inversion_time:.0f}/"
+                f"{1e3 * m.tr:.1f} ms, {math.degrees(m.flip_angle):.3g} deg, {m.n_readout} pulses; "
+                f"TSE TR/TE = {1e3 * t.tr:.0f}/{1e3 * t.echo_time:.0f} ms, ETL {t.echo_train_length}")
+
+
+def _number(sc: Sidecar, key: str, what: str, *, integer=False, fallback: str | None = None) -> float:
+    v = sc.values.get(key, sc.values.get(fallback) if fallback else None)
+    if v is None:
+        raise InputError(sc.name, f"{key} is missing (the {what} model of --hybrid-model needs it)")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or not math.isfinite(v):
+        raise InputError(sc.where(key), f"{key} = {v!r} must be a positive number")
+    if integer and int(v) != v:
+        raise InputError(sc.where(key), f"{key} = {v!r} must be a whole number")
+    return float(v)
+
+
+def mprage_protocol(sc: Sidecar) -> MPRAGEProtocol:
+    """The MPRAGE protocol of a T1w sidecar (SI); an InputError naming the field otherwise."""
+    f = lambda key, **kw: _number(sc, key, "MPRAGE", **kw)  # noqa: E731
+    fields = dict(tr_prep=f("RepetitionTimePreparation"), inversion_time=f("InversionTime"),
+                  tr=f("RepetitionTimeExcitation"), flip_angle=math.radians(f("FlipAngle")),
+                  n_readout=int(f("EchoTrainLength", integer=True)))
+    try:
+        return MPRAGEProtocol(**fields)
+    except ValueError as err:
+        raise InputError(sc.name, str(err)) from None
+
+
+def tse_protocol(sc: Sidecar) -> TSEProtocol:
+    """The TSE protocol of a T2w sidecar (SI); an InputError naming the field otherwise."""
+    f = lambda key, **kw: _number(sc, key, "TSE", **kw)  # noqa: E731
+    te, etl = f("EchoTime"), int(f("EchoTrainLength", integer=True))
+    esp = f("EchoSpacing") if "EchoSpacing" in sc.values else 2 * te / etl
+    tr = f("RepetitionTimeExcitation", fallback="RepetitionTime")
+    try:
+        return TSEProtocol(tr=tr, echo_time=te, echo_train_length=etl, echo_spacing=esp)
+    except ValueError as err:
+        raise InputError(sc.name, str(err)) from None
+
+
+def find_weighted(root: str | Path, subject: str, session: str | None = None) -> list[dict]:
+    """The weighted sets of a subject: ``{"files": (T1w, T2w[, FLAIR]), "protocol", "entities",
+    "session"}``, one per T1w image with a matching T2w (a T1w without one is logged and skipped)."""
+    root = Path(root)
+    out = []
+    for t1w in sorted((root / f"sub-{subject}").rglob(f"sub-{subject}*_T1w.nii*")):
+        name = parse_name(t1w)
+        if session is not None and name.entities.get("ses") != session:
+            continue
+        others = [_partner(t1w, name, s) for s in CONTRASTS[1:]]
+        if others[0] is None:
+            LOGGER.warning("%s: no T2w image with the same entities; not used by --hybrid-model",
+                           relpath(t1w, root))
+            continue
+        files = (t1w, *[o for o in others if o is not None])
+        scs = [_sidecar(root, p) for p in files[:2]]
+        out.append({"files": files, "entities": {k: v for k, v in name.entities.items() if k != "sub"},
+                    "session": name.entities.get("ses"),
+                    "protocol": WeightedProtocol(mprage_protocol(scs[0]), tse_protocol(scs[1]))})
+    return out
+
+
+def _sidecar(root: Path, image: Path) -> Sidecar:
+    values, origins = resolve_sidecar(root, image)
+    return Sidecar(sidecar_name(image, root), values, {}, origins)
+
+
+def _partner(t1w: Path, name, suffix: str) -> Path | None:
+    """The image of ``suffix`` beside ``t1w`` with the same entities (any ``acq-``)."""
+    want = {k: v for k, v in name.entities.items() if k != "acq"}
+    for p in sorted(t1w.parent.glob(f"*_{suffix}.nii*")):
+        if {k: v for k, v in parse_name(p).entities.items() if k != "acq"} == want:
+            return p
+    return None
+
+
+def find_labels(deriv_dir: str | Path, subject: str, session: str | None = None) -> dict | None:
+    """``{suffix: path}`` of the T1map, T2map, M0map of a subject in a derivatives folder (the
+    first in name order when several ``desc-`` exist), or None when any is missing."""
+    base = Path(deriv_dir) / f"sub-{subject}"
+    found = {}
+    for suffix in LABEL_SUFFIXES:
+        hits = sorted(p for p in base.rglob(f"sub-{subject}*_{suffix}.nii*")
+                      if session is None or parse_name(p).entities.get("ses") == session)
+        if not hits:
+            return None
+        found[suffix] = hits[0]
+    return found

@@ -1,0 +1,185 @@
+"""``qmriprep-hybrid train BIDS_DIR MODEL_DIR --labels DERIV_DIR``: train the weighted-image U-Net.
+
+Every subject (or those of ``--participant-label``) with a T1w/T2w pair (:mod:`..bids.weighted`)
+and ``T1map``, ``T2map``, ``M0map`` labels in ``DERIV_DIR`` (any resolution; resampled to the
+weighted grid, trilinear) is a training subject; one without labels is skipped with a warning.
+The model folder (``model.pt`` and ``model.json``: SHA256, estimator, settings, curves, assumed
+protocol) is written to a temporary folder and renamed into place when complete. Exit codes as
+``qmriprep``: 65 bad input, 2 bad command line, 1 anything unforeseen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import EXIT_INPUT, EXIT_PROCESSING, InputError
+
+LOGGER = logging.getLogger("qmriprep")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..estimators.names import HYBRID, SUPERVISED
+    from ..nn.hybrid import HybridSettings
+
+    d = HybridSettings()
+    p = argparse.ArgumentParser(prog="qmriprep-hybrid", description="T1, T2, M0 maps from clinical "
+                                "weighted images (MPRAGE, TSE): train a model with low-resolution labels.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a model and write it to MODEL_DIR")
+    t.add_argument("bids_dir", type=Path, help="BIDS dataset with T1w (MPRAGE) and T2w (TSE) images")
+    t.add_argument("model_dir", type=Path, help="new folder for the model (must not exist or be empty)")
+    t.add_argument("--labels", required=True, type=Path, metavar="DERIV_DIR",
+                   help="BIDS derivatives folder with T1map, T2map, M0map of the training subjects")
+    t.add_argument("--participant-label", nargs="+", metavar="LABEL", default=None,
+                   help="training subjects (default: every subject with weighted images and labels)")
+    t.add_argument("--loss", choices=(HYBRID, SUPERVISED), default=HYBRID,
+                   help=f"{HYBRID}: labels + physics-based edge loss (default); {SUPERVISED}: labels only")
+    t.add_argument("--edge-weight", type=float, default=d.edge_weight, help="lambda of the edge loss")
+    for flag, key, kind in (("--epochs", "max_epochs", int), ("--steps-per-epoch", "steps_per_epoch", int),
+                            ("--patience", "patience", int), ("--width", "width", int),
+                            ("--batch-size", "batch_size", int), ("--lr", "lr", float),
+                            ("--time-budget", "time_budget_s", float), ("--seed", "seed", int)):
+        t.add_argument(flag, dest=key, type=kind, default=getattr(d, key), help=f"default {getattr(d, key)}")
+    t.add_argument("--nthreads", type=int, default=2, help="torch threads (default 2)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s", datefmt="%H:%M:%S")
+    try:
+        return _train(args)
+    except InputError as err:
+        LOGGER.error("%s", err)
+        return EXIT_INPUT
+    except Exception as err:  # noqa: BLE001 (one line for users)
+        LOGGER.error("%s (%s)", (str(err).splitlines() or [""])[0], type(err).__name__)
+        return EXIT_PROCESSING
+
+
+def _settings(args):
+    from ..estimators.names import SUPERVISED
+    from ..nn.hybrid import HybridSettings
+
+    keys = ("max_epochs", "steps_per_epoch", "patience", "width", "batch_size", "lr", "time_budget_s", "seed")
+    return replace(HybridSettings(), edge_weight=0.0 if args.loss == SUPERVISED else args.edge_weight,
+                   **{k: getattr(args, k) for k in keys})
+
+
+def _train(args) -> int:
+    import torch
+
+    from ..nn.hybrid import train
+
+    settings = _settings(args)
+    bids_dir, model_dir = args.bids_dir.absolute(), args.model_dir.absolute()
+    for folder in (bids_dir, args.labels):
+        if not folder.is_dir():
+            raise InputError(folder, "is not a folder")
+    if model_dir.exists() and any(model_dir.iterdir()):
+        raise InputError(model_dir, "exists and is not empty (choose a new model folder)")
+    sets = training_sets(bids_dir, args.labels.absolute(), args.participant_label)
+    protocol, contrasts = sets[0][1]["protocol"], _contrasts(sets)
+    for subject, wset, _ in sets[1:]:
+        why = wset["protocol"].mismatch(protocol)
+        if why:
+            raise InputError(wset["files"][0], f"sub-{subject}'s protocol differs from sub-{sets[0][0]}'s: {why}")
+    torch.set_num_threads(args.nthreads)
+    vols = [load_volumes(w["files"][:len(contrasts)], labels, bids_dir) for _, w, labels in sets]
+    LOGGER.info("training on %d subjects (%s), %s loss", len(sets), ", ".join(s for s, _, _ in sets), args.loss)
+    model, record = train(vols, (protocol.mprage, protocol.tse), settings, log=_progress(settings))
+    write_model(model_dir, model, {**record, "TrainingSubjects": [s for s, _, _ in sets]},
+                protocol=protocol, contrasts=contrasts)
+    LOGGER.info("model written to %s (%.0f s of training, %s)", model_dir, record["seconds"], record["stopped"])
+    return 0
+
+
+def training_sets(bids_dir: Path, labels_dir: Path, participants) -> list[tuple]:
+    """``[(subject, weighted set, labels)]``; subjects without labels are skipped with a warning."""
+    from ..bids.weighted import find_labels, find_weighted
+
+    subjects = [s.removeprefix("sub-") for s in participants] if participants else sorted(
+        p.name[4:] for p in bids_dir.glob("sub-*") if p.is_dir())
+    out = []
+    for subject in subjects:
+        if not (bids_dir / f"sub-{subject}").is_dir():
+            raise InputError(bids_dir, f"sub-{subject} not found")
+        for wset in find_weighted(bids_dir, subject):
+            labels = find_labels(labels_dir, subject, wset["session"])
+            if labels is None:
+                LOGGER.warning("sub-%s: no T1map, T2map and M0map in %s; skipped", subject, labels_dir)
+                continue
+            out.append((subject, wset, labels))
+    if not out:
+        raise InputError(labels_dir, "no training subject has T1w and T2w images and T1map, T2map and "
+                                     "M0map labels")
+    return out
+
+
+def _contrasts(sets) -> tuple[str, ...]:
+    """T1w, T2w, and FLAIR when every training subject has one."""
+    return ("T1w", "T2w", "FLAIR") if all(len(w["files"]) > 2 for _, w, _ in sets) else ("T1w", "T2w")
+
+
+def load_volumes(files, labels: dict, root: Path):
+    """:class:`~..nn.hybrid.Volumes` of weighted ``files`` (one grid) and ``labels`` resampled to it."""
+    import nibabel as nb
+    import numpy as np
+    from nibabel.processing import resample_from_to
+
+    from ..nn.hybrid import Volumes
+
+    imgs = [nb.load(f) for f in files]
+    for f, img in zip(files[1:], imgs[1:]):
+        if img.shape[:3] != imgs[0].shape[:3] or not np.allclose(img.affine, imgs[0].affine, atol=1e-3):
+            raise InputError(Path(f).relative_to(root), "is not on the T1w image's grid (resample it first)")
+    maps = [np.asarray(resample_from_to(nb.load(labels[s]), imgs[0], order=1, mode="nearest").dataobj)
+            for s in ("T1map", "T2map", "M0map")]
+    return Volumes(np.stack([np.asarray(i.dataobj, np.float32) for i in imgs]),
+                   np.nan_to_num(np.stack(maps)).clip(min=0).astype(np.float32))
+
+
+def _progress(settings):
+    def log(r):
+        LOGGER.info("epoch %d/%d: train %.4g, validation %.4g, %.0f s", r["epoch"], settings.max_epochs,
+                    r["train_loss"], r["val_loss"], r["seconds"])
+    return log
+
+
+def write_model(model_dir: Path, model, record: dict, *, protocol, contrasts) -> Path:
+    """``model.pt`` and ``model.json`` in ``model_dir``, written beside it and renamed into place."""
+    import torch
+
+    from .. import __version__
+    from ..bids.weighted import WeightedProtocol
+    from ..estimators.hybrid import META_FILE, MODEL_FILE, estimator_name
+    from ..utils.files import sha256_file
+
+    tmp = model_dir.parent / f".{model_dir.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        torch.save(model.state_dict(), tmp / MODEL_FILE)
+        settings = record.pop("settings")
+        meta = {"Name": "qmriprep-hybrid model", "Version": __version__,
+                "Estimator": estimator_name(settings["edge_weight"]), "SHA256": sha256_file(tmp / MODEL_FILE),
+                "Contrasts": list(contrasts), "Protocol": WeightedProtocol.as_dict(protocol),
+                "ProtocolDescription": protocol.describe(), "Settings": settings, **record}
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        if model_dir.exists():
+            model_dir.rmdir()  # empty (checked before training)
+        os.replace(tmp, model_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return model_dir
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Maps from clinical weighted images (seed 002): a U-Net trained by ``qmriprep-hybrid train``
+with low-resolution labels, with (``hybrid``) or without (``supervised``) the physics-based edge
+loss, applied by ``qmriprep ... --hybrid-model MODEL_DIR`` (:mod:`..nn.hybrid`).
+
+A model folder holds ``model.pt`` (weights) and ``model.json`` (its SHA256, the estimator name,
+training settings and curves, the input contrasts and the protocol it assumes, in SI units).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+from .names import HYBRID, SUPERVISED
+from .spec import Estimator, Output, register
+
+KIND = "weighted"
+MODEL_FILE, META_FILE = "model.pt", "model.json"
+
+
+@dataclass
+class WeightedSettings:
+    """Config section ``weighted``: the model folder applied to T1w/T2w pairs ("": none)."""
+
+    model: str = ""
+
+
+def estimator_name(edge_weight: float) -> str:
+    """``hybrid`` with the edge loss, ``supervised`` without."""
+    return HYBRID if edge_weight > 0 else SUPERVISED
+
+
+def read_model_meta(model_dir) -> dict:
+    """``model.json`` of a model folder, its weights' SHA256 checked; an InputError otherwise."""
+    from ..utils.files import sha256_file
+
+    folder = Path(model_dir)
+    meta_file, weights = folder / META_FILE, folder / MODEL_FILE
+    for f in (meta_file, weights):
+        if not f.is_file():
+            raise InputError(f, "missing: not a model folder written by qmriprep-hybrid train")
+    try:
+        meta = json.loads(meta_file.read_text())
+        expected = meta["SHA256"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(meta_file, f"not a qmriprep-hybrid model description ({err})") from None
+    if sha256_file(weights) != expected:
+        raise InputError(weights, f"SHA256 differs from {META_FILE} (corrupted or replaced weights)")
+    return meta
+
+
+def check_protocol(meta: dict, protocol, where) -> None:
+    """An InputError naming ``where`` when ``protocol`` differs from the model's."""
+    from ..bids.weighted import WeightedProtocol
+
+    why = protocol.mismatch(WeightedProtocol(**meta["Protocol"]))
+    if why:
+        raise InputError(where, f"protocol does not match the --hybrid-model: {why}")
+
+
+def fit_weighted(series, protocol, *, b1=None, mask=None, model="", **_):
+    """T1, T2 and M0 of stacked weighted images ``series`` (X, Y, Z, C) by the model in folder
+    ``model`` (config ``weighted.model``)."""
+    import numpy as np
+    import torch
+
+    from ..nn.hybrid import HybridSettings, predict
+    from ..nn.unet import UNet
+
+    meta = read_model_meta(model)
+    check_protocol(meta, protocol, Path(model) / META_FILE)
+    settings = HybridSettings(**{**meta["Settings"], "scales": tuple(meta["Settings"]["scales"])})
+    state = torch.load(Path(model) / MODEL_FILE, map_location="cpu", weights_only=True)
+    net = UNet(len(meta["Contrasts"]), 3, settings.width, settings.depth)
+    net.load_state_dict(state)
+    images = np.moveaxis(np.asarray(series, np.float32), -1, 0)
+    maps = predict(net, images[:len(meta["Contrasts"])], settings, mask=mask)
+    return {**maps, "meta": {"ModelSHA256": meta["SHA256"], "TrainingSettings": meta["Settings"],
+                             "TrainingSubjects": meta.get("TrainingSubjects", [])}}
+
+
+_OUT = (Output("t1", "T1map"), Output("t2", "T2map"), Output("m0", "M0map"))
+_NET = ("A 2-D U-Net mapping slices of the T1-weighted MPRAGE and T2-weighted TSE images (each divided "
+        "by its 99th percentile) to T1, T2 and M0, trained with an L1 loss to low-resolution label maps")
+for _name, _how in ((HYBRID, " plus an L1 loss between the Sobel edge maps of the acquired weighted images "
+                     "and of those synthesised from the predicted maps by the MPRAGE and TSE signal models, "
+                     "each scaled by its closed-form least-squares factor"), (SUPERVISED, " only")):
+    register(Estimator(kind=KIND, name=_name, core=f"{__name__}:fit_weighted", settings=KIND,
+                       choosable=False, citations=("qiu2021", "ronneberger2015", "deichmann2000"), outputs=_OUT,
+                       algorithm=_NET + _how))

@@ -1,0 +1,168 @@
+"""T1, T2 and M0 maps from clinical weighted images, trained with low-resolution labels (seed 002).
+
+A 2-D :class:`~.unet.UNet` maps slices of the weighted images (T1w MPRAGE, T2w TSE, optional
+FLAIR; each divided by its 99th percentile) to ``T1/s_T1``, ``T2/s_T2``, ``M0/s_M0`` (softplus
+outputs; scales ``s`` of :class:`HybridSettings`). Slices are taken along ``slice_axis`` (default
+0, sagittal: axial thick-slice labels then lie in the plane, as in the seed). The loss is
+
+    L = L1(m_hat, m_lowres) + lambda sum_c L1(a_c S(i_hat_c), S(i_c)),
+    a_c = <S(i_hat_c), S(i_c)> / <S(i_hat_c), S(i_hat_c)>   (closed-form least squares, per slice)
+
+with ``S`` the two Sobel derivatives of a slice, ``i_c`` the acquired T1w and T2w images and
+``i_hat_c`` their synthesis from the predicted maps by :func:`~qmriprep.physics.mprage.mprage_signal`
+and :func:`~qmriprep.physics.tse.tse_signal` (Bloch-based models; seed 002, Ea-GAN edge loss of Yu
+et al. 2019, scale-invariant loss of Wang et al. 2020). **Gradients flow through a**: it is a
+differentiable function of ``i_hat`` in the graph (not detached), so the edge term is exactly
+invariant to the scale of ``i_hat`` and the network is not pushed to match the unknown receiver
+gain. ``lambda = 0`` is the supervised-only baseline. Training goes through :func:`.loop.fit`
+(Adam, early stopping on held-out slices of the training volumes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..physics.mprage import MPRAGEProtocol, mprage_signal
+from ..physics.tse import TSEProtocol, tse_signal
+from .loop import Hooks, LoopSettings, Stopwatch, fit, seeded
+from .unet import UNet
+
+_SOBEL = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8
+#: smallest relaxation time fed to the signal models (s): predictions in the background
+_T_MIN = 1e-3
+
+
+@dataclass(frozen=True)
+class HybridSettings:
+    """Network, loss and training settings (SI: scales in s for T1 and T2)."""
+
+    edge_weight: float = 0.5          # lambda; 0: supervised only
+    width: int = 12
+    depth: int = 3
+    scales: tuple[float, float, float] = (3.0, 1.0, 1.0)  # T1 (s), T2 (s), M0
+    slice_axis: int = 0
+    batch_size: int = 8
+    max_epochs: int = 16
+    patience: int = 6
+    lr: float = 2e-3
+    steps_per_epoch: int = 25
+    val_fraction: float = 0.1
+    time_budget_s: float | None = None
+    seed: int = 0
+
+
+@dataclass
+class Volumes:
+    """Training data of one subject on one grid: ``images`` (C, X, Y, Z) raw weighted images
+    (T1w, T2w first), ``labels`` (3, X, Y, Z) T1 (s), T2 (s), M0 resampled to that grid."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+def normalise(images: np.ndarray) -> np.ndarray:
+    """Each image divided by its 99th percentile (inputs and edge targets, float32)."""
+    scale = np.percentile(images.reshape(images.shape[0], -1), 99, axis=1)
+    return (images / np.maximum(scale, 1e-12)[:, None, None, None]).astype(np.float32)
+
+
+def sobel(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W) -> (B, 2C, H, W)``: the horizontal and vertical Sobel derivatives."""
+    k = torch.stack([_SOBEL, _SOBEL.T]).to(x)[:, None]
+    b, c, h, w = x.shape
+    return F.conv2d(F.pad(x.reshape(b * c, 1, h, w), (1, 1, 1, 1), mode="replicate"), k).reshape(b, 2 * c, h, w)
+
+
+def maps_from(out: torch.Tensor, settings: HybridSettings) -> torch.Tensor:
+    """Network output -> ``(B, 3, H, W)`` T1 (s), T2 (s), M0 (softplus, scaled)."""
+    return F.softplus(out) * torch.tensor(settings.scales, dtype=out.dtype)[:, None, None]
+
+
+def synthesise(maps: torch.Tensor, mprage: MPRAGEProtocol, tse: TSEProtocol) -> torch.Tensor:
+    """``(B, 2, H, W)`` T1w and T2w images of the maps by the MPRAGE and TSE models."""
+    t1, t2, m0 = maps[:, 0].clamp_min(_T_MIN), maps[:, 1].clamp_min(_T_MIN), maps[:, 2]
+    return torch.stack([mprage_signal(m0, t1, mprage), tse_signal(m0, t1, t2, tse)], 1)
+
+
+def edge_loss(synth: torch.Tensor, acquired: torch.Tensor) -> torch.Tensor:
+    """Mean ``|a S(i_hat) - S(i)|`` with the least-squares ``a`` per slice and contrast (in the graph)."""
+    gs, ga = sobel(synth), sobel(acquired)
+    b, c2 = gs.shape[:2]
+    gs, ga = gs.reshape(b, c2 // 2, -1), ga.reshape(b, c2 // 2, -1)
+    a = (gs * ga).sum(-1, keepdim=True) / (gs * gs).sum(-1, keepdim=True).clamp_min(1e-12)
+    return (a * gs - ga).abs().mean()
+
+
+def loss_terms(model, x, y, settings: HybridSettings, protocols) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(supervised L1 on scaled maps, edge loss)`` of a batch ``x`` (inputs), ``y`` (labels, SI)."""
+    out = model(x)
+    maps = maps_from(out, settings)
+    scales = torch.tensor(settings.scales, dtype=x.dtype)[:, None, None]
+    sup = (maps / scales - y / scales).abs().mean()
+    if settings.edge_weight == 0:
+        return sup, torch.zeros(())
+    return sup, edge_loss(synthesise(maps, *protocols), x[:, :2])
+
+
+def _slices(vols: list[Volumes], axis: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """All slices along ``axis`` with any label, as ``(N, C, H, W)`` inputs and ``(N, 3, H, W)`` labels."""
+    xs, ys = [], []
+    for v in vols:
+        x, y = np.moveaxis(normalise(v.images), axis + 1, 1), np.moveaxis(v.labels, axis + 1, 1)
+        keep = (y[2] > 0).reshape(y.shape[1], -1).mean(1) > 0.05
+        xs.append(np.swapaxes(x[:, keep], 0, 1))
+        ys.append(np.swapaxes(y[:, keep], 0, 1).astype(np.float32))
+    shapes = {a.shape[2:] for a in xs}
+    if len(shapes) > 1:
+        raise ValueError(f"training volumes have different slice shapes {sorted(shapes)}")
+    return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+
+
+def train(vols: list[Volumes], protocols: tuple[MPRAGEProtocol, TSEProtocol], settings: HybridSettings,
+          *, log=None):
+    """Train on ``vols``; returns ``(model, record)`` (record: curves, timings, slices used)."""
+    clock = Stopwatch()
+    x, y = _slices(vols, settings.slice_axis)
+    gen = torch.Generator().manual_seed(settings.seed)
+    order = torch.randperm(x.shape[0], generator=gen)
+    n_val = max(1, int(round(settings.val_fraction * x.shape[0])))
+    val, tr = order[:n_val], order[n_val:]
+    with seeded(settings.seed):
+        model = UNet(x.shape[1], 3, settings.width, settings.depth)
+
+    def total(xb, yb):
+        sup, edge = loss_terms(model, xb, yb, settings, protocols)
+        return sup + settings.edge_weight * edge
+
+    def step():
+        idx = tr[torch.randint(len(tr), (settings.batch_size,), generator=gen)]
+        return total(x[idx], y[idx])
+
+    def val_loss():
+        return float(sum(total(x[val[i:i + 16]], y[val[i:i + 16]]) * len(val[i:i + 16])
+                         for i in range(0, len(val), 16)) / len(val))
+
+    loop = LoopSettings(max_epochs=settings.max_epochs, patience=settings.patience, lr=settings.lr,
+                        steps_per_epoch=settings.steps_per_epoch, schedule="cosine",
+                        time_budget_s=settings.time_budget_s)
+    hist = fit(model, step, loop, val_loss=val_loss, hooks=Hooks(log=log), clock=clock)
+    record = {"settings": asdict(settings), "n_train_slices": int(len(tr)), "n_val_slices": int(n_val),
+              "epochs": len(hist.records), "best_epoch": hist.best_epoch + 1, "stopped": hist.stopped,
+              "seconds": hist.seconds, "cpu_seconds": hist.cpu_seconds,
+              "curves": {k: hist.column(k) for k in ("train_loss", "val_loss", "seconds")}}
+    return model, record
+
+
+@torch.no_grad()
+def predict(model, images: np.ndarray, settings: HybridSettings, *, mask=None, batch: int = 16) -> dict:
+    """``{"t1", "t2", "m0"}`` (s, s, label units) of raw weighted ``images`` (C, X, Y, Z); 0 outside ``mask``."""
+    model.eval()
+    x = torch.from_numpy(np.moveaxis(normalise(images), settings.slice_axis + 1, 0))
+    out = torch.cat([maps_from(model(x[i:i + batch]), settings) for i in range(0, x.shape[0], batch)])
+    maps = np.moveaxis(out.numpy(), 0, settings.slice_axis + 1)
+    keep = np.ones(images.shape[1:], bool) if mask is None else np.asarray(mask, bool)
+    return {k: np.where(keep, maps[i], 0).astype(np.float32) for i, k in enumerate(("t1", "t2", "m0"))}

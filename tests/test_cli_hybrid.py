@@ -1,0 +1,125 @@
+"""``qmriprep-hybrid train`` and ``qmriprep ... --hybrid-model``: a tiny synthetic set end to end,
+and the bad inputs of issue 10 (no labels, missing sidecar fields, a mismatching protocol)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from qmriprep.cli import hybrid
+from qmriprep.cli.run import main as qmriprep_main
+from qmriprep.errors import EXIT_INPUT
+from qmriprep.estimators.names import HYBRID, SUPERVISED
+from qmriprep.synth.dataset import DatasetSpec, write_dataset
+
+pytestmark = pytest.mark.e2e
+TINY = ["--epochs", "2", "--steps-per-epoch", "2", "--width", "4", "--batch-size", "2", "--nthreads", "1"]
+
+
+@pytest.fixture(scope="module")
+def bids(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("hybrid") / "bids", DatasetSpec(
+        subjects=("01", "02", "03"), downsample=4, n_slices=16, modalities=("weighted",),
+        label_thickness=8.0, warp_mm=1.0, snr=50.0))
+
+
+@pytest.fixture(scope="module")
+def model(bids, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "model"
+    code = hybrid.main(["train", str(bids), str(out), "--labels", str(bids / "derivatives" / "lowres"),
+                        "--participant-label", "01", "02", *TINY])
+    assert code == 0
+    return out
+
+
+def _edit_json(path, **changes):
+    meta = json.loads(path.read_text())
+    meta.update(changes)
+    path.write_text(json.dumps({k: v for k, v in meta.items() if v is not None}))
+
+
+def test_train_writes_model_with_hash_settings_curves_protocol(model):
+    from qmriprep.utils.files import sha256_file
+
+    meta = json.loads((model / "model.json").read_text())
+    assert meta["SHA256"] == sha256_file(model / "model.pt")
+    assert meta["Estimator"] == HYBRID and meta["Settings"]["edge_weight"] > 0
+    assert meta["TrainingSubjects"] == ["01", "02"] and meta["Contrasts"] == ["T1w", "T2w"]
+    assert len(meta["curves"]["val_loss"]) == meta["epochs"] == 2
+    assert meta["Protocol"]["mprage"]["inversion_time"] == pytest.approx(0.9)
+
+
+def test_apply_writes_hybrid_maps_with_provenance(bids, model, tmp_path):
+    code = qmriprep_main([str(bids), str(tmp_path / "out"), "participant", "-w", str(tmp_path / "work"),
+                          "--participant-label", "03", "--nprocs", "1", "--hybrid-model", str(model)])
+    assert code == 0
+    anat = tmp_path / "out" / "sub-03" / "anat"
+    t1 = nib.load(anat / f"sub-03_desc-{HYBRID}_T1map.nii.gz")
+    ref = nib.load(bids / "sub-03" / "anat" / "sub-03_T1w.nii.gz")
+    assert t1.shape == ref.shape and np.allclose(t1.affine, ref.affine)
+    data = np.asarray(t1.dataobj)
+    assert np.isfinite(data).all() and (data > 0).any() and (data >= 0).all()
+    side = json.loads((anat / f"sub-03_desc-{HYBRID}_T1map.json").read_text())
+    assert side["ModelSHA256"] == json.loads((model / "model.json").read_text())["SHA256"]
+    assert (anat / f"sub-03_desc-{HYBRID}_M0map.nii.gz").exists()
+
+
+def test_supervised_model_is_named_supervised(bids, tmp_path):
+    out = tmp_path / "sup"
+    assert hybrid.main(["train", str(bids), str(out), "--labels", str(bids / "derivatives" / "lowres"),
+                        "--participant-label", "01", "--loss", SUPERVISED, *TINY]) == 0
+    assert json.loads((out / "model.json").read_text())["Estimator"] == SUPERVISED
+
+
+def test_subject_without_labels_is_skipped_and_none_left_is_an_error(bids, tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("qmriprep"), "propagate", True)
+    labels = tmp_path / "labels"
+    shutil.copytree(bids / "derivatives" / "lowres", labels)
+    shutil.rmtree(labels / "sub-02")
+    sets = hybrid.training_sets(bids, labels, ["01", "02"])
+    assert [s for s, _, _ in sets] == ["01"] and "sub-02: no T1map" in caplog.text
+    shutil.rmtree(labels / "sub-01")
+    code = hybrid.main(["train", str(bids), str(tmp_path / "m"), "--labels", str(labels), "--participant-label",
+                        "01", "02", *TINY])
+    assert code == EXIT_INPUT and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("suffix,field", [("T1w", "InversionTime"), ("T1w", "RepetitionTimePreparation"),
+                                          ("T2w", "EchoTrainLength")])
+def test_missing_sidecar_field_is_an_input_error_naming_file_and_field(bids, model, tmp_path, capsys,
+                                                                       suffix, field):
+    data = tmp_path / "bids"
+    shutil.copytree(bids, data, ignore=shutil.ignore_patterns("derivatives"))
+    _edit_json(data / "sub-03" / "anat" / f"sub-03_{suffix}.json", **{field: None})
+    code = qmriprep_main([str(data), str(tmp_path / "out"), "participant", "-w", str(tmp_path / "work"),
+                          "--participant-label", "03", "--hybrid-model", str(model)])
+    assert code == EXIT_INPUT
+    err = capsys.readouterr().out
+    assert f"sub-03/anat/sub-03_{suffix}.json: {field} is missing" in err
+    assert not (tmp_path / "out" / "sub-03").exists()
+
+
+def test_model_with_another_protocol_is_refused(bids, model, tmp_path, capsys):
+    data = tmp_path / "bids"
+    shutil.copytree(bids, data, ignore=shutil.ignore_patterns("derivatives"))
+    _edit_json(data / "sub-03" / "anat" / "sub-03_T1w.json", InversionTime=1.1)
+    code = qmriprep_main([str(data), str(tmp_path / "out"), "participant", "-w", str(tmp_path / "work"),
+                          "--participant-label", "03", "--hybrid-model", str(model)])
+    err = capsys.readouterr().out
+    assert code == EXIT_INPUT and "sub-03_T1w" in err and "InversionTime is 1.1, the model assumes 0.9" in err
+    assert not (tmp_path / "out" / "sub-03").exists()
+
+
+def test_corrupted_model_weights_are_refused(bids, model, tmp_path, capsys):
+    bad = tmp_path / "model"
+    shutil.copytree(model, bad)
+    with open(bad / "model.pt", "ab") as fh:
+        fh.write(b"x")
+    code = qmriprep_main([str(bids), str(tmp_path / "out"), "participant", "-w", str(tmp_path / "work"),
+                          "--participant-label", "03", "--hybrid-model", str(bad)])
+    assert code == EXIT_INPUT and "model.pt: SHA256 differs" in capsys.readouterr().out
