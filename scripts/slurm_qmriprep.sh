@@ -7,6 +7,7 @@
 # BIDS_DIR/participants.tsv. A job without an array index runs the group level.
 # scripts/slurm_submit.sh submits both (the group level waits for every subject).
 #   usage: sbatch --array=0-N scripts/slurm_qmriprep.sh BIDS_DIR OUTPUT_DIR WORK_DIR [QMRIPREP OPTIONS]
+# (options given override the defaults below, e.g. --omp-nthreads 4 for one node at a time with 4 threads)
 # Command: $QMRIPREP if set (e.g. the qmriprep of a venv), else the Apptainer image $QMRIPREP_SIF run
 # with --cleanenv --containall and the three folders bound at their own paths. WORK_DIR must be on
 # a file system the compute nodes see (it holds the caches, see README "Containers and HPC").
@@ -32,4 +33,4 @@ fi
 cpus=${SLURM_CPUS_PER_TASK:-1}
 mem_mb=${SLURM_MEM_PER_NODE:-$(( ${SLURM_MEM_PER_CPU:-2048} * cpus ))}
 exec "${cmd[@]}" "$bids" "$out" participant --participant-label "${subject#sub-}" -w "$work" \
-  --nprocs "$cpus" --omp-nthreads "$cpus" --mem "$(( mem_mb / 1024 ))" "$@"
+  --nprocs "$cpus" --omp-nthreads 1 --mem "$(( mem_mb / 1024 ))" "$@"

@@ -64,3 +64,16 @@ def test_bad_plugin_file_is_a_command_line_error(tmp_path, capsys, text, problem
     assert err.value.code == 2
     err = capsys.readouterr().err
     assert problem in err and "plugin.yml" in err
+
+
+def test_processing_nodes_reserve_omp_threads_of_the_process_slots():
+    from nipype.interfaces.utility import IdentityInterface
+    from nipype.pipeline import engine as pe
+
+    workflow = pe.Workflow(name="wf")
+    work = pe.Node(IdentityInterface(fields=["x"]), name="work")
+    passthrough = pe.Node(IdentityInterface(fields=["x"]), name="passthrough", run_without_submitting=True)
+    busy = pe.Node(IdentityInterface(fields=["x"]), name="busy", n_procs=4)
+    workflow.connect([(work, passthrough, [("x", "x")]), (passthrough, busy, [("x", "x")])])
+    execute._reserve_threads(workflow, 3)
+    assert (work.n_procs, passthrough.n_procs, busy.n_procs) == (3, 1, 4)

@@ -96,12 +96,21 @@ def _build(config, plans, staging: Path):
                 col.masked_copies = finite_copies(col.files, Path(ex.work_dir) / "inputs" / ex.run_uuid / col.name)
     workflow = init_qmriprep_wf(plans=plans, config=config, staging_dir=str(staging))
     workflow.base_dir = ex.work_dir
+    _reserve_threads(workflow, config.nipype.omp_nthreads)
     for subject in plans:
         logs = log_dir(config, subject)
         logs.mkdir(parents=True, exist_ok=True)
         config.to_toml(logs / "qmriprep.toml")
     write_boilerplate(config, plans, workflow)
     return workflow
+
+
+def _reserve_threads(workflow, threads: int) -> None:
+    """Every processing node reserves ``threads`` (= ``--omp-nthreads``) of MultiProc's
+    ``--nprocs`` slots, so processes x threads never exceed ``--nprocs``."""
+    for node in workflow._get_all_nodes():
+        if not node.run_without_submitting and node.n_procs < threads:
+            node.n_procs = threads
 
 
 def _plugin(ny) -> dict:
