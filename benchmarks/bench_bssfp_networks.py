@@ -95,8 +95,8 @@ def snr_table(models, snr, draws, threads):
     try:
         from qmriprep.fit.miracle import fit_miracle
 
-        estimators["MIRACLE (warm GSS)"] = lambda F: fit_miracle(F.numpy(), 1.0, flip_angle=p.flip_angle,
-                                                                 tr=p.tr, search="warm")
+        estimators["MIRACLE (Newton)"] = lambda F: fit_miracle(F.numpy(), 1.0, flip_angle=p.flip_angle,
+                                                               tr=p.tr)
     except ImportError:
         pass
     for label, fn in estimators.items():
@@ -130,8 +130,8 @@ def inference_times(models, n_vox=1_500_000):
 
         k = 10_000
         t0 = time.perf_counter()
-        fit_miracle(F[:k].numpy(), 1.0, flip_angle=p.flip_angle, tr=p.tr, search="warm")
-        out["MIRACLE warm GSS (extrapolated from 10k voxels)"] = (time.perf_counter() - t0) * n_vox / k
+        fit_miracle(F[:k].numpy(), 1.0, flip_angle=p.flip_angle, tr=p.tr)
+        out["MIRACLE Newton (extrapolated from 10k voxels)"] = (time.perf_counter() - t0) * n_vox / k
     except ImportError:
         pass
     return out

@@ -19,7 +19,8 @@ sigma = 0.074 / (sqrt(2) SNR) on every phase-cycle image; one draw, shared by al
 
 Methods (all given the true B1 map; PLANET as the actual flip angle B1 x FA):
 * MIRACLE: :func:`qmriprep.physics.bssfp.fourier_features` then
-  :func:`qmriprep.fit.miracle.fit_miracle` (``search="full"``, the seed's GSS, and ``"warm"``);
+  :func:`qmriprep.fit.miracle.fit_miracle` (``search="full"``, the seed's GSS, and
+  ``"newton"``, its fixed point by Newton);
 * the shipped networks (:func:`qmriprep.nn.weights.find_shipped` / ``load_model``; never
   trained here): magnitude SVNN/PINN 4-64-64-2 and complex SVNN/PINN 6-256-256-3, ``predict``;
 * ``ssfp.planet`` in the peer venv with ``pcs`` = the phase increments.
@@ -265,7 +266,7 @@ def main(argv=None) -> int:
                     help="random brain voxels for accuracy and for MIRACLE/PLANET (0: whole brain)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--snr", type=float, nargs="*", default=[0, 25], help="0 = noise-free")
-    ap.add_argument("--miracle", nargs="*", default=["full", "warm"], choices=["full", "warm"])
+    ap.add_argument("--miracle", nargs="*", default=["full", "newton"], choices=["full", "newton"])
     ap.add_argument("--peer-python", default=os.environ.get("SSFP_PYTHON", "/tmp/ssfpvenv/bin/python"),
                     help="python of the ssfp venv ('' to skip PLANET)")
     ap.add_argument("--repeat", type=int, default=3, help="timing repeats of the features and networks (best)")

@@ -150,3 +150,33 @@ def test_network_options_give_the_trainer_defaults_when_unset():
     assert source == ModelSource(cache_dir="/c", retrain=True)
     hp = training.resolved("svnn", False)
     assert hp["max_epochs"] == 7 and hp["batch_size"] == 1024 and hp["decay_patience"] == 6
+
+
+def _progress_lines(caplog, **kwargs):
+    from qmriprep.utils import progress
+
+    model = Scalar()
+
+    def slow():
+        time.sleep(0.02)
+        return model.loss()
+
+    with caplog.at_level(progress.LEVEL, logger=progress.LOGGER.name):
+        caplog.clear()
+        fit(model, slow, LoopSettings(max_epochs=20, patience=100, lr=0.1), val_loss=lambda: 1.0, **kwargs)
+    return [r.getMessage() for r in caplog.records if r.name == progress.LOGGER.name]
+
+
+def test_a_long_training_reports_progress_lines_without_flooding(caplog, monkeypatch):
+    from qmriprep.utils import progress
+
+    monkeypatch.setattr(progress, "EVERY_S", 0.1)  # a line every 0.1 s: ~ every 5th epoch
+    lines = _progress_lines(caplog, hooks=Hooks(progress="ZS-SSL training"))
+    assert 4 <= len(lines) <= 8, lines
+    assert lines[0].startswith("ZS-SSL training 1/20 epochs: loss 9, validation 1 (best 1 at epoch 1)")
+    assert all("elapsed, at most" in line and "s left)" in line for line in lines[:-1])
+    assert lines[-1].startswith("ZS-SSL training 20/20 epochs: stopped (max_epochs), best 1 at epoch 1")
+    assert "left" not in lines[-1]
+    monkeypatch.setattr(progress, "EVERY_S", 10.0)  # the default: a short training, two lines
+    assert len(_progress_lines(caplog)) == 2
+    assert _progress_lines(caplog, hooks=Hooks(progress=None)) == []

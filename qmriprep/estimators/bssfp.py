@@ -7,11 +7,12 @@ from .spec import Estimator, Output, register
 
 
 def fit_miracle(configurations, protocol, *, b1=None, mask=None, **_):
-    """MIRACLE T1, T2 from the Fourier configurations (warm-started golden-section searches)."""
-    from ..fit.miracle import MiracleSettings, fit_miracle as miracle
+    """MIRACLE T1, T2 from the Fourier configurations (the fixed point of the seed's alternating
+    golden-section searches, by Newton); the sidecars count the voxels that did not converge."""
+    from ..fit.miracle import fit_miracle as miracle
 
-    return miracle(configurations, b1, flip_angle=protocol.flip_angle, tr=protocol.tr, mask=mask,
-                   settings=MiracleSettings(search="warm"))
+    out = miracle(configurations, b1, flip_angle=protocol.flip_angle, tr=protocol.tr, mask=mask)
+    return {**out, "meta": {"NotConvergedVoxels": int(out["not_converged"].sum())}}
 
 
 _MAPS = (Output("t1", "T1map"), Output("t2", "T2map"))

@@ -15,6 +15,10 @@ Learning-rate schedules, applied after each epoch ``e`` of ``E = max_epochs``:
 - ``plateau``: ``lr <- max(lr_min, lr_decay * lr)`` after ``decay_patience`` epochs without a new
   best score.
 
+Progress (:class:`qmriprep.utils.progress.Progress`): the first epoch, then one line every ~10 s
+and the end, on the terminal: epoch, training and validation loss, the best so far, elapsed time
+and the time left at most (until ``max_epochs`` or the time budget); named by ``Hooks.progress``.
+
 Randomness: callers draw from explicit :class:`torch.Generator` s, and run code that uses torch's
 global generator (weight initialisation) under :func:`seeded`, which leaves the caller's state
 untouched.
@@ -30,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import torch
+
+from ..utils.progress import Progress
 
 SCHEDULES = ("constant", "cosine", "plateau")
 
@@ -64,12 +70,13 @@ class Hooks:
 
     ``log(record)`` gets each epoch's record; ``extras()`` returns values added to it (e.g. a
     learned parameter); ``stop_when(history)`` ends training with the current weights (its run
-    time is excluded from the clock).
+    time is excluded from the clock); ``progress``: the name in the progress lines (None: none).
     """
 
     log: Callable[[dict], object] | None = None
     extras: Callable[[], dict] | None = None
     stop_when: Callable[[History], bool] | None = None
+    progress: str | None = "training"
 
 
 @dataclass
@@ -167,6 +174,23 @@ def _stop(hist: History, settings: LoopSettings, clock: Stopwatch, hooks: Hooks)
     return None
 
 
+def _report(progress: Progress | None, hist: History, settings: LoopSettings, final: bool) -> None:
+    """A progress line: the epoch's losses, the best score, the time left at most."""
+    if progress is None or not hist.records:
+        return
+    rec = hist.records[-1]
+    val = "" if rec["val_loss"] is None else f", validation {rec['val_loss']:.4g}"
+    best = f"best {hist.best_loss:.4g} at epoch {hist.best_epoch + 1}"
+    if final:
+        progress.update(rec["epoch"], f"stopped ({hist.stopped}), {best}", final=True)
+        return
+    left = (time.perf_counter() - progress.t0) / rec["epoch"] * (settings.max_epochs - rec["epoch"])
+    if settings.time_budget_s is not None:
+        left = min(left, max(0.0, settings.time_budget_s - rec["seconds"]))
+    progress.update(rec["epoch"], f"loss {rec['train_loss']:.4g}{val} ({best})", left_s=left,
+                    at_most=True)
+
+
 def fit(model: torch.nn.Module, step_loss: Callable[..., torch.Tensor], settings: LoopSettings, *,
         batches: Callable[[], Iterable] | None = None, val_loss: Callable[[], float] | None = None,
         hooks: Hooks | None = None, optimizer: torch.optim.Optimizer | None = None,
@@ -182,6 +206,7 @@ def fit(model: torch.nn.Module, step_loss: Callable[..., torch.Tensor], settings
     hooks, clock = hooks or Hooks(), clock or Stopwatch()
     opt = optimizer or torch.optim.Adam(model.parameters(), lr=settings.lr)
     hist, best_state, since_decay = History(), None, 0
+    progress = Progress(hooks.progress, settings.max_epochs, unit="epochs") if hooks.progress else None
     for epoch in range(1, settings.max_epochs + 1):
         train_loss = _epoch(model, opt, step_loss, batches, settings)
         model.eval()
@@ -206,6 +231,9 @@ def fit(model: torch.nn.Module, step_loss: Callable[..., torch.Tensor], settings
         if stopped:
             hist.stopped = stopped
             break
+        if epoch < settings.max_epochs:
+            _report(progress, hist, settings, final=False)
+    _report(progress, hist, settings, final=True)
     if best_state is not None and hist.stopped != "target":
         model.load_state_dict(best_state)
     model.eval()
