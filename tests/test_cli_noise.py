@@ -37,6 +37,7 @@ def test_sidecars_carry_the_measured_noise(run):
         sigma = next(v for k, v in record["noise_sigma"].items() if k.endswith(f"_{series}.nii.gz"))
         assert abs(meta["NoiseSigma"] / sigma - 1) < 0.10, (name, meta["NoiseSigma"], sigma)
         assert meta["NoiseMethod"] and meta["SNR"] > 5
+        assert "MP-PCA" in meta["Denoising"]  # --denoise mppca
 
 
 def test_sd_maps_are_written_with_description_and_units(run):

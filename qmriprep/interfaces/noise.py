@@ -12,11 +12,20 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObje
 from ..utils.images import optional_mask, save_like
 from .fit import _load
 
+#: sidecar ``Denoising`` of maps fitted to a denoised series
+DENOISED = ("MP-PCA (Veraart 2016, 5x5x5 patches) of the series before fitting; NoiseSigma is that of "
+            "the acquired series, so Cramer-Rao SD maps overstate the spread of these maps")
+
 
 class _NoiseInputSpec(BaseInterfaceInputSpec):
     in_files = InputMultiObject(File(exists=True), mandatory=True,
                                 desc="the series (3-D volumes in series order, or one 4-D file)")
     mask_file = File(exists=True, desc="foreground; absent: computed")
+
+
+class _EstimateNoiseInputSpec(_NoiseInputSpec):
+    denoised = traits.Bool(False, usedefault=True,
+                           desc="the estimators fit an MP-PCA denoised copy (recorded in the sidecar)")
 
 
 class _EstimateNoiseOutputSpec(TraitedSpec):
@@ -27,7 +36,7 @@ class _EstimateNoiseOutputSpec(TraitedSpec):
 class EstimateNoise(SimpleInterface):
     """Sigma, method and SNR of one acquired series."""
 
-    input_spec = _NoiseInputSpec
+    input_spec = _EstimateNoiseInputSpec
     output_spec = _EstimateNoiseOutputSpec
 
     def _run_interface(self, runtime):
@@ -39,6 +48,8 @@ class EstimateNoise(SimpleInterface):
         self._results["sigma"] = est.sigma
         self._results["meta"] = {"NoiseSigma": est.sigma, "NoiseMethod": est.method,
                                  "SNR": None if np.isnan(est.snr) else round(est.snr, 2)}
+        if self.inputs.denoised:
+            self._results["meta"]["Denoising"] = DENOISED
         return runtime
 
 

@@ -46,7 +46,8 @@ class FitInputs:
 def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: FitInputs) -> list:
     """Add the fit nodes of ``names`` (estimators of ``kind``); returns ``(node, output, MapSpec)``."""
     outputs = []
-    noise = connect_noise(workflow, series=inputs.acquired or inputs.data, mask=inputs.mask)
+    noise = connect_noise(workflow, series=inputs.acquired or inputs.data, mask=inputs.mask,
+                          denoised_too=config.noise.applies_to(kind))
     data = inputs.data if inputs.acquired else denoised(workflow, kind=kind, series=inputs.data,
                                                         mask=inputs.mask, config=config)
     has_sd = any(o.desc.endswith("SD") for n in names for o in estimators.get(kind, n).outputs)

@@ -7,10 +7,11 @@ from nipype.pipeline import engine as pe
 from ..interfaces.noise import Denoise, EstimateNoise
 
 
-def connect_noise(workflow, *, series, mask):
+def connect_noise(workflow, *, series, mask, denoised_too=False):
     """An ``EstimateNoise`` node measuring ``series`` (``(node, output)``) in ``mask``; its
-    outputs ``sigma`` and ``meta`` (NoiseSigma, NoiseMethod, SNR) feed the estimators."""
-    noise = pe.Node(EstimateNoise(), name="noise")
+    outputs ``sigma`` and ``meta`` (NoiseSigma, NoiseMethod, SNR; ``Denoising`` when the
+    estimators fit a denoised copy) feed the estimators."""
+    noise = pe.Node(EstimateNoise(denoised=denoised_too), name="noise")
     workflow.connect([(series[0], noise, [(series[1], "in_files")]),
                       (mask[0], noise, [(mask[1], "mask_file")])])
     return noise

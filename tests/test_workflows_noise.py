@@ -1,0 +1,51 @@
+"""Noise nodes in the graph: measured for every collection, denoised as --denoise says."""
+
+import pytest
+
+from qmriprep.config import Config
+from qmriprep.fit.denoise import AUTO_KINDS
+from qmriprep.synth.dataset import DatasetSpec, write_dataset
+from qmriprep.workflows.base import collect_boilerplate, init_single_subject_wf
+
+
+@pytest.fixture(scope="module")
+def collections(tmp_path_factory):
+    from qmriprep.bids.collections import find_collections, load_layout
+
+    bids = write_dataset(tmp_path_factory.mktemp("wf") / "bids",
+                         DatasetSpec(downsample=8, n_slices=2, modalities=("MESE", "VFA", "TB1DAM", "bSSFP", "DESS")))
+    return bids, find_collections(load_layout(bids), "01")
+
+
+def _build(collections, denoise):
+    from qmriprep.bids.plan import plan_subject
+
+    bids, cols = collections
+    config = Config()
+    config.execution.bids_dir, config.execution.version = str(bids), "test"
+    config.set("noise.denoise", denoise)
+    return init_single_subject_wf(plan=plan_subject("01", cols, config.workflow), config=config,
+                                  staging_dir="/tmp/qmriprep-staging")
+
+
+@pytest.mark.parametrize("denoise", ["none", "mppca", "auto"])
+def test_every_collection_measures_noise_and_denoises_as_asked(collections, denoise):
+    wf = _build(collections, denoise)
+    names = set(wf.list_node_names())
+    for kind in ("mese", "vfa", "bssfp", "dess"):
+        nodes = {n.split(".", 1)[1] for n in names if n.startswith(f"{kind}_")}
+        assert "noise" in nodes, kind
+        wanted = kind != "dess" and (denoise == "mppca" or (denoise == "auto" and {
+            "mese": "MESE", "vfa": "VFA", "bssfp": "bSSFP"}[kind] in AUTO_KINDS))
+        assert ("denoise" in nodes) == wanted, kind
+    text = collect_boilerplate(wf)
+    denoised = denoise == "mppca" or (denoise == "auto" and bool(AUTO_KINDS))
+    assert "noise standard deviation" in text
+    assert ("denoised by Marchenko-Pastur PCA" in text) == denoised
+
+
+def test_fit_nodes_get_the_noise(collections):
+    wf = _build(collections, "none")
+    mese = wf.get_node("mese_wf")
+    edges = {(u.name, v.name) for u, v in mese._graph.edges()}
+    assert ("noise", "fit_varpro") in edges
