@@ -7,9 +7,10 @@ import torch
 from torch import nn
 
 
-def conv_norm_relu(c_in: int, c_out: int) -> list[nn.Module]:
-    """3x3 convolution (same size), affine instance norm, ReLU."""
-    return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.InstanceNorm2d(c_out, affine=True), nn.ReLU()]
+def conv_norm_relu(c_in: int, c_out: int, norm: bool = True) -> list[nn.Module]:
+    """3x3 convolution (same size), affine instance norm (``norm``), ReLU."""
+    return [nn.Conv2d(c_in, c_out, 3, padding=1), *([nn.InstanceNorm2d(c_out, affine=True)] if norm else []),
+            nn.ReLU()]
 
 
 class ResidualBlock(nn.Module):

@@ -1,7 +1,8 @@
 """A 2-D U-Net (Ronneberger et al., MICCAI 2015) built from the shared blocks (:mod:`.blocks`).
 
-``depth`` levels of two 3x3 conv + instance norm + ReLU, 2x2 max pooling down, transposed 2x2
-convolution up, skip connections by concatenation, a 1x1 head; the width doubles per level.
+``depth`` levels of two 3x3 conv + ReLU, 2x2 max pooling down, transposed 2x2 convolution up,
+skip connections by concatenation, a 1x1 head; the width doubles per level. No normalisation
+layers: instance norm would remove each slice's absolute intensity, which carries T1 and T2.
 Inputs of any size: padded (replicate) to a multiple of ``2**depth`` and cropped back.
 """
 
@@ -15,7 +16,7 @@ from .blocks import conv_norm_relu
 
 
 def _double(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(*conv_norm_relu(c_in, c_out), *conv_norm_relu(c_out, c_out))
+    return nn.Sequential(*conv_norm_relu(c_in, c_out, norm=False), *conv_norm_relu(c_out, c_out, norm=False))
 
 
 class UNet(nn.Module):

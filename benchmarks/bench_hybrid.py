@@ -1,0 +1,159 @@
+"""Maps from weighted images with low-resolution labels (issue 10, seed 002): supervised vs hybrid.
+
+    python benchmarks/bench_hybrid.py WORK_DIR [--subjects 6] [--test 2] [--slices 32] [--threads 1]
+                                      [--edge-weight 0.5] [--epochs N] [--steps N] [--width N]
+
+1. ``python -m qmriprep.synth`` equivalent: ``--subjects`` phantoms at 1 mm (``--slices`` central
+   axial slices, smooth per-subject deformation of 2 mm RMS, SNR 50), MPRAGE T1w + TSE T2w, label
+   maps on 3.5 mm slices (``derivatives/lowres``); the last ``--test`` subjects are held out.
+2. ``qmriprep-hybrid train`` twice on the training subjects (``--loss supervised`` and ``hybrid``),
+   same settings and seed, the two at the same time (``--threads`` each); wall and CPU time of each,
+   the load average.
+3. Each model applied to each held-out subject (the estimator core, as a run calls it; time).
+4. Against the 1 mm truth, inside the brain (truth M0 > 0): T1 and T2 mean percentage error (MPE),
+   and on maps divided by 3 s (as the seed) PSNR, SSIM and HFEN (:mod:`qmriprep.recon.metrics`,
+   sagittal planes, the labels' thick axis in-plane); MPE in the edge band (voxels whose 3x3x3
+   neighbourhood holds two tissue labels) and inside tissues; the interpolated low-resolution labels
+   as the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from qmriprep.estimators.hybrid import fit_weighted
+from qmriprep.estimators.names import HYBRID, SUPERVISED
+from qmriprep.recon.metrics import hfen, psnr, ssim
+from qmriprep.synth.dataset import DatasetSpec, write_dataset
+
+
+def _args():
+    p = argparse.ArgumentParser()
+    p.add_argument("work", type=Path)
+    p.add_argument("--subjects", type=int, default=6)
+    p.add_argument("--test", type=int, default=2)
+    p.add_argument("--slices", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1, help="torch threads of each of the 2 trainings")
+    p.add_argument("--edge-weight", type=float, default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--width", type=int, default=None)
+    return p.parse_args()
+
+
+def _data(args):
+    bids = args.work / "bids"
+    if not bids.exists():
+        t = time.perf_counter()
+        write_dataset(bids, DatasetSpec(subjects=tuple(f"{i:02d}" for i in range(1, args.subjects + 1)),
+                                        downsample=1, n_slices=args.slices, modalities=("weighted",),
+                                        warp_mm=2.0, snr=50.0, label_thickness=3.5))
+        print(f"dataset written in {time.perf_counter() - t:.0f} s")
+    return bids
+
+
+def _train(args, bids, loss):
+    """Start ``qmriprep-hybrid train`` (``python -m qmriprep.cli.hybrid``); returns (folder, process)."""
+    import subprocess
+    import sys
+
+    out = args.work / f"model-{loss}"
+    if (out / "model.json").exists():
+        return out, None
+    extra = [f for k, v in (("--edge-weight", args.edge_weight), ("--epochs", args.epochs),
+                            ("--steps-per-epoch", args.steps), ("--width", args.width)) if v is not None
+             for f in (k, str(v))]
+    train = [f"{i:02d}" for i in range(1, args.subjects - args.test + 1)]
+    cmd = [sys.executable, "-m", "qmriprep.cli.hybrid", "train", str(bids), str(out), "--labels",
+           str(bids / "derivatives" / "lowres"), "--participant-label", *train, "--loss", loss,
+           "--nthreads", str(args.threads), *extra]
+    print(" ".join(cmd[1:]))
+    return out, subprocess.Popen(cmd, stdout=open(args.work / f"train-{loss}.log", "w"), stderr=subprocess.STDOUT)
+
+
+def _load(path):
+    return np.asarray(nib.load(path).dataobj, np.float64)
+
+
+def _metrics(est, truth, mask, band):
+    """MPE (%), PSNR (dB), SSIM, HFEN on maps / 3 s; MPE in the edge band and inside tissues."""
+    rel = np.abs(est - truth) / np.where(mask, truth, 1)
+    e, t = est / 3.0, truth / 3.0
+    return {"MPE": 100 * rel[mask].mean(), "PSNR": psnr(e * mask, t * mask, mask),
+            "SSIM": ssim(e * mask, t * mask, mask), "HFEN": hfen(e * mask, t * mask, mask),
+            "MPE_edge": 100 * rel[mask & band].mean(), "MPE_inside": 100 * rel[mask & ~band].mean()}
+
+
+def _evaluate(args, bids, models):
+    from nibabel.processing import resample_from_to
+
+    rows, apply_s = [], []
+    for i in range(args.subjects - args.test + 1, args.subjects + 1):
+        sub = f"{i:02d}"
+        anat, truth = bids / f"sub-{sub}" / "anat", bids / "derivatives" / "truth" / f"sub-{sub}" / "anat"
+        ref = nib.load(anat / f"sub-{sub}_T1w.nii.gz")
+        series = np.stack([_load(anat / f"sub-{sub}_{c}.nii.gz") for c in ("T1w", "T2w")], -1)
+        m0 = _load(truth / f"sub-{sub}_M0map.nii.gz")
+        mask = m0 > 0
+        labels = _load(truth / f"sub-{sub}_dseg.nii.gz").astype(int)
+        band = (ndimage.maximum_filter(labels, 3) != ndimage.minimum_filter(labels, 3))
+        from qmriprep.bids.weighted import find_weighted
+
+        protocol = find_weighted(bids, sub)[0]["protocol"]
+        est = {}
+        low = bids / "derivatives" / "lowres" / f"sub-{sub}" / "anat"
+        est["interpolated labels"] = {k: np.asarray(resample_from_to(nib.load(low / f"sub-{sub}_{s}.nii.gz"), ref,
+                                                                     order=1, mode="nearest").dataobj)
+                                      for k, s in (("t1", "T1map"), ("t2", "T2map"))}
+        for name, folder in models.items():
+            t = time.perf_counter()
+            est[name] = fit_weighted(series, protocol, mask=mask, model=str(folder))
+            apply_s.append(time.perf_counter() - t)
+        for name, maps in est.items():
+            for k, s in (("t1", "T1map"), ("t2", "T2map")):
+                rows.append({"subject": sub, "method": name, "map": s,
+                             **_metrics(np.asarray(maps[k], float), _load(truth / f"sub-{sub}_{s}.nii.gz"), mask, band)})
+    return rows, apply_s
+
+
+def _table(rows):
+    keys = ("MPE", "PSNR", "SSIM", "HFEN", "MPE_edge", "MPE_inside")
+    lines = ["| map | method | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    for m in ("T1map", "T2map"):
+        for method in ("interpolated labels", SUPERVISED, HYBRID):
+            sel = [r for r in rows if r["map"] == m and r["method"] == method]
+            vals = [np.mean([r[k] for r in sel]) for k in keys]
+            lines.append(f"| {m} | {method} | " + " | ".join(f"{v:.4g}" for v in vals) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    args = _args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    bids = _data(args)
+    load0, t = os.getloadavg()[0], time.perf_counter()
+    started = {loss: _train(args, bids, loss) for loss in (SUPERVISED, HYBRID)}  # in parallel
+    models = {}
+    for loss, (folder, proc) in started.items():
+        assert proc is None or proc.wait() == 0, f"training {loss} failed (see {args.work})"
+        models[loss] = folder
+        meta = json.loads((folder / "model.json").read_text())
+        print(f"{loss}: {meta['epochs']} epochs ({meta['stopped']}), {meta['seconds']:.0f} s wall, "
+              f"{meta['cpu_seconds']:.0f} s CPU, load average {load0:.1f} -> {os.getloadavg()[0]:.1f}"
+              f" (both trainings {time.perf_counter() - t:.0f} s)")
+    rows, apply_s = _evaluate(args, bids, models)
+    print(f"apply: {np.mean(apply_s):.1f} s per subject and model (mean of {len(apply_s)})")
+    print(_table(rows))
+    (args.work / "results.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""The hybrid loss of seed 002 (nn/hybrid.py) and the U-Net (nn/unet.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from qmriprep.nn.hybrid import HybridSettings, Volumes, edge_loss, predict, sobel, synthesise, train
+from qmriprep.nn.unet import UNet
+from qmriprep.synth.weighted import MPRAGE, TSE
+
+
+def _images(seed=0, n=3, size=24):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.zeros(n, 2, size, size, dtype=torch.float64)
+    for i in range(n):
+        r0, c0 = torch.randint(2, size // 2, (2,), generator=g)
+        x[i, :, r0:r0 + size // 3, c0:c0 + size // 3] = torch.rand(2, 1, 1, generator=g, dtype=torch.float64) + 0.5
+    return x + 0.01 * torch.rand(x.shape, generator=g, dtype=torch.float64)
+
+
+def test_sobel_of_a_ramp_is_its_slope():
+    """The kernels are scaled by 1/8, so a ramp's interior derivative is its slope."""
+    ramp = torch.arange(10.0)[None, None, :, None] * torch.ones(1, 1, 10, 6) * 2.0
+    g = sobel(ramp)[0, :, 1:-1]
+    across, along = (g[0], g[1]) if g[0].abs().max() > 0 else (g[1], g[0])
+    assert torch.allclose(along, torch.zeros(8, 6)) and torch.allclose(across, torch.full((8, 6), 2.0))
+
+
+def test_edge_loss_is_zero_for_a_scaled_copy_and_scale_invariant():
+    acquired, synth = _images(0), _images(1)
+    assert edge_loss(3.7 * acquired, acquired) < 1e-12
+    assert edge_loss(5.0 * synth, acquired) == pytest.approx(float(edge_loss(synth, acquired)), rel=1e-9)
+
+
+def test_gradients_flow_through_the_scale_factor():
+    """With ``a`` in the graph the gradient of the loss is orthogonal to the synthesised image
+    (scale invariance); detaching ``a`` would make it push on the scale."""
+    acquired, synth = _images(0), _images(1).requires_grad_(True)
+    edge_loss(synth, acquired).backward()
+    radial = float((synth.grad * synth.detach()).sum())
+    assert abs(radial) < 1e-9 * float(synth.grad.norm() * synth.detach().norm()) + 1e-12
+
+
+def test_synthesised_images_follow_the_signal_models():
+    maps = torch.tensor([[0.85, 0.07, 0.69], [1.35, 0.09, 0.8], [4.3, 1.8, 1.0]], dtype=torch.float64)
+    out = synthesise(maps[:, :, None, None], MPRAGE, TSE)[..., 0, 0]
+    assert out[0, 0] > out[1, 0] > out[2, 0]  # T1w: WM > GM > CSF
+    assert out[2, 1] > out[1, 1] > out[0, 1]  # T2w: CSF > GM > WM
+
+
+@pytest.mark.parametrize("shape", [(17, 9), (32, 32)])
+def test_unet_keeps_any_image_size(shape):
+    net = UNet(2, 3, width=4, depth=2)
+    assert net(torch.zeros(1, 2, *shape)).shape == (1, 3, *shape)
+
+
+def test_training_recovers_label_maps_of_a_two_tissue_phantom():
+    """WM and GM side by side (random boundary): after a short training the network's T1 separates
+    them and is nearer the truth than the mean T1 is."""
+    rng = np.random.default_rng(0)
+    wm = np.zeros((6, 24, 16), bool)
+    for i in range(6):
+        wm[i, :, :rng.integers(5, 11)] = True
+    t1, t2, m0 = np.where(wm, 0.85, 1.35), np.where(wm, 0.07, 0.09), np.where(wm, 0.69, 0.8)
+    from qmriprep.physics.mprage import mprage_signal
+    from qmriprep.physics.tse import tse_signal
+
+    images = np.stack([mprage_signal(m0, t1, MPRAGE), tse_signal(m0, t1, t2, TSE)]).astype(np.float32)
+    labels = np.stack([t1, t2, m0]).astype(np.float32)
+    settings = HybridSettings(width=4, depth=2, max_epochs=16, steps_per_epoch=4, batch_size=4, lr=1e-2,
+                              patience=16, val_fraction=0.2)
+    torch.set_num_threads(1)
+    model, record = train([Volumes(images, labels)], (MPRAGE, TSE), settings)
+    est = predict(model, images, settings)
+    assert np.median(est["t1"][wm]) < np.median(est["t1"][~wm])
+    assert np.abs(est["t1"] - t1).mean() < 0.8 * np.abs(t1.mean() - t1).mean()
+    assert record["curves"]["train_loss"][-1] < record["curves"]["train_loss"][0]
