@@ -3,36 +3,50 @@
 <head>
 <meta charset="utf-8">
 <meta name="generator" content="qmriprep ${version}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title}</title>
 <style>
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0; color: #222; }
-nav { position: sticky; top: 0; background: #2c3e50; padding: 0.4em 1em; z-index: 10; }
-nav a { color: #ecf0f1; margin-right: 1.1em; text-decoration: none; font-size: 0.92em; }
-nav a:hover { text-decoration: underline; }
-main { max-width: 1100px; margin: 0 auto; padding: 0 1.2em 3em 1.2em; }
-h1 { margin-top: 0.8em; }
-h2 { border-bottom: 2px solid #2c3e50; padding-bottom: 0.15em; margin-top: 1.6em; }
-h3 { margin-top: 1.3em; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0; color: #222; background: #fff; }
+nav#toc { position: fixed; top: 0; left: 0; bottom: 0; width: 15em; overflow-y: auto; background: #2c3e50; padding: 0.8em 0.6em; box-sizing: border-box; }
+nav#toc b { color: #fff; display: block; margin-bottom: 0.5em; }
+nav#toc ol { margin: 0; padding-left: 1.3em; color: #bdc3c7; }
+nav#toc a { color: #ecf0f1; text-decoration: none; font-size: 0.86em; line-height: 1.6; word-break: break-word; }
+nav#toc a:hover { text-decoration: underline; }
+main { margin-left: 15em; max-width: 1180px; padding: 0 1.4em 3em 1.4em; }
+h1 { margin-top: 0.6em; font-size: 1.6em; }
+h2 { border-bottom: 2px solid #2c3e50; padding-bottom: 0.15em; margin-top: 1.4em; }
+h3 { display: inline; font-size: 1.05em; }
+h4 { margin: 0.9em 0 0.2em 0; }
+h5 { margin: 0.8em 0 0.2em 0; font-size: 0.95em; }
+details { margin: 0.5em 0; }
+details > summary { cursor: pointer; padding: 0.2em 0; }
+div.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(540px, 1fr)); gap: 0.4em 1em; }
+section.card { border-left: 3px solid #ecf0f1; padding-left: 0.7em; margin: 0.3em 0; min-width: 0; }
+tr.group th { background: #2c3e50; color: #fff; text-align: left; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.86em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
 th { background: #ecf0f1; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-img { max-width: 100%; display: block; margin: 0.5em 0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+div.scroll { overflow-x: auto; }
+img { max-width: 100%; display: block; margin: 0.3em 0; image-rendering: pixelated; }
 pre { background: #f6f8fa; border: 1px solid #ddd; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 code { font-size: 0.92em; }
-.meta { color: #555; font-size: 0.9em; }
+code.fname { white-space: nowrap; }
+.meta { color: #555; font-size: 0.88em; margin: 0.2em 0; }
 .note { color: #8a5a00; }
 .error { color: #a40000; white-space: pre-wrap; }
 .ok { color: #1e7b34; }
+ul.warnings li { color: #8a5a00; margin: 0.15em 0; }
 .status-processed { color: #1e7b34; font-weight: bold; }
 .status-skipped { color: #a40000; font-weight: bold; }
 .status-found { color: #8a5a00; font-weight: bold; }
-figure { margin: 0.4em 0; }
+figure { margin: 0.3em 0; }
 figcaption { color: #555; font-size: 0.85em; }
+@media (max-width: 900px) { nav#toc { position: static; width: auto; } main { margin-left: 0; } }
 </style>
 </head>
 <body>
-<nav>${nav}</nav>
+<nav id="toc"><b>Contents</b><ol>${nav}</ol></nav>
 <main>
 <h1>${title}</h1>
 ${body}

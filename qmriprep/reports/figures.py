@@ -1,9 +1,9 @@
 """Figures for the per-subject report: slice mosaics and histograms of parameter maps.
 
 Pure plotting on arrays: callers load images and pass numpy arrays, voxel sizes and a
-:class:`Display` (range, colormap, unit label).  Matplotlib is used through its object API with
-the Agg canvas (no ``pyplot``, no global backend switch), so figures can be written from any
-thread or process, and the same input always gives the same PNG bytes.
+:class:`Display` (range, colormap, unit label).  Pixels are drawn by :mod:`.raster` (Pillow,
+matplotlib colour maps only), so figures can be written from any thread or process, fast, and
+the same input always gives the same PNG bytes.
 
 Display ranges are fixed per BIDS suffix (physiological ranges in SI units from
 :mod:`qmriprep.suffixes`, scaled to the sidecar's ``Units``) so maps from different subjects and
@@ -17,15 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from PIL import Image, ImageDraw
 
 from .. import suffixes
-
-#: resolution of every report figure (dots per inch)
-DPI = 80
-#: PNG metadata written with every figure (no version or date: deterministic bytes)
-_PNG_METADATA = {"Software": None}
+from . import raster
 
 #: how the report writes a unit taken from the suffix table
 _UNIT_LABELS = {"arbitrary": "a.u."}
@@ -143,17 +138,23 @@ def _crop_box(mask: np.ndarray, axis: int, pad: int = 2) -> tuple[slice, ...]:
     return tuple(box)
 
 
-def _new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig
+def montage(data: np.ndarray, mask: np.ndarray, n_slices: int = 8) -> tuple[list, list, int]:
+    """Slices of a 3D map (RAS) cut along :func:`slice_axis`, cropped to the mask's bounding box:
+    ``(tiles, labels, axis)`` with each tile's rows running top-down (anterior or superior up)."""
+    data = np.asarray(data, dtype=np.float32)
+    mask = np.asarray(mask, dtype=bool)
+    axis = slice_axis(data.shape)
+    slices = choose_slices(mask, axis, n_slices)
+    box = _crop_box(mask, axis)
+    tiles = [np.take(data[box], index, axis=axis).T[::-1] for index in slices]
+    return tiles, [f"{'xyz'[axis]}={index}" for index in slices], axis
 
 
-def _save(fig: Figure, out_file: Path) -> Path:
-    out_file = Path(out_file)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_file, format="png", dpi=DPI, metadata=_PNG_METADATA)
-    return out_file
+def voxel_aspect(zooms: tuple[float, ...], axis: int) -> float:
+    """Height/width of one voxel of a slice orthogonal to ``axis`` (for ``imshow(aspect=...)``)."""
+    zooms = tuple(zooms[:3]) + (1.0,) * (3 - len(zooms[:3]))
+    first, second = (a for a in range(3) if a != axis)
+    return float(zooms[second] / zooms[first]) if zooms[first] else 1.0
 
 
 def plot_mosaic(
@@ -164,58 +165,76 @@ def plot_mosaic(
     out_file: str | Path,
     *,
     title: str = "",
-    n_slices: int = 8,
-    ncols: int = 4,
+    n_slices: int = 6,
+    ncols: int = 6,
 ) -> Path:
-    """Write a PNG mosaic of slices of a 3D map (RAS orientation expected) with a colorbar.
+    """Write a PNG mosaic of slices of a 3D map (RAS orientation expected) with a colour bar.
 
     ``mask`` chooses which slices to show and crops the in-plane field of view; the map itself is
     drawn unmasked.  Non-finite voxels are drawn black.  2D-ish volumes ``(nx, ny, 1)`` give a
-    single panel.
+    single panel.  One image of tiled slices (``ncols`` per row) in one axes: fast to draw.
     """
-    data = np.asarray(data, dtype=np.float32)
-    mask = np.asarray(mask, dtype=bool)
-    axis = slice_axis(data.shape)
-    slices = choose_slices(mask, axis, n_slices)
-    box = _crop_box(mask, axis)
-    data, mask = data[box], mask[box]
-    in_plane = [a for a in range(3) if a != axis]
-    zooms = tuple(zooms[:3]) + (1.0,) * (3 - len(zooms[:3]))
-    aspect = float(zooms[in_plane[1]] / zooms[in_plane[0]]) if zooms[in_plane[0]] else 1.0
+    tiles, labels, axis = montage(data, mask, n_slices)
+    return plot_tiles(tiles, labels, out_file, display=display, ncols=ncols,
+                      aspect=voxel_aspect(zooms, axis), title=title)
 
-    nrows = int(np.ceil(len(slices) / max(ncols, 1)))
-    ncols = int(np.ceil(len(slices) / nrows))  # balanced rows: 6 slices give 2 x 3
-    panel = 1.6
-    fig = _new_figure(panel * ncols + 0.9, panel * nrows + (0.3 if title else 0.0))
-    fig.patch.set_facecolor("black")
-    cmap = _colormap(display.cmap)
-    image = None
-    for i, index in enumerate(slices):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        plane = np.take(data, index, axis=axis).T  # rows = second in-plane axis (A or S)
-        image = ax.imshow(
-            plane, cmap=cmap, vmin=display.vmin, vmax=display.vmax, origin="lower",
-            aspect=aspect, interpolation="nearest",
-        )
-        ax.set_axis_off()
-        ax.text(0.02, 0.02, f"{'xyz'[axis]}={index}", color="white", fontsize=7,
-                transform=ax.transAxes, va="bottom")
-    fig.subplots_adjust(left=0.01, right=1 - 0.9 / fig.get_figwidth(), bottom=0.02,
-                        top=1 - (0.3 / fig.get_figheight() if title else 0.02),
-                        wspace=0.02, hspace=0.02)
+
+def _grid(tiles: list[np.ndarray], ncols: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Tiles (same-shape or not) on one NaN canvas, ``ncols`` per row, 1-voxel gaps; their corners."""
+    height = max(t.shape[0] for t in tiles)
+    width = max(t.shape[1] for t in tiles)
+    ncols = max(1, min(ncols, len(tiles)))
+    nrows = int(np.ceil(len(tiles) / ncols))
+    canvas = np.full((nrows * (height + 1) - 1, ncols * (width + 1) - 1), np.nan, np.float32)
+    corners = []
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, ncols)
+        y, x = r * (height + 1), c * (width + 1)
+        canvas[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
+        corners.append((y, x))
+    return canvas, corners
+
+
+def plot_tiles(tiles, labels, out_file, *, display: Display | None = None, ncols: int = 8,
+               aspect: float = 1.0, title: str = "") -> Path:
+    """Write 2-D ``tiles`` (rows top-down) side by side as one PNG, each with its label.
+
+    With a ``display``, one range, colour map and a colour bar with its units; without, each tile
+    is scaled to its own 1st-99th percentiles in grey (images in arbitrary units).
+    """
+    if display is None:
+        tiles = [_unit_scaled(t) for t in tiles]
+    canvas, corners = _grid([np.asarray(t, np.float32) for t in tiles], ncols)
+    rows = max(t.shape[0] for t in tiles)
+    vmin, vmax = (display.vmin, display.vmax) if display is not None else (0.0, 1.0)
+    cmap = display.cmap if display is not None else "gray"
+    picture = raster.enlarge(raster.colour(canvas, vmin, vmax, cmap), rows, aspect)
+    scale_x = picture.width / canvas.shape[1]
+    scale_y = picture.height / canvas.shape[0]
+    head = 16 if title else 0
+    bar = raster.BAR_PX if display is not None else 0
+    page = Image.new("RGB", (picture.width + bar, picture.height + head), raster.BACKGROUND)
+    page.paste(picture, (0, head))
+    draw = ImageDraw.Draw(page)
+    for (y, x), text in zip(corners, labels):
+        if text:
+            raster.label(draw, (int(x * scale_x) + 3, int(y * scale_y) + head + 2), text)
     if title:
-        fig.suptitle(title, color="white", fontsize=9)
-    cax = fig.add_axes((1 - 0.75 / fig.get_figwidth(), 0.1, 0.12 / fig.get_figwidth(), 0.8))
-    bar = fig.colorbar(image, cax=cax, extend="both")
-    bar.set_label(display.units, color="white", fontsize=8)
-    bar.ax.tick_params(colors="white", labelsize=7)
-    return _save(fig, out_file)
+        draw.text((4, 2), title[:140], fill=raster.TEXT, font=raster.font(11))
+    if display is not None:
+        page.paste(raster.colour_bar(picture.height, vmin, vmax, cmap, display.units),
+                   (picture.width, head))
+    return raster.save(page, out_file)
 
 
-def _colormap(name: str):
-    from matplotlib import colormaps
-
-    return colormaps[name].with_extremes(bad="black")
+def _unit_scaled(tile: np.ndarray) -> np.ndarray:
+    """A tile scaled to [0, 1] by its 1st and 99th percentiles of finite values."""
+    tile = np.asarray(tile, dtype=np.float32)
+    finite = tile[np.isfinite(tile)]
+    if finite.size == 0:
+        return tile
+    lo, hi = np.percentile(finite, [1, 99])
+    return (tile - lo) / (hi - lo if hi > lo else 1.0)
 
 
 def plot_histogram(
@@ -231,29 +250,6 @@ def plot_histogram(
     Bins span the display range; values outside it are counted in the end bins, so a map in
     the wrong units shows up as two spikes at the edges rather than an empty plot.
     """
-    fig = _new_figure(5.0, 2.4)
-    ax = fig.add_subplot(1, 1, 1)
     edges = np.linspace(display.vmin, display.vmax, bins + 1)
-    drawn = 0
-    for i, (name, values) in enumerate(groups.items()):
-        values = np.clip(np.asarray(values, dtype=np.float64), edges[0], edges[-1])
-        if values.size == 0:
-            continue
-        drawn += 1
-        style = {"histtype": "stepfilled", "alpha": 0.35} if i == 0 else {"histtype": "step"}
-        ax.hist(values, bins=edges, label=f"{name} (n={values.size})", linewidth=1.2, **style)
-        if i == 0:
-            ax.axvline(float(np.median(values)), color="k", linestyle="--", linewidth=1,
-                       label="median")
-    ax.set_xlim(edges[0], edges[-1])
-    ax.set_xlabel(display.units, fontsize=8)
-    ax.set_ylabel("voxels", fontsize=8)
-    ax.tick_params(labelsize=7)
-    if title:
-        ax.set_title(title, fontsize=9)
-    if drawn:
-        ax.legend(fontsize=7, frameon=False)
-    else:
-        ax.text(0.5, 0.5, "no voxels", ha="center", va="center", transform=ax.transAxes)
-    fig.tight_layout()
-    return _save(fig, out_file)
+    values = {name: np.asarray(v, dtype=np.float64).ravel() for name, v in groups.items()}
+    return raster.histogram_png(values, edges, display.units, title, out_file)

@@ -46,3 +46,15 @@ def render_markdown(text: str) -> str:
         else:
             out.append(f"<p>{_inline(' '.join(lines))}</p>")
     return "\n".join(out)
+
+
+def fname(name) -> str:
+    """A file name that wraps only after underscores (never at its hyphens)."""
+    return f'<code class="fname">{esc(name).replace("_", "_<wbr>")}</code>'
+
+
+def details(summary: str, body: str, *, open_: bool = False, anchor: str = "") -> str:
+    """A collapsible block (``<details>``) with an HTML ``summary`` line."""
+    ident = f' id="{esc(anchor)}"' if anchor else ""
+    return (f'<details{ident}{" open" if open_ else ""}><summary>{summary}</summary>'
+            f"{body}</details>")

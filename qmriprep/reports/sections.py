@@ -6,15 +6,15 @@ import os
 from pathlib import Path
 
 from .analysis import MapReport, fmt
-from .curves import curve_svg
-from .html import esc as _esc, table as _table
+from .html import details, esc as _esc, fname, table as _table
 
 
-def decisions_html(decisions) -> str:
-    """Table of the collections found and what was done with each, with a tally."""
+def decisions_html(decisions, html_keys=()) -> str:
+    """Table of the collections found and what was done with each, with a tally; the values of
+    ``html_keys`` are HTML already."""
     if not decisions:
         return "<p>No collection decisions were recorded.</p>"
-    known = ["kind", "name", "status", "files", "reason", "b1"]
+    known = ["kind", "name", "status", "files", "reason", "estimators", "protocol", "b1"]
     present = {k for d in decisions for k in d}
     columns = [k for k in known if k in present or k in ("kind", "status")]
     columns += sorted(present - set(known))
@@ -23,8 +23,11 @@ def decisions_html(decisions) -> str:
         row = []
         for key in columns:
             value = d.get(key, "")
-            if key == "files" and isinstance(value, (list, tuple)):
-                cell = "<br>".join(f"<code>{_esc(Path(str(f)).name)}</code>" for f in value)
+            if key in html_keys:
+                cell = str(value)
+            elif key == "files" and isinstance(value, (list, tuple)):
+                cell = "<br>".join(fname(Path(str(f)).name) for f in value[:3]) + (
+                    f"<br>... {len(value)} files" if len(value) > 3 else "")
             elif key == "status":
                 cls = "status-" + (str(value).split(",")[0].split()[0] if value else "none")
                 cell = f'<span class="{_esc(cls)}">{_esc(value)}</span>'
@@ -42,46 +45,58 @@ def decisions_html(decisions) -> str:
 
 
 def map_html(rep: MapReport, output_dir: Path, anchor: str) -> str:
-    """One map's section: file, units, figures, statistics per region, sources and notes."""
+    """One map's card: name, units, median, mosaic with colour bar; histogram, statistics per
+    region, provenance and notes folded."""
     img, side = rep.image, rep.image.sidecar
-    meta = [f"File: <code>{_esc(img.path.relative_to(output_dir).as_posix())}</code>",
-            f"Units: <b>{_esc(rep.units or 'unknown')}</b>"]
-    for key in ("EstimationAlgorithm", "EstimationReference"):
-        if side.get(key):
-            meta.append(f"{key}: {_esc(side[key])}")
+    meta = [f"Units: <b>{_esc(rep.units or 'unknown')}</b>"]
+    if rep.stats and rep.stats[0][1].get("n"):
+        meta.append(f"median {fmt(rep.stats[0][1]['median'])} in the {_esc(rep.stats[0][0])}")
     if rep.supports:
-        meta.append("Statistics within: " + ", ".join(f"<code>{_esc(s)}</code>"
-                                                      for s in rep.supports))
-    parts = [f'<section id="{anchor}"><h3>{_esc(img.suffix or "image")} '
-             f'<small><code>{_esc(img.stem)}</code></small></h3>',
+        meta.append("Statistics within: " + ", ".join(fname(s) for s in rep.supports))
+    if rep.notes:
+        meta.append(f'<span class="note">{len(rep.notes)} note(s)</span>')
+    parts = [f'<section id="{anchor}" class="card"><h4>{_esc(img.suffix or "image")} '
+             f'<small><code>{_esc(img.stem)}</code></small></h4>',
              '<p class="meta">' + " &middot; ".join(meta) + "</p>"]
-    for fig, what in ((rep.mosaic, "Slices"), (rep.histogram, "Histogram")):
-        if fig is not None:
-            rel = Path(os.path.relpath(fig, output_dir)).as_posix()
-            parts.append(f'<figure><img src="{_esc(rel)}" alt="{what} of {_esc(img.stem)}">'
-                         "</figure>")
-    parts.append(curve_svg(side))
-    if rep.stats:
-        rows = []
-        for region, s in rep.stats:
-            if s["n"]:
-                rows.append([_esc(region), s["n"], fmt(s["median"]),
-                             f"{fmt(s['q1'])} &ndash; {fmt(s['q3'])}",
-                             f"{fmt(s['p5'])} &ndash; {fmt(s['p95'])}"])
-            else:
-                rows.append([_esc(region), 0, "&ndash;", "&ndash;", "&ndash;"])
-        u = _esc(rep.units)
-        parts.append(_table(["Region", "Voxels", f"Median ({u})", f"IQR ({u})",
-                             f"5th &ndash; 95th percentile ({u})"], rows, numeric=(1, 2, 3, 4)))
+    if rep.mosaic is not None:
+        parts.append(_figure(rep.mosaic, output_dir, f"Slices of {img.stem}"))
+    more = [f"<p class=\"meta\">File: {fname(img.path.relative_to(output_dir).as_posix())}</p>"]
+    for key in ("EstimationAlgorithm", "EstimationReference", "Description"):
+        if side.get(key):
+            more.append(f'<p class="meta">{key}: {_esc(side[key])}</p>')
+    if rep.histogram is not None:
+        more.append(_figure(rep.histogram, output_dir, f"Histogram of {img.stem}"))
+    more.append(_stats_table(rep))
     if side.get("Sources"):
         sources = side["Sources"] if isinstance(side["Sources"], list) else [side["Sources"]]
-        parts.append("<details><summary>Sources</summary><ul>"
-                     + "".join(f"<li><code>{_esc(s)}</code></li>" for s in sources)
-                     + "</ul></details>")
+        more.append("<p>Sources:</p><ul>" + "".join(f"<li>{fname(s)}</li>" for s in sources)
+                    + "</ul>")
     if rep.notes:
-        parts.append("<ul>" + "".join(f'<li class="note">{_esc(n)}</li>' for n in rep.notes)
-                     + "</ul>")
+        more.append("<ul>" + "".join(f'<li class="note">{_esc(n)}</li>' for n in rep.notes)
+                    + "</ul>")
+    parts.append(details("Histogram, statistics per region, provenance", "".join(more)))
     return "\n".join(parts) + "</section>"
+
+
+def _figure(path: Path, output_dir: Path, alt: str) -> str:
+    rel = Path(os.path.relpath(path, output_dir)).as_posix()
+    return f'<figure><img src="{_esc(rel)}" alt="{_esc(alt)}" loading="lazy"></figure>'
+
+
+def _stats_table(rep: MapReport) -> str:
+    if not rep.stats:
+        return ""
+    rows = []
+    for region, s in rep.stats:
+        if s["n"]:
+            rows.append([_esc(region), s["n"], fmt(s["median"]),
+                         f"{fmt(s['q1'])} &ndash; {fmt(s['q3'])}",
+                         f"{fmt(s['p5'])} &ndash; {fmt(s['p95'])}"])
+        else:
+            rows.append([_esc(region), 0, "&ndash;", "&ndash;", "&ndash;"])
+    u = _esc(rep.units)
+    return _table(["Region", "Voxels", f"Median ({u})", f"IQR ({u})",
+                   f"5th &ndash; 95th percentile ({u})"], rows, numeric=(1, 2, 3, 4))
 
 
 def errors_html(errors) -> str:

@@ -1,19 +1,23 @@
-"""Per-subject HTML report, assembled from the derivatives qmriprep wrote.
+"""Per-subject HTML report, assembled from the derivatives qmriprep wrote and the run's plan.
 
-:func:`build_report` reads ``output_dir/sub-<label>/`` (every NIfTI with its JSON sidecar),
-computes summary statistics inside the brain mask (and per tissue when a ``_dseg`` is present),
-writes one mosaic and one histogram per map under ``sub-<label>/figures/`` and the page
-``output_dir/sub-<label>.html`` (the fMRIPrep convention).  The page refers to the figures by
-relative paths and loads nothing from the network, so it opens from disk and survives copying
-the derivatives folder elsewhere.
+:func:`build_report` reads ``output_dir/sub-<label>/`` (every NIfTI with its JSON sidecar), sorts
+the derivatives into the plan's collections (:mod:`.collect`), computes every map's statistics
+inside its collection's mask (and per tissue when a ``_dseg`` is present, :mod:`.analysis`),
+and assembles the page from the reportlets listed in :mod:`.spec`: a summary first (overview,
+warnings, the collections found and used and why, a quality-control table of every map), then
+one collapsible section per collection (inputs, reconstructions, B1+ registration, maps,
+method-against-method differences, uncertainty and fit quality, training curves). Figures go
+to ``sub-<label>/figures/``; the page is ``output_dir/sub-<label>.html`` (the fMRIPrep
+convention), refers to the figures by relative paths and loads nothing from the network.
 
-A file that cannot be read is listed with the reason instead of stopping the report.
+A file or view that cannot be read or drawn is noted instead of stopping the report.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
@@ -22,9 +26,11 @@ from string import Template
 
 from .. import __version__
 from ..utils.files import atomic_write_text
+from . import spec
 from .analysis import SUPPORT_SUFFIXES, analyse_map, find_images, sort_key
-from .html import esc as _esc, render_markdown, table as _table
-from .sections import config_html, decisions_html, errors_html, map_html
+from .collect import Page, group_images, is_out_of_range
+from .html import details, esc as _esc, render_markdown
+from .sections import config_html, errors_html
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,8 @@ class ReportContext:
     ``subject`` may be given with or without ``sub-``; ``sessions`` (labels, with or without
     ``ses-``) restricts the maps shown, ``None`` for all.  ``decisions`` lists the collections
     found and what was done with them (dicts with ``kind``, ``files``, ``status``, ``reason``,
-    ``b1``); ``boilerplate`` is the Markdown methods text; ``config_file`` the run's TOML
+    ``b1``), or ``plan`` the run's frozen plan (which gives them, with estimators, protocols
+    and the B1+ choice); ``boilerplate`` is the Markdown methods text; ``config_file`` the run's TOML
     settings; ``errors`` the error or crash messages (strings, or paths of text crash files).
     """
 
@@ -45,6 +52,8 @@ class ReportContext:
     config_file: str | os.PathLike | None = None
     errors: Sequence = ()
     version: str = __version__
+    plan: object = None  #: the subject's frozen :class:`~qmriprep.bids.plan.SubjectPlan`
+    nprocs: int = 1  #: threads drawing figures
 
 
 def build_report(output_dir, context: ReportContext) -> Path:
@@ -56,36 +65,62 @@ def build_report(output_dir, context: ReportContext) -> Path:
     if context.sessions is not None:
         keep = {str(s).removeprefix("ses-") for s in context.sessions}
         images = [i for i in images if i.entities.get("ses") in keep | {None}]
-    supports = [i for i in images if i.suffix in SUPPORT_SUFFIXES]
-    maps = sorted((i for i in images if i.suffix not in SUPPORT_SUFFIXES), key=sort_key)
-    reports = [analyse_map(m, supports, subject_dir / "figures") for m in maps]
-    found_sessions = sorted({i.entities["ses"] for i in images if "ses" in i.entities})
-    shown = context.sessions if context.sessions is not None else found_sessions
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-    summary = _table(None, [
-        ["Subject", _esc(label)],
-        ["Sessions", _esc(", ".join(str(s) for s in shown) or "none (single session)")],
-        ["qmriprep version", _esc(context.version)],
-        ["Date", _esc(date)],
-        ["Parameter maps", str(len(reports))],
-        ["Masks and segmentations", "<br>".join(f"<code>{_esc(s.path.name)}</code>"
-                                                 for s in supports) or "none"],
-    ])
-    maps_html = [map_html(rep, output_dir, f"map-{i}") for i, rep in enumerate(reports)]
-    if not reports:
-        maps_html = [f"<p>No parameter maps were found under <code>{_esc(subject_dir)}</code>."
-                     "</p>"]
-    sections = [
-        ("summary", "Summary", "\n".join(["", summary, "<h3>Collections</h3>",
-                                          decisions_html(context.decisions), ""])),
-        ("maps", "Parameter maps", "\n".join(["", *maps_html, ""])),
+    supports = [i for i in images if i.suffix in SUPPORT_SUFFIXES and not is_out_of_range(i)]
+    groups, rest = group_images(sorted(images, key=sort_key), _entries(context))
+    rest = [i for i in rest if i.suffix not in SUPPORT_SUFFIXES]
+    todo = [i for g in groups for i in g.images()] + rest
+    fig_dir = subject_dir / "figures"
+    found = sorted({i.entities["ses"] for i in images if "ses" in i.entities})
+    shown = [g for g in groups if g.images() or g.series]
+    with ThreadPoolExecutor(max(1, context.nprocs)) as pool:  # numpy, PIL and ITK free the GIL
+        reports = dict(zip([i.path for i in todo],
+                           pool.map(lambda i: analyse_map(i, supports, fig_dir), todo)))
+        page = Page(output_dir, fig_dir, context, reports, groups, rest,
+                    sessions=[str(s) for s in (context.sessions if context.sessions is not None
+                                               else found)],
+                    date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        bodies = list(pool.map(lambda g: _blocks(page, spec.COLLECTION, g, g.anchor), shown))
+    sections = [("summary", "Summary", _blocks(page, spec.SUMMARY, None, "summary"))]
+    sections += [(g.anchor, g.name, body) for g, body in zip(shown, bodies)]
+    if rest:
+        sections.append(("other", "Other maps", spec.reportlets.cards(page, rest)))
+    if not todo:
+        sections.append(("maps", "Parameter maps", "<p>No parameter maps were found under "
+                         f"<code>{_esc(subject_dir)}</code>.</p>"))
+    sections += [
         ("methods", "Methods", render_markdown(context.boilerplate)
          if context.boilerplate.strip() else "<p>No methods description was provided.</p>"),
         ("settings", "Settings", config_html(context.config_file)),
         ("errors", "Errors", errors_html(context.errors)),
     ]
-    return _write_page(output_dir / f"sub-{label}.html", sections, label, context.version, date)
+    return _write_page(output_dir / f"sub-{label}.html", sections, label, context.version,
+                       page.date)
+
+
+def _entries(context: ReportContext) -> list:
+    """``(decision, CollectionPlan or None)`` per collection: from the plan when there is one
+    (with its estimators and protocol), else the decisions given."""
+    if context.plan is None:
+        return [(dict(d), None) for d in context.decisions]
+    from ..bids.metadata import describe_protocol
+
+    return [({**item.decision(), "estimators": ", ".join(item.estimators),
+              "protocol": describe_protocol(item.collection.protocol)}, item)
+            for item in context.plan.collections]
+
+
+def _blocks(page: Page, reportlets, group, anchor: str) -> str:
+    """The reportlets of one section, each under its heading (folded ones collapsed)."""
+    parts = []
+    for r in reportlets:
+        try:
+            body = r.make(page, group)
+        except Exception as exc:  # noqa: BLE001 - one broken view must not lose the report
+            body = f'<p class="note">{_esc(r.title)} could not be made ({_esc(exc)}).</p>'
+        if body:
+            parts.append(details(f"<h3>{_esc(r.title)}</h3>", body, open_=not r.folded,
+                                 anchor=f"{anchor}-{r.key}"))
+    return "\n".join(parts)
 
 
 def _write_page(out_file: Path, sections, label: str, version: str, date: str) -> Path:
@@ -93,7 +128,7 @@ def _write_page(out_file: Path, sections, label: str, version: str, date: str) -
     template = Template(resources.files("qmriprep").joinpath("data/report.html.tpl").read_text())
     page = template.substitute(
         title=_esc(f"qmriprep report: sub-{label}"), version=_esc(version), date=_esc(date),
-        nav="".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t, _ in sections),
-        body="\n".join(f'<section id="{a}"><h2>{t}</h2>{html}</section>'
+        nav="".join(f'<li><a href="#{a}">{_esc(t)}</a></li>' for a, t, _ in sections),
+        body="\n".join(f'<section id="{a}" class="top"><h2>{_esc(t)}</h2>{html}</section>'
                        for a, t, html in sections))
     return atomic_write_text(out_file, page)  # no half-written page on a crash
