@@ -94,7 +94,7 @@ def _train(args) -> int:
     torch.set_num_threads(args.nthreads)
     vols = [load_volumes(w["files"][:len(contrasts)], labels, bids_dir) for _, w, labels in sets]
     LOGGER.info("training on %d subjects (%s), %s loss", len(sets), ", ".join(s for s, _, _ in sets), args.loss)
-    model, record = train(vols, (protocol.mprage, protocol.tse), settings, log=_progress(settings))
+    model, record = train(vols, (protocol.mprage, protocol.tse), settings)  # progress lines: nn.loop
     write_model(model_dir, model, {**record, "TrainingSubjects": [s for s, _, _ in sets]},
                 protocol=protocol, contrasts=contrasts)
     LOGGER.info("model written to %s (%.0f s of training, %s)", model_dir, record["seconds"], record["stopped"])
@@ -144,13 +144,6 @@ def load_volumes(files, labels: dict, root: Path):
             for s in ("T1map", "T2map", "M0map")]
     return Volumes(np.stack([np.asarray(i.dataobj, np.float32) for i in imgs]),
                    np.nan_to_num(np.stack(maps)).clip(min=0).astype(np.float32))
-
-
-def _progress(settings):
-    def log(r):
-        LOGGER.info("epoch %d/%d: train %.4g, validation %.4g, %.0f s", r["epoch"], settings.max_epochs,
-                    r["train_loss"], r["val_loss"], r["seconds"])
-    return log
 
 
 def write_model(model_dir: Path, model, record: dict, *, protocol, contrasts) -> Path:

@@ -149,7 +149,7 @@ def train(vols: list[Volumes], protocols: tuple[MPRAGEProtocol, TSEProtocol], se
     loop = LoopSettings(max_epochs=settings.max_epochs, patience=settings.patience, lr=settings.lr,
                         steps_per_epoch=settings.steps_per_epoch, schedule="cosine",
                         time_budget_s=settings.time_budget_s)
-    hist = fit(model, step, loop, val_loss=val_loss, hooks=Hooks(log=log), clock=clock)
+    hist = fit(model, step, loop, val_loss=val_loss, hooks=Hooks(log=log, progress="U-Net training"), clock=clock)
     record = {"settings": asdict(settings), "n_train_slices": int(len(tr)), "n_val_slices": int(n_val),
               "epochs": len(hist.records), "best_epoch": hist.best_epoch + 1, "stopped": hist.stopped,
               "seconds": hist.seconds, "cpu_seconds": hist.cpu_seconds,
