@@ -67,3 +67,21 @@ def test_without_measured_noise_the_residuals_give_sigma():
     maps = fit_monoexp(noisy, te, method="varpro")
     ratio = monoexp_sd(maps, te, None)["t2_sd"] / monoexp_sd(maps, te, 0.02)["t2_sd"]
     assert abs(np.median(ratio) - 1) < 0.05
+
+
+def test_dess_sd_is_calibrated():
+    from qmriprep.bids.protocols import DESSProtocol
+    from qmriprep.fit.qdess import fit_qdess
+    from qmriprep.fit.uncertainty import dess_sd
+    from qmriprep.physics.dess import dess_signals
+
+    rng = np.random.default_rng(3)
+    protocol = DESSProtocol(echo_times=(0.006, 0.006), tr=0.02, flip_angle=np.deg2rad(25),
+                            spoiler_gradient_amplitude=None, spoiler_gradient_duration=None)
+    t2 = rng.uniform(0.04, 0.1, 4000)
+    s1, s2 = dess_signals(np.ones_like(t2), 1.2, t2, protocol)
+    sigma = s2.mean() / 30
+    n1, n2 = (s + sigma * rng.standard_normal(s.shape) for s in (s1, s2))
+    fit = fit_qdess(n1, n2, protocol, t1=1.2)["t2"]
+    sd = dess_sd(fit, n1, protocol, sigma, t1=1.2)
+    assert 0.60 < _coverage(fit, t2, sd["t2_sd"]) < 0.76

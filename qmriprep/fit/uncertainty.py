@@ -115,3 +115,22 @@ def spgr_sd(maps: dict, flip_angles, tr, sigma, mask=None, b1=None) -> dict:
     sd = crb_sd(model, {"m0": maps["m0"], "t1": maps["t1"]}, sigma, valid,
                 fixed={"b1": 1.0 if b1 is None else b1})
     return {"t1_sd": sd["t1"], "r1_sd": reciprocal_sd(maps["t1"], sd["t1"]), "m0_sd": sd["m0"]}
+
+
+def dess_sd(t2, s1, protocol, sigma, mask=None, *, t1=1.2, b1=None) -> dict:
+    """``t2_sd``, ``r2_sd`` of qDESS (:func:`qmriprep.physics.dess.dess_signals`, whose S2 is the
+    ratio model the estimate inverts): parameters M0 (from S1 at the fitted T2) and T2, the
+    assumed T1 and the B1+ map held fixed."""
+    from ..physics.dess import dess_signals
+
+    t2 = np.asarray(t2, np.float64)
+    valid = (t2 > 0) & (True if mask is None else np.asarray(mask, bool))
+    b1 = np.ones(t2.shape) if b1 is None else np.broadcast_to(np.asarray(b1, np.float64), t2.shape)
+    unit = dess_signals(1.0, t1, np.where(valid, t2, 1.0), protocol, b1=b1)[0]
+    m0 = np.where(valid & (unit > 0), np.asarray(s1, np.float64) / np.where(unit > 0, unit, 1.0), 0.0)
+
+    def model(m0, t2, b1):
+        return torch.stack(dess_signals(m0, torch.full_like(t2, t1), t2, protocol, b1=b1), -1)
+
+    sd = crb_sd(model, {"m0": m0, "t2": t2}, sigma, valid & (m0 > 0), fixed={"b1": b1})
+    return {"t2_sd": sd["t2"], "r2_sd": reciprocal_sd(t2, sd["t2"])}
