@@ -1,7 +1,7 @@
-"""MIRACLE on a whole-brain-sized pc-bSSFP volume: vectorised (torch) against the per-voxel loop.
+"""MIRACLE on a whole-brain-sized pc-bSSFP volume: Newton (compiled) against the seed's alternation.
 
-    python benchmarks/bench_miracle.py [--shape 176 176 128] [--snr 25] [--threads 2]
-        [--search full warm] [--n-loop 40] [--repeat 1]
+    python benchmarks/bench_miracle.py [--shape 176 176 128] [--snr 0] [--threads 2]
+        [--subset 100000] [--agree 20000] [--n-loop 20] [--repeat 3] [--baseline c95d71d]
 
 Synthetic data (seed protocol: TR 4.8 ms, TE 2.4 ms, FA 15 deg, 12 phase cycles on
 ``phi_j = pi (2j - 1)/12``): an ellipsoidal "brain" of ~1.5 M voxels (radii 80/70/64 voxels)
@@ -14,19 +14,26 @@ imaginary parts of every phase-cycle image (``--snr``). The signal is simulated 
 :mod:`qmriprep.physics.bssfp` and reduced to the normalised configurations
 ``(F-1, F0, F+1)`` by ``fourier_features``.
 
-Timed: :func:`qmriprep.fit.miracle.fit_miracle` on the whole volume with the brain mask
-(best of ``--repeat``; ``torch.set_num_threads`` per ``--threads``) and the per-voxel loop
-:func:`~qmriprep.fit.miracle.fit_miracle_voxel` on ``--n-loop`` random brain voxels,
-extrapolated to the whole brain. The machine may be shared: the vectorised time is the best
-of the repeats, and 2-thread runs suffer most from other load (intra-op barriers).
-Accuracy: median and 99th percentile of ``|estimate/truth - 1|`` per tissue.
+Timed in one run (wall and CPU seconds; the machine may be shared, so compare ratios):
+
+- ``newton`` (:func:`qmriprep.fit.miracle.fit_miracle`, the default) on the whole brain (best of
+  ``--repeat``) and on a random ``--subset`` of brain voxels;
+- on the same subset: the compiled seed alternation (``search="full"``) and the vectorised torch
+  implementation of the ``--baseline`` commit (``git show``; before issue 14), ``warm`` search;
+- the per-voxel loop :func:`~qmriprep.fit.miracle.fit_miracle_voxel` (the seed's algorithm on
+  0-d torch tensors) on ``--n-loop`` voxels; subset and loop times are extrapolated to the brain.
+
+Agreement: ``newton`` against the baseline's torch ``full`` search (the seed's algorithm) on
+``--agree`` random voxels of each tissue; accuracy against the truth per tissue.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,7 +47,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from qmriprep.bids.protocols import BSSFPProtocol  # noqa: E402
 from qmriprep.fit.miracle import MiracleSettings, fit_miracle, fit_miracle_voxel  # noqa: E402
@@ -92,19 +100,49 @@ def simulate(shape, n_cycles, snr, offres, seed, *, csf=True, chunk=200_000):
 
 
 def accuracy(out, truth, label):
-    """{tissue: (median, p99) of |rel err| for T1 and T2, voxels, mean rounds}."""
-    est_t1, est_t2 = out["t1"], out["t2"]
+    """{tissue: (median, p99) of |rel err| for T1 and T2, voxels, mean rounds, not converged}."""
     t1, t2, _ = truth
     acc = {}
-    for name in dict.fromkeys(t[0] for t in TISSUES):
-        sel = np.isin(label, [k for k, t in enumerate(TISSUES) if t[0] == name])
-        if not sel.any():
-            continue
-        e1 = np.abs(est_t1[sel] / t1[sel] - 1)
-        e2 = np.abs(est_t2[sel] / t2[sel] - 1)
+    for name, sel in tissues(label).items():
+        e1 = np.abs(out["t1"][sel] / t1[sel] - 1)
+        e2 = np.abs(out["t2"][sel] / t2[sel] - 1)
         acc[name] = (np.median(e1), np.percentile(e1, 99), np.median(e2), np.percentile(e2, 99),
-                     int(sel.sum()), out["rounds"][sel].mean())
+                     int(sel.sum()), out["rounds"][sel].mean(), int(out["not_converged"][sel].sum()))
     return acc
+
+
+def tissues(label):
+    """{tissue name: boolean mask} (both CSF shells as one)."""
+    names = dict.fromkeys(t[0] for t in TISSUES)
+    masks = {n: np.isin(label, [k for k, t in enumerate(TISSUES) if t[0] == n]) for n in names}
+    return {n: m for n, m in masks.items() if m.any()}
+
+
+def baseline_module(commit):
+    """``qmriprep/fit/miracle.py`` of ``commit`` (the vectorised torch searches) as a module."""
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:qmriprep/fit/miracle.py"],
+                            check=True, capture_output=True, text=True).stdout
+    source = source.replace("from ..physics.bssfp import", "from qmriprep.physics.bssfp import")
+    spec = importlib.util.spec_from_loader(f"miracle_{commit}", loader=None)
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # for dataclasses
+    exec(compile(source, f"{commit}:qmriprep/fit/miracle.py", "exec"), module.__dict__)
+    return module
+
+
+def timed(fn, repeat=1):
+    """(result, best wall s, CPU s of that run)."""
+    best = (None, np.inf, np.inf)
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = fn()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if wall < best[1]:
+            best = (out, wall, cpu)
+    return best
+
+
+def rel_diff(a, b):
+    return np.maximum(np.abs(a["t1"] / b["t1"] - 1), np.abs(a["t2"] / b["t2"] - 1))
 
 
 def main(argv=None):
@@ -113,10 +151,12 @@ def main(argv=None):
     p.add_argument("--n-cycles", type=int, default=12)
     p.add_argument("--snr", type=float, default=0.0, help="0 = noise-free")
     p.add_argument("--offres", type=float, default=0.0, help="off-resonance amplitude (x pi)")
-    p.add_argument("--threads", type=int, nargs="+", default=[2])
-    p.add_argument("--search", nargs="+", default=["full", "warm"], choices=["full", "warm"])
-    p.add_argument("--n-loop", type=int, default=40, help="voxels for the per-voxel loop")
-    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--subset", type=int, default=100_000, help="brain voxels for the slow searches")
+    p.add_argument("--agree", type=int, default=20_000, help="voxels per tissue for the agreement")
+    p.add_argument("--n-loop", type=int, default=20, help="voxels for the per-voxel loop")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--baseline", default="c95d71d", help="commit of the torch implementation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-csf", action="store_true", help="WM/GM values in the CSF shells")
     args = p.parse_args(argv)
@@ -127,62 +167,74 @@ def main(argv=None):
     n_brain = int(mask.sum())
     print(f"simulated {mask.size:,} voxels ({n_brain:,} brain) x {args.n_cycles} cycles, "
           f"SNR {args.snr or 'inf'}, in {time.perf_counter() - t0:.1f} s", flush=True)
-    b1 = truth[2]
-
-    runs, acc, maps = [], {}, {}
-    for threads in args.threads:
-        torch.set_num_threads(threads)
-        for search in args.search:
-            best = np.inf
-            for _ in range(args.repeat):
-                t = time.perf_counter()
-                out = fit_miracle(feats, b1, flip_angle=FA, tr=TR, mask=mask,
-                                  settings=MiracleSettings(search=search))
-                best = min(best, time.perf_counter() - t)
-            maps[search] = out
-            acc[search] = accuracy(out, truth, label)
-            rounds = out["rounds"][mask]
-            runs.append((search, threads, best, rounds.mean(), rounds.max()))
-            print(f"vectorised {search} threads={threads}: {best:.2f} s "
-                  f"({best / n_brain * 1e6:.1f} us/voxel), rounds mean {rounds.mean():.1f} "
-                  f"max {rounds.max()}", flush=True)
-
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
+    b1, kw = truth[2], dict(flip_angle=FA, tr=TR)
+    old = baseline_module(args.baseline)
     rng = np.random.default_rng(args.seed + 1)
-    sub = rng.choice(np.flatnonzero(mask), size=min(args.n_loop, n_brain), replace=False)
-    f_flat, b1_flat = feats.reshape(-1, 3), b1.ravel()
-    loop = {}
-    for search in args.search:
-        t = time.perf_counter()
-        res = [fit_miracle_voxel(f_flat[i], b1_flat[i], flip_angle=FA, tr=TR,
-                                 settings=MiracleSettings(search=search)) for i in sub]
-        per_voxel = (time.perf_counter() - t) / sub.size
-        est = np.array([r[:2] for r in res])
-        vec = np.stack([maps[search]["t1"].ravel()[sub], maps[search]["t2"].ravel()[sub]], 1)
-        loop[search] = (per_voxel, np.abs(est / vec - 1).max())
-        print(f"per-voxel loop {search}: {per_voxel * 1e3:.1f} ms/voxel -> "
-              f"{per_voxel * n_brain / 3600:.1f} h extrapolated; max |loop/vectorised - 1| "
-              f"{loop[search][1]:.1e}", flush=True)
+    f_flat, b1_flat, lab = feats.reshape(-1, 3), b1.ravel(), label.ravel()
+    sub = np.sort(rng.choice(np.flatnonzero(mask), size=min(args.subset, n_brain), replace=False))
+    scale = n_brain / sub.size
 
-    print(f"\n## MIRACLE, {n_brain:,} brain voxels of {'x'.join(map(str, args.shape))}, "
-          f"{args.n_cycles} phase cycles, SNR {args.snr or 'inf'}\n")
+    t = time.perf_counter()
+    fit_miracle(f_flat[sub[:100]], b1_flat[sub[:100]], **kw)  # numba: compile or load the cache
+    first = time.perf_counter() - t
+    runs = {}  # name: (wall s, cpu s, whole-brain wall s)
+    newton, wall, cpu = timed(lambda: fit_miracle(feats, b1, mask=mask, **kw), args.repeat)
+    runs["newton, whole brain"] = (wall, cpu, 1.0)
+    jobs = {"newton": lambda: fit_miracle(f_flat[sub], b1_flat[sub], **kw),
+            "full (compiled seed alternation)": lambda: fit_miracle(
+                f_flat[sub], b1_flat[sub], **kw, settings=MiracleSettings(search="full")),
+            f"warm (torch, {args.baseline})": lambda: old.fit_miracle(
+                f_flat[sub], b1_flat[sub], **kw, settings=old.MiracleSettings(search="warm"))}
+    for name, job in jobs.items():
+        _, wall, cpu = timed(job, 1 if "torch" in name or "full" in name else args.repeat)
+        runs[f"{name}, {sub.size:,} voxels"] = (wall, cpu, scale)
+        print(f"{name}: {wall:.2f} s wall, {cpu:.2f} s CPU on {sub.size:,} voxels", flush=True)
+    loop_sub = rng.choice(np.flatnonzero(mask), size=min(args.n_loop, n_brain), replace=False)
+    torch.set_num_threads(1)
+    _, wall, cpu = timed(lambda: [fit_miracle_voxel(f_flat[i], b1_flat[i], **kw,
+                                                    settings=MiracleSettings(search="full"))
+                                  for i in loop_sub])
+    torch.set_num_threads(args.threads)
+    runs[f"per-voxel loop (torch 0-d), {loop_sub.size} voxels, 1 thread"] = (
+        wall, cpu, n_brain / loop_sub.size)
+
+    agree = {}
+    for name, sel in tissues(lab[mask.ravel()].reshape(-1)).items():
+        pick = rng.choice(np.flatnonzero(mask.ravel())[sel], size=min(args.agree, int(sel.sum())),
+                          replace=False)
+        ref = old.fit_miracle(f_flat[pick], b1_flat[pick], **kw, settings=old.MiracleSettings(search="full"))
+        d = rel_diff({k: newton[k].ravel()[pick] for k in ("t1", "t2")}, ref)
+        conv = ref["rounds"] < 200
+        agree[name] = (pick.size, d.max(), np.percentile(d, 99), int(conv.sum()),
+                       d[conv].max() if conv.any() else np.nan, int(newton["not_converged"].ravel()[pick].sum()))
+        print(f"agreement {name}: max {d.max():.1e}", flush=True)
+    report(args, argv, n_brain, first, runs, agree, accuracy(newton, truth, label))
+
+
+def report(args, argv, n_brain, first, runs, agree, acc):
+    shape = "x".join(map(str, args.shape))
+    print(f"\n## MIRACLE, {n_brain:,} brain voxels of {shape}, {args.n_cycles} phase cycles, "
+          f"SNR {args.snr or 'inf'}, {args.threads} threads\n")
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end\n")
-    print("| fit | search | threads | time (s) | us/voxel | rounds mean (max) | loop/vectorised |")
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end; first call "
+          f"(numba cache load or compile) {first:.1f} s\n")
+    ref_wall, ref_cpu, _ = runs["newton, whole brain"]
+    print("| fit | wall (s) | CPU (s) | whole brain wall / CPU (s, extrapolated) | x newton wall / CPU |")
+    print("|---|---|---|---|---|")
+    for name, (wall, cpu, scale) in runs.items():
+        print(f"| {name} | {wall:.2f} | {cpu:.2f} | {wall * scale:,.1f} / {cpu * scale:,.1f} | "
+              f"{wall * scale / ref_wall:,.0f} / {cpu * scale / ref_cpu:,.0f} |")
+    print(f"\n| tissue | voxels | max \\|newton/full - 1\\| | p99 | full converged | max where "
+          f"converged | newton not converged |")
     print("|---|---|---|---|---|---|---|")
-    for search, threads, best, r_mean, r_max in runs:
-        ratio = loop[search][0] * n_brain / best
-        print(f"| vectorised | {search} | {threads} | {best:.1f} | {best / n_brain * 1e6:.1f} | "
-              f"{r_mean:.1f} ({r_max}) | {ratio:,.0f}x |")
-    for search, (per_voxel, diff) in loop.items():
-        print(f"| per-voxel loop ({sub.size} voxels, extrapolated) | {search} | 1 | "
-              f"{per_voxel * n_brain:,.0f} | {per_voxel * 1e6:,.0f} | - | 1x (diff {diff:.0e}) |")
-    print("\n|search|tissue|voxels|rounds mean|T1 median|T1 p99|T2 median|T2 p99|")
+    for name, (n, dmax, d99, conv, dconv, nc) in agree.items():
+        print(f"| {name} | {n:,} | {dmax:.1e} | {d99:.1e} | {conv:,} | {dconv:.1e} | {nc} |")
+    print("\n| tissue | voxels | rounds mean | T1 median | T1 p99 | T2 median | T2 p99 | not converged |")
     print("|---|---|---|---|---|---|---|---|")
-    for search, per_tissue in acc.items():
-        for name, (m1, q1, m2, q2, n, r) in per_tissue.items():
-            print(f"| {search} | {name} | {n:,} | {r:.1f} | {100 * m1:.3f} % | {100 * q1:.3f} % | "
-                  f"{100 * m2:.3f} % | {100 * q2:.3f} % |")
+    for name, (m1, q1, m2, q2, n, r, nc) in acc.items():
+        print(f"| {name} | {n:,} | {r:.1f} | {100 * m1:.3f} % | {100 * q1:.3f} % | "
+              f"{100 * m2:.3f} % | {100 * q2:.3f} % | {nc} |")
     cmd = " ".join(sys.argv[1:] if argv is None else argv)
     env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY"))
     print(f"\n    {env} python benchmarks/bench_miracle.py {cmd}")

@@ -36,7 +36,7 @@ NEWTON_ITER = 60  # Newton iterations at most before the alternation takes over
 STATUS_NEWTON, STATUS_ALTERNATION, STATUS_NOT_CONVERGED = 2, 1, 0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ratios(t1, t2, ca, tr):
     """``(g2, g1)``: the model ratios at ``(T1, T2)`` (the operation order of ``miracle_terms``)."""
     e1, e2 = math.exp(-tr / t1), math.exp(-tr / t2)
@@ -49,7 +49,7 @@ def ratios(t1, t2, ca, tr):
     return fm1 * math.exp(tr / t2) / (f0 - f1), (p - r) / q
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cost(which, x, other, ca, tr, y):
     """``|y2 - g2(other, x)|`` (``which`` 2) or ``|y1 - g1(x, other)|`` (1); NaN, inf -> BIG."""
     g = ratios(other, x, ca, tr)[0] if which == 2 else ratios(x, other, ca, tr)[1]
@@ -57,7 +57,7 @@ def _cost(which, x, other, ca, tr, y):
     return cost if cost < BIG else BIG
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gss(which, other, ca, tr, y, bracket, n_iter):
     """Golden-section search of :func:`_cost` on ``bracket = (a, b)``: the final midpoint."""
     a, b = bracket
@@ -75,7 +75,7 @@ def gss(which, other, ca, tr, y, bracket, n_iter):
     return 0.5 * (a + b)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def alternate(y2, y1, ca, tr, t1, bracket, tol, max_rounds):
     """The seed's alternation from ``T1 = t1``: ``(t1, t2, rounds, converged)``."""
     n_iter = max(0, math.ceil(math.log(tol / (bracket[1] - bracket[0])) / math.log(GOLD)))
@@ -90,7 +90,7 @@ def alternate(y2, y1, ca, tr, t1, bracket, tol, max_rounds):
     return t1, t2, max_rounds, False
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def residuals(u, v, ca, tr, y2, y1):
     """``(R2, R1, dR2/du, dR2/dv, dR1/du, dR1/dv)`` at ``u = ln T1``, ``v = ln T2`` (analytic)."""
     t1, t2 = math.exp(u), math.exp(v)
@@ -115,20 +115,20 @@ def residuals(u, v, ca, tr, y2, y1):
     return (y2 - fm / d) * w, y1 - g1, -g21 * de1 * w, -g22 * de2 * w, -g11 * de1, -g12 * de2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _held(at, res, sign):
     """A coordinate at a bound (``at`` -1/+1) stays there while its root lies beyond: ``res``
     has the sign ``sign * at`` (``sign`` +1 for T2's residual, -1 for T1's)."""
     return at != 0 and res * sign * at > 0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _merit(res, at_u, at_v):
     """Sum of the free equations' residuals (T2's equation R2 frees v, T1's R1 frees u)."""
     return (abs(res[0]) if at_v == 0 else 0.0) + (abs(res[1]) if at_u == 0 else 0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def newton(y, ca, tr, start, log_bracket, max_iter):
     """Projected damped Newton (module docstring) from ``start = (ln T1, ln T2)``; ``y = (y2,
     y1)``. Returns ``(ln T1, ln T2, iterations, converged)``."""
@@ -169,7 +169,7 @@ def newton(y, ca, tr, start, log_bracket, max_iter):
     return u, v, max_iter, False
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def fit_voxels(y, b1, params, out):
     """Fit every voxel: ``y`` (n, 2) targets ``(y2, y1)``, ``b1`` (n,), ``params`` = (flip angle,
     TR, t1_init, bracket lo, hi, tol, max_rounds, use Newton); ``out`` (n, 4) receives ``(T1, T2,
