@@ -13,7 +13,7 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-  echo "install_system.sh: not root or no apt-get; ${missing[*]} not installed (SLURM tests will skip)"
+  echo "install_system.sh: not root or no apt-get; ${missing[*]} not installed (SLURM and browser tests will skip)"
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
