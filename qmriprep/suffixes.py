@@ -37,17 +37,24 @@ SUFFIXES: dict[str, Suffix] = {
     "TB1map": Suffix("percent", (0.6, 1.4), "coolwarm"),
     "RB1map": Suffix("percent", (0.6, 1.4), "coolwarm", group=False),
     "fieldmap": Suffix("Hz", None, None, group=False, ranked=False),
-    "T1mapRMSE": Suffix("arbitrary", None, "magma", group=False, ranked=False),
-    "T2mapRMSE": Suffix("arbitrary", None, "magma", group=False, ranked=False),
-    "T2starmapRMSE": Suffix("arbitrary", None, "magma", group=False, ranked=False),
-    "MRFmatch": Suffix("1", (0.9, 1.0), "magma", group=False, ranked=False),
-    "MRFRMSE": Suffix("arbitrary", None, "magma", group=False, ranked=False),
 }
 
+#: fit-quality maps, named ``desc-<estimator><key>_<suffix of the fitted map>`` (BIDS has no
+#: suffix for them): root-mean-square residual (signal units) and, for MRF, the normalised inner
+#: product of the data with the matched atom (1 = perfect)
+QUALITY: dict[str, Suffix] = {
+    "RMSE": Suffix("arbitrary", None, "magma", group=False, ranked=False),
+    "Match": Suffix("1", (0.9, 1.0), "magma", group=False, ranked=False),
+}
+#: what each :data:`QUALITY` map is (sidecar ``Description``)
+QUALITY_TEXT = {"RMSE": "root-mean-square residual (signal units)",
+                "Match": "normalised inner product of the data with the matched dictionary atom"}
 
-def units(suffix: str) -> str:
-    """Sidecar ``Units`` of ``suffix`` (``arbitrary`` for suffixes without physical units)."""
-    spec = SUFFIXES.get(suffix)
+
+def units(suffix: str, desc: str = "") -> str:
+    """Sidecar ``Units`` of ``suffix`` (``arbitrary`` for suffixes without physical units); a
+    ``desc`` ending in a :data:`QUALITY` key gives that quality map's units."""
+    spec = next((q for key, q in QUALITY.items() if desc.endswith(key)), SUFFIXES.get(suffix))
     return spec.units if spec else "arbitrary"
 
 

@@ -40,12 +40,15 @@ def test_cli_runs_and_writes_every_map(run):
     assert code == 0
     anat = out / "sub-01" / "anat"
     for name in ("desc-varpro_T2map", "desc-loglinear_T2map", "desc-varpro_R2map",
-                 "desc-varproT2_M0map", "desc-varpro_T2mapRMSE", "desc-varpro_T2starmap",
-                 "desc-nlls_T1map", "desc-linear_T1map", "desc-nllsT1_M0map", "desc-vfa_TB1map",
-                 "desc-mesebrain_mask"):
-        assert (anat / f"sub-01_{name}.nii.gz").exists(), name
-        assert (anat / f"sub-01_{name}.json").exists(), name
+                 "desc-varproT2_M0map", "desc-varproRMSE_T2map", "desc-varpro_T2starmap",
+                 "desc-nlls_T1map", "desc-linear_T1map", "desc-nllsT1_M0map", "fmap/desc-vfa_TB1map",
+                 "acq-mese_desc-brain_mask"):
+        folder, name = (out / "sub-01" / "fmap", name[5:]) if name.startswith("fmap/") else (anat, name)
+        assert (folder / f"sub-01_{name}.nii.gz").exists(), name
+        assert (folder / f"sub-01_{name}.json").exists(), name
     assert (out / "sub-01" / "fmap" / "sub-01_desc-tfl_TB1map.nii.gz").exists()
+    rmse = json.loads((anat / "sub-01_desc-varproRMSE_T2map.json").read_text())
+    assert rmse["Units"] == "arbitrary"  # signal units, not the T2 map's seconds
     assert (out / "sub-01.html").exists()
     assert not list(out.glob(".qmriprep-staging*")), "staging folder left behind"
     assert list((out / "sub-01" / "log").glob("*/qmriprep.toml"))

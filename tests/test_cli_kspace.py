@@ -54,8 +54,9 @@ def test_every_collection_is_reconstructed_then_mapped(kspace_run, kspace_ds):
         for name in [f"echo-{i}_MESE" for i in range(1, 9)] + [f"flip-{i}_VFA" for i in range(1, 5)] + \
                     ["echo-1_DESS", "echo-2_DESS"]:
             assert (anat / f"sub-01_rec-{rec}_{name}.nii.gz").exists(), (rec, name)
-        for name in ("desc-varpro_T2map", "desc-nlls_T1map", "desc-qdess_T2map", "desc-vfa_TB1map"):
+        for name in ("desc-varpro_T2map", "desc-nlls_T1map", "desc-qdess_T2map"):
             assert (anat / f"sub-01_rec-{rec}_{name}.nii.gz").exists(), (rec, name)
+        assert (out / "sub-01" / "fmap" / f"sub-01_rec-{rec}_desc-vfa_TB1map.nii.gz").exists(), rec
     meta = json.loads((anat / "sub-01_rec-zsssl_echo-1_MESE.json").read_text())
     assert meta["ReconstructionMethod"] == "zsssl" and meta["Acceleration"][0] == pytest.approx(4.0, rel=0.05)
     assert len(meta["WeightsSHA256"]) == 64 and meta["RandomSeed"] == 0 and meta["EpochsRun"] == 2

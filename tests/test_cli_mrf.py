@@ -46,7 +46,7 @@ def test_mrf_matching_recovers_the_truth_within_one_dictionary_step(pristine, ru
     assert code == 0
     truth = pristine / "derivatives" / "truth" / "sub-01" / "anat"
     labels = _load(truth / "sub-01_dseg.nii.gz")
-    mask = _load(out / "sub-01" / "anat" / "sub-01_desc-mrfbrain_mask.nii.gz") > 0
+    mask = _load(out / "sub-01" / "anat" / "sub-01_acq-mrf_desc-brain_mask.nii.gz") > 0
     for suffix in ("T1map", "T2map", "M0map"):
         est = _load(out / "sub-01" / "anat" / f"sub-01_desc-matching_{suffix}.nii.gz")
         ref = _load(truth / f"sub-01_{suffix}.nii.gz")

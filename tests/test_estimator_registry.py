@@ -85,7 +85,7 @@ def test_toy_estimator_runs_end_to_end(toy, tmp_path):
     anat = out / "sub-01" / "anat"
     t2_file = anat / "sub-01_desc-toy_T2map.nii.gz"
     t2 = np.asarray(nib.load(t2_file).dataobj)
-    mask = np.asarray(nib.load(anat / "sub-01_desc-mesebrain_mask.nii.gz").dataobj) > 0
+    mask = np.asarray(nib.load(anat / "sub-01_acq-mese_desc-brain_mask.nii.gz").dataobj) > 0
     echo_times = [json.loads(p.read_text())["EchoTime"] for p in sorted((bids / "sub-01" / "anat").glob("*_MESE.json"))]
     assert np.allclose(t2[mask], SCALE * max(echo_times)) and np.all(t2[~mask] == 0)
     assert (anat / "sub-01_desc-toyT2_M0map.nii.gz").exists()

@@ -88,7 +88,7 @@ def test_scancnn_through_the_command_line(tmp_path):
     anat = out / "sub-01" / "anat"
     for stem, kind in (("desc-scancnn_T2map", "MESE"), ("desc-scancnn_T2starmap", "MEGRE")):
         t2 = np.asarray(nib.load(anat / f"sub-01_{stem}.nii.gz").dataobj)
-        mask = np.asarray(nib.load(anat / f"sub-01_desc-{kind.lower()}brain_mask.nii.gz").dataobj) > 0
+        mask = np.asarray(nib.load(anat / f"sub-01_acq-{kind.lower()}_desc-brain_mask.nii.gz").dataobj) > 0
         assert np.all(t2[~mask] == 0) and np.median(t2[mask & (t2 > 0)]) > 0.005
         meta = json.loads((anat / f"sub-01_{stem}.json").read_text())
         assert meta["Units"] == "s" and meta["RandomSeed"] == 3 and meta["TrainingEpochs"] == 4

@@ -197,7 +197,7 @@ def test_exit_code_and_outputs(run):
 def test_mese_t2(run):
     from qmriprep.fit.monoexp import T2_MAX
 
-    mask = _map(run, "sub-01/anat/sub-01_desc-mesebrain_mask") > 0
+    mask = _map(run, "sub-01/anat/sub-01_acq-mese_desc-brain_mask") > 0
     assert mask.sum() > 1000
     shipped = np.asanyarray(_load("mono_t2_mask")[0].dataobj) > 0
     assert (mask & shipped).sum() > 0.9 * shipped.sum()  # the app's mask covers qMRLab's
@@ -231,9 +231,9 @@ def test_mese_t2(run):
 
 
 def test_vfa_t1(run):
-    mask = _map(run, "sub-02/anat/sub-02_desc-vfabrain_mask") > 0
+    mask = _map(run, "sub-02/anat/sub-02_acq-vfa_desc-brain_mask") > 0
     assert mask.sum() > 2000
-    b1 = _map(run, "sub-02/anat/sub-02_desc-vfa_TB1map") / 100.0  # percent -> fraction
+    b1 = _map(run, "sub-02/fmap/sub-02_desc-vfa_TB1map") / 100.0  # percent -> fraction
     scanner = _raw(run, "sub-02/fmap/sub-02_TB1map")
     assert 0.5 < np.median(b1[mask]) < 1.5
     # the scanner map is passed through (Units fraction -> written in percent), smoothed, and

@@ -170,14 +170,27 @@ def write_boilerplate(config, plans, workflow=None) -> Path:
     return logs / "CITATION.md"
 
 
-def _report(config, subject, plan, errors) -> Path:
+def write_reports(config, plans) -> int:
+    """``--reports-only``: rewrite each subject's report from its published derivatives, with the
+    settings and crash files of its latest run (nothing is processed)."""
+    output_dir = Path(config.execution.output_dir)
+    for subject, plan in plans.items():
+        runs = sorted((output_dir / f"sub-{subject}" / "log").glob("*/qmriprep.toml"))
+        logs = runs[-1].parent if runs else log_dir(config, subject)
+        errors = [c.read_text(errors="replace") for c in sorted(logs.glob("crash-*"))]
+        LOGGER.log(25, "sub-%s: report at %s", subject, _report(config, subject, plan, errors, logs))
+    return 0
+
+
+def _report(config, subject, plan, errors, logs: Path | None = None) -> Path:
+    """The subject's report; ``logs``: the run's log folder (settings), default this run's."""
     from ..reports.subject import ReportContext, build_report
 
     context = ReportContext(
         subject, sessions=plan.sessions, decisions=[item.decision() for item in plan.collections],
         boilerplate=(Path(config.execution.output_dir) / "logs" / "CITATION.md").read_text(),
-        config_file=log_dir(config, subject) / "qmriprep.toml", errors=errors,
-        version=config.execution.version)
+        config_file=(logs or log_dir(config, subject)) / "qmriprep.toml", errors=errors,
+        version=config.execution.version, plan=plan, nprocs=config.nipype.nprocs)
     return build_report(config.execution.output_dir, context)
 
 

@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop at the first failing node instead of running what can run")
     g.add_argument("-v", "--verbose", dest="verbose_count", action="count", default=0,
                    help="more log output (-vv for debugging)")
+    _group(parser.add_argument_group("Group level"))
     return parser
 
 
@@ -251,3 +252,18 @@ def _kspace(g) -> None:
                         "several times the memory)")
     g.add_argument("--recon-init", dest="recon.init", type=_existing, metavar="MODEL",
                    help="start ZSSSL training from this saved model (transfer from another scan)")
+
+
+def _group(g) -> None:
+    from ..registration import TEMPLATE
+
+    g.add_argument("--output-spaces", dest="output_spaces", nargs="+", choices=["native", TEMPLATE],
+                   default=["native", TEMPLATE],
+                   help="spaces of the group table: native (each map's grid, tissues of the template "
+                        f"pulled back) and {TEMPLATE} (nilearn's MNI152 template, offline; the maps "
+                        "are registered affinely and written as space-<template> derivatives)")
+    g.add_argument("--template-resolution", dest="template_resolution", type=_positive, default=2,
+                   metavar="MM", help="voxel size of the template space (mm)")
+    g.add_argument("--atlas", dest="atlas", type=_existing, default=None, metavar="NIFTI",
+                   help="ROI atlas in the template space (integer labels; names from an index/name "
+                        "TSV beside it) summarised as extra regions of the group table")

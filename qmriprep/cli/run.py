@@ -131,7 +131,7 @@ def _run_uuid() -> str:
 
 def _run_participants(config) -> int:
     from ..bids.collections import load_layout, list_subjects
-    from .execute import run_workflow, write_boilerplate
+    from .execute import run_workflow, write_boilerplate, write_reports
     from .plan import plan_subjects
 
     ex = config.execution
@@ -144,6 +144,8 @@ def _run_participants(config) -> int:
     if ex.boilerplate_only:
         write_boilerplate(config, plans)
         return 0
+    if ex.reports_only:
+        return write_reports(config, plans)
     return run_workflow(config, plans)
 
 

@@ -29,7 +29,7 @@ def fit_subspacecnn(series, protocol, *, b1=None, mask=None, seed=0, device="cpu
 
 
 _MAPS = (Output("t1", "T1map"), Output("t2", "T2map"), Output("m0", "M0map"),
-         Output("quality", "MRFmatch"), Output("rmse", "MRFRMSE"))
+         Output("quality", "T1map", desc="Match"), Output("rmse", "T1map", desc="RMSE"))
 _DICTIONARY = ("FISP dictionary simulated by extended phase graphs (T1 x T2 grid, B1+ axis from the "
                "B1+ map when there is one), compressed to its SVD subspace")
 _CITES = ("ma2013", "jiang2015", "mcgivney2014", "weigel2015")

@@ -82,7 +82,7 @@ for _kind, _t, _r, _ref in (("MESE", "T2", "R2", "cpmg"), ("MEGRE", "T2*", "R2*"
             algorithm=f"Mono-exponential {_t} fit S = M0 exp(-TE/{_t}): {_how}",
             citations=(_ref, *_cites), core=f"{__name__}:fit_{_name}", settings="multiecho",
             outputs=(Output("t2", _tmap), Output("r2", _tmap.replace("T2", "R2")),
-                     Output("m0", "M0map", desc=_t.replace("*", "star")), Output("rmse", f"{_tmap}RMSE"),
+                     Output("m0", "M0map", desc=_t.replace("*", "star")), Output("rmse", _tmap, desc="RMSE"),
                      Output("t2_sd", _tmap, desc="SD", description=CRB.format(_t)),
                      Output("r2_sd", _tmap.replace("T2", "R2"), desc="SD", description=CRB.format(_r)),
                      Output("m0_sd", "M0map", desc=_t.replace("*", "star") + "SD",
@@ -94,4 +94,4 @@ for _kind, _t, _r, _ref in (("MESE", "T2", "R2", "cpmg"), ("MEGRE", "T2*", "R2*"
                   "from the VarPro maps, stopped on held-out echo samples",
         citations=(_ref, "gao2022"), core=f"{__name__}:fit_{SCANCNN}",
         outputs=(Output("t2", _tmap), Output("r2", _tmap.replace("T2", "R2")),
-                 Output("m0", "M0map", desc=_t.replace("*", "star")), Output("rmse", f"{_tmap}RMSE"))))
+                 Output("m0", "M0map", desc=_t.replace("*", "star")), Output("rmse", _tmap, desc="RMSE"))))

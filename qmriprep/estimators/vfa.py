@@ -25,7 +25,7 @@ def fit_linear(series, protocol, **kw):
 
 
 _OUTPUTS = (Output("t1", "T1map"), Output("r1", "R1map"), Output("m0", "M0map", desc="T1"),
-            Output("rmse", "T1mapRMSE"),
+            Output("rmse", "T1map", desc="RMSE"),
             Output("t1_sd", "T1map", desc="SD", description=CRB.format("T1")),
             Output("r1_sd", "R1map", desc="SD", description=CRB.format("R1")),
             Output("m0_sd", "M0map", desc="T1SD", description=CRB.format("M0")))

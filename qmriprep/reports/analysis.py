@@ -96,16 +96,19 @@ def _sources(image: Image) -> set[str]:
 
 
 def pick_support(image: Image, candidates: list[Image], suffix: str) -> Image | None:
-    """The mask or dseg of the map's own collection (one sharing a ``Sources`` file with it); else
-    a generic one (``desc-brain`` or no ``desc``); same session; ties broken by the most shared entities. None
-    when no candidate belongs to the map (e.g. a B1+ map: statistics over its nonzero voxels)."""
+    """The mask or dseg of the map's own collection (one sharing a ``Sources`` file with it, e.g.
+    ``acq-mese_desc-brain_mask`` for a MESE T2 map); else a generic one (``desc-brain`` or no
+    ``desc``, with the map's ``acq``); same session; ties broken by the most shared entities.
+    None when no candidate belongs to the map (e.g. a B1+ map: statistics over its nonzero voxels)."""
     best, best_score = None, None
     for cand in candidates:
         if cand.suffix != suffix:
             continue
         if "ses" in cand.entities and cand.entities["ses"] != image.entities.get("ses"):
             continue
-        own, generic = bool(_sources(image) & _sources(cand)), cand.entities.get("desc") in (None, "brain")
+        own = bool(_sources(image) & _sources(cand))
+        generic = (cand.entities.get("desc") in (None, "brain")
+                   and cand.entities.get("acq") == image.entities.get("acq"))
         if not (own or generic):
             continue
         score = 100 * own + sum(1 if cand.entities.get(k) == image.entities.get(k) else -1

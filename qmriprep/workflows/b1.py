@@ -110,6 +110,6 @@ def b1_percent_output(workflow, b1_out, *, label: str, b1_sources):
     """The B1+ map as used (percent) as one ``connect_ds_maps`` output of ``desc-<label>``."""
     pct = pe.Node(ScaleImage(factor=100.0), name="b1_pct")
     workflow.connect(*b1_out, pct, "in_file")
-    return (pct, "out_file", MapSpec("b1", "TB1map", desc=label, meta={
-        "Units": "percent", "Sources": list(b1_sources),
+    return (pct, "out_file", MapSpec("b1", "TB1map", desc=label, datatype="fmap", meta={
+        "Units": "percent", "Sources": list(b1_sources), "SkullStripped": False,
         "Description": f"the smoothed B1+ map on the {label.upper()} grid, as used to correct the flip angles"}))

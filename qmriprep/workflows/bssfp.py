@@ -12,7 +12,7 @@ from ..interfaces.estimate import ForegroundMask
 from .b1 import b1_meta, connect_b1_to_target
 from .estimate import FitInputs, citations_of, connect_estimators, sources_of
 from .noise import denoised
-from .outputs import MapSpec, connect_ds_maps
+from .outputs import MapSpec, connect_ds_maps, mask_spec
 
 
 def init_bssfp_wf(*, item, config, output_dir: str, name: str = "bssfp_wf"):
@@ -71,8 +71,7 @@ def init_bssfp_wf(*, item, config, output_dir: str, name: str = "bssfp_wf"):
         b1_out = connect_b1_to_target(workflow, inputnode=inputnode, fixed=(series, "out_reference"),
                                       mode=b1.registration, label="ssfp", median_mm=opts.b1_median_mm)
     outputs = [
-        (mask, "out_mask", MapSpec("mask", "mask", desc="bssfpbrain",
-                                   meta={"Type": "Brain", "Sources": list(sources)})),
+        (mask, "out_mask", mask_spec(item, sources)),
         (configs, "out_magnitude", MapSpec("configurations", "bSSFP", desc="configurations", meta={
             "Sources": list(sources), "Description": "normalised |F-1|, |F0|, |F+1| (volumes 1-3)",
             **protocol_meta})),
@@ -82,6 +81,11 @@ def init_bssfp_wf(*, item, config, output_dir: str, name: str = "bssfp_wf"):
                                   inputs=FitInputs((configs, "out_file"), (mask, "out_mask"), b1_out,
                                                    tuple(sources + b1_sources), meta,
                                                    acquired=(series, "out_file")))
+    outputs += [(series, "out_reference", MapSpec(  # BIDS: a fieldmap comes with its magnitude
+        f"magnitude_{spec.desc}", "magnitude", desc=spec.desc, datatype="fmap", meta={
+            "Sources": list(sources), "Description": "mean magnitude over the phase cycles, the "
+            f"anatomical reference of desc-{spec.desc}_fieldmap"}))
+        for _, _, spec in list(outputs) if spec.suffix == "fieldmap"]
     connect_ds_maps(workflow, inputnode=inputnode, outputnode=outputnode, outputs=outputs,
                     output_dir=output_dir)
     return workflow

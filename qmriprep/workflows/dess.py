@@ -10,7 +10,7 @@ from nipype.pipeline import engine as pe
 from ..interfaces.estimate import ForegroundMask
 from .b1 import b1_meta, b1_percent_output, connect_b1_to_target
 from .estimate import FitInputs, citations_of, connect_estimators, sources_of
-from .outputs import MapSpec, connect_ds_maps
+from .outputs import connect_ds_maps, mask_spec
 
 
 def init_dess_wf(*, item, config, output_dir: str, name: str = "dess_wf"):
@@ -44,8 +44,7 @@ def init_dess_wf(*, item, config, output_dir: str, name: str = "dess_wf"):
         (inputnode, mask, [("in_files", "in_files")]),
         (mask, outputnode, [("out_mask", "mask"), ("out_reference", "reference")]),
     ])
-    outputs = [(mask, "out_mask", MapSpec("mask", "mask", desc="dessbrain",
-                                          meta={"Type": "Brain", "Sources": list(sources)}))]
+    outputs = [(mask, "out_mask", mask_spec(item, sources))]
     b1_out = None
     if has_b1:
         b1_out = connect_b1_to_target(workflow, inputnode=inputnode, fixed=(mask, "out_reference"),

@@ -64,7 +64,7 @@ def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: 
         for out in est.outputs:
             outputs.append((fit, out.field, MapSpec(
                 f"{out.field}_{name}", out.suffix, desc=f"{name}{out.desc}", datatype=out.datatype,
-                meta=map_meta(out.suffix, est, inputs.sources, **inputs.meta,
+                meta=map_meta(out.suffix, est, inputs.sources, desc=out.desc, **inputs.meta,
                               **({"Description": out.description} if out.description else {})),
                 runtime_meta="meta")))
     return outputs

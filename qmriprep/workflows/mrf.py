@@ -11,7 +11,7 @@ from ..interfaces.estimate import ForegroundMask
 from ..interfaces.mrf import MeanMagnitude
 from .b1 import b1_meta, b1_percent_output, b1_text, connect_b1_to_target
 from .estimate import FitInputs, citations_of, connect_estimators, sources_of
-from .outputs import MapSpec, connect_ds_maps
+from .outputs import connect_ds_maps, mask_spec
 
 
 def init_mrf_wf(*, item, config, output_dir: str, name: str = "mrf_wf"):
@@ -50,14 +50,15 @@ def init_mrf_wf(*, item, config, output_dir: str, name: str = "mrf_wf"):
     workflow.connect([(inputnode, reference, [("in_files", "in_files")]),
                       (reference, mask, [("out_file", "in_files")]),
                       (mask, outputnode, [("out_mask", "mask"), ("out_reference", "reference")])])
-    outputs = [(mask, "out_mask", MapSpec("mask", "mask", desc="mrfbrain",
-                                          meta={"Type": "Brain", "Sources": list(sources)}))]
+    outputs = [(mask, "out_mask", mask_spec(item, sources))]
     b1_out = None
     if b1 is not None and b1.map is not None:
         b1_out = connect_b1_to_target(workflow, inputnode=inputnode, fixed=(mask, "out_reference"),
                                       mode=b1.registration, label="mrf")
         outputs.append(b1_percent_output(workflow, b1_out, label="mrf", b1_sources=b1_sources))
-    meta = {"FlipAngle": degrees, "RepetitionTimeExcitation": list(p.repetition_times),
+    trs = list(p.repetition_times)  # BIDS RepetitionTimeExcitation is one number: a schedule apart
+    meta = {"FlipAngle": degrees, **({"RepetitionTimeExcitation": trs[0]} if len(set(trs)) == 1
+                                     else {"RepetitionTimeSchedule": trs}),
             "EchoTime": p.echo_time, "InversionTime": p.inversion_time, **b1_meta(b1, b1_sources)}
     outputs += connect_estimators(workflow, kind="MRF", names=item.estimators, protocol=p, config=config,
                                   inputs=FitInputs((inputnode, "in_files"), (mask, "out_mask"), b1_out,

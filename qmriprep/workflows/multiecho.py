@@ -7,7 +7,7 @@ from nipype.pipeline import engine as pe
 
 from ..interfaces.estimate import ForegroundMask
 from .estimate import FitInputs, citations_of, connect_estimators, sources_of
-from .outputs import MapSpec, connect_ds_maps
+from .outputs import connect_ds_maps, mask_spec
 
 
 def init_multiecho_wf(*, item, config, output_dir: str, name: str = "multiecho_wf"):
@@ -42,8 +42,7 @@ def init_multiecho_wf(*, item, config, output_dir: str, name: str = "multiecho_w
     ])
     meta = {"EchoTime": list(p.echo_times), "DropFirstEcho": opts.drop_first_echo,
             "NoiseFloorOffset": opts.fit_offset}
-    outputs = [(mask, "out_mask", MapSpec("mask", "mask", desc=f"{kind.lower()}brain",
-                                          meta={"Type": "Brain", "Sources": list(sources)}))]
+    outputs = [(mask, "out_mask", mask_spec(item, sources))]
     outputs += connect_estimators(workflow, kind=kind, names=item.estimators, protocol=p, config=config,
                                   inputs=FitInputs((inputnode, "in_files"), (mask, "out_mask"),
                                                    sources=tuple(sources), meta=meta))

@@ -32,6 +32,16 @@ class MapSpec:
     runtime_meta: str | None = None
 
 
+def mask_spec(item, sources) -> MapSpec:
+    """The foreground mask the maps of ``item`` (a :class:`~qmriprep.bids.plan.CollectionPlan`)
+    were fitted in: ``acq-<kind>[<acq label>]_desc-brain_mask``, so that ``desc="brain"`` finds
+    every mask and ``acq`` tells the collections apart (e.g. ``acq-mese``, ``acq-bssfppc12``)."""
+    col = item.collection
+    label = col.series_kind.lower() + str(col.entities.get("acquisition") or "")
+    return MapSpec("mask", "mask", desc="brain", meta={"acquisition": label, "Type": "Brain",
+                                                       "Sources": list(sources)})
+
+
 def init_ds_maps_wf(*, output_dir: str, maps: list[MapSpec], name: str = "ds_maps_wf"):
     """Write each map in ``maps`` as a BIDS derivative named after ``inputnode.source_files``.
 

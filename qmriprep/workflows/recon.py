@@ -32,9 +32,12 @@ def init_recon_wf(*, item, config, output_dir: str, init_maps_wf, name: str = "r
     workflow = pe.Workflow(name=name)
     workflow.__desc__ = (
         f"The undersampled multi-coil k-space of the {item.collection.series_kind} series (ISMRMRD "
-        "[@ismrmrd]) was reconstructed with coil sensitivities estimated by ESPIRiT [@espirit] (SigPy "
-        "[@sigpy]), all contrasts jointly, by " + "; by ".join(m.label for m in methods)
-        + ". Parameter maps were estimated from the magnitude of each reconstruction."
+        "[@ismrmrd]) was reconstructed, all contrasts jointly, by " + "; by ".join(m.label for m in methods)
+        + ". Coil sensitivities came from the fully sampled k-space centre: by ESPIRiT [@espirit] "
+        "(SigPy [@sigpy]) when it spans at least 12 lines in both directions, else as low-resolution "
+        "maps (the Hann-windowed centre's coil images divided by their root-sum-of-squares); which "
+        "one each series got is listed under *As run*. Parameter maps were estimated from the "
+        "magnitude of each reconstruction."
     )
     fields = ["in_files", "source_files", "b1", "b1_reference"]
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")

@@ -11,7 +11,7 @@ from ..interfaces.estimate import ForegroundMask
 from ..interfaces.registration import AlignSeries
 from .b1 import b1_meta, b1_percent_output, b1_text, connect_b1_to_target
 from .estimate import FitInputs, citations_of, connect_estimators, sources_of
-from .outputs import MapSpec, connect_ds_maps
+from .outputs import connect_ds_maps, mask_spec
 
 #: ``--align-series auto``: VFA motions below this many voxels are registration noise, not motion
 AUTO_MIN_MOTION = 0.25
@@ -55,8 +55,7 @@ def init_vfa_wf(*, item, config, output_dir: str, name: str = "vfa_wf"):
         workflow.connect(inputnode, "in_files", series, "files")
     mask = pe.Node(ForegroundMask(), name="mask")
     workflow.connect(series, "files", mask, "in_files")
-    outputs = [(mask, "out_mask", MapSpec("mask", "mask", desc="vfabrain",
-                                          meta={"Type": "Brain", "Sources": list(sources)}))]
+    outputs = [(mask, "out_mask", mask_spec(item, sources))]
     b1_out = None
     if b1 is not None and b1.map is not None:
         b1_out = connect_b1_to_target(workflow, inputnode=inputnode, fixed=(mask, "out_reference"),
