@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "on the command line take precedence")
     g.add_argument("--boilerplate-only", "--boilerplate_only", dest="execution.boilerplate_only",
                    action="store_true", help="write the methods boilerplate and exit")
+    g.add_argument("--reports-only", "--reports_only", dest="execution.reports_only",
+                   action="store_true", help="rewrite the subject reports from the derivatives already "
+                                             "in the output folder (nothing is processed) and exit")
     g.add_argument("--stop-on-first-crash", dest="execution.stop_on_first_crash", action="store_true",
                    help="stop at the first failing node instead of running what can run")
     g.add_argument("-v", "--verbose", dest="verbose_count", action="count", default=0,
