@@ -63,16 +63,16 @@ def label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, size: int =
 
 
 def colour_bar(height: int, vmin: float, vmax: float, cmap: str, units: str) -> Image.Image:
-    """A vertical colour bar with three tick labels and the units."""
+    """A vertical colour bar with three tick labels, its units above."""
     band = Image.new("RGB", (BAR_PX, height), BACKGROUND)
-    top, bottom = 8, max(height - 8, 20)
+    top, bottom = 20, max(height - 8, 36)
     ramp = np.linspace(vmax, vmin, bottom - top)[:, None].repeat(12, axis=1)
     band.paste(Image.fromarray(colour(ramp, vmin, vmax, cmap)), (6, top))
     draw = ImageDraw.Draw(band)
+    draw.text((4, 3), units[:12], fill=TEXT, font=font(10))
     for value, y in ((vmax, top), ((vmin + vmax) / 2, (top + bottom) // 2), (vmin, bottom)):
         draw.line((18, y, 22, y), fill=TEXT)
         draw.text((24, y - 6), f"{value + 0.0:.3g}", fill=TEXT, font=font(10))
-    draw.text((24, (top + bottom) // 2 + 12), units[:9], fill=TEXT, font=font(10))
     return band
 
 

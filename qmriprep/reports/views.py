@@ -65,7 +65,7 @@ def difference(reference: Path, other: Path, mask: np.ndarray | None, units: str
     diff = np.where(inside, db - da, np.nan).astype(np.float32)
     bound = float(np.percentile(np.abs(diff[inside]), 99)) or 1.0
     display = figures.Display(-bound, bound, "RdBu_r", units, False)
-    tiles, labels, axis = figures.montage(diff, inside, 8)
+    tiles, labels, axis = figures.montage(diff, inside, 6)
     path = figures.plot_tiles(tiles, labels, out_file, display=display,
                               aspect=figures.voxel_aspect(a.header.get_zooms(), axis))
     ref_median = float(np.median(np.abs(da[inside]))) or 1.0
