@@ -135,7 +135,10 @@ def _plugin(ny) -> dict:
 
 
 def _progress(node, status) -> None:
-    """Which subject and step is running, visible without ``-v``."""
+    """Which subject and step is running, visible without ``-v``. MapNode items (``_<name><i>``,
+    no hierarchy: they printed empty ``|  | done`` lines) are left to their MapNode."""
+    if "." not in node.fullname:
+        return
     if status in ("start", "end") and not node.name.startswith(("ds_", "merge", "b1_first")):
         parts = node.fullname.split(".")
         subject = next((p for p in parts if p.startswith("sub_")), "")
