@@ -95,7 +95,8 @@ def test_predict_shapes_chunks_and_invalid_voxels():
     F[0, 1, 0] = np.nan
     out = model.predict(F * 3.0, np.ones((4, 5)), chunk=3)  # any scaling: renormalised
     ref = model.predict(F, 1.0)
-    assert set(out) == {"t1", "t2", "theta"} and out["t1"].shape == (4, 5) and out["t1"].dtype == np.float32
+    assert set(out) == {"t1", "t2", "theta", "out_of_range"} and out["t1"].shape == (4, 5)
+    assert out["t1"].dtype == np.float32 and out["out_of_range"].dtype == bool
     np.testing.assert_allclose(out["t1"], ref["t1"], rtol=1e-5)
     assert out["t1"][0, 0] == 0 and out["t1"][0, 1] == 0 and (out["t1"][1:] > 0).all()
     with pytest.raises(ValueError):

@@ -211,7 +211,10 @@ def _networks(g) -> None:
     g.add_argument("--nn-distribution", dest="nn.distribution", choices=["uniform", "extended", "invivo"],
                    help="T1/T2 distribution of the training data (default uniform)")
     g.add_argument("--nn-snr", dest="nn.snr", type=float, metavar="SNR",
-                   help="train with noise at this SNR (default: noise-free)")
+                   help="train with noise at this SNR (seed definition; default: the SNR measured on "
+                        "the series, see --nn-no-noise-match)")
+    g.add_argument("--nn-no-noise-match", dest="nn.noise_match", action="store_false",
+                   help="train noise-free instead of at the series' measured noise level")
     g.add_argument("--nn-cache-dir", dest="nn.cache_dir", type=_absolute, metavar="DIR",
                    help="where trained networks are cached (default: <work-dir>/networks)")
     g.add_argument("--retrain", dest="nn.retrain", action="store_true",

@@ -16,6 +16,14 @@ def fit_miracle(configurations, protocol, *, b1=None, mask=None, **_):
 
 
 _MAPS = (Output("t1", "T1map"), Output("t2", "T2map"))
+_NET_SD = ("Standard deviation of the {} estimate: the network's heteroscedastic output (log-variance "
+           "head trained by the Gaussian negative log-likelihood of the in-silico truth at the training "
+           "noise TrainingNoiseSigma; calibrated on the training distribution)")
+_NET_EXTRA = (Output("t1_sd", "T1map", desc="SD", description=_NET_SD.format("T1")),
+              Output("t2_sd", "T2map", desc="SD", description=_NET_SD.format("T2")),
+              Output("out_of_range", "mask", desc="OutOfRange", description=(
+                  "1 where the voxel lies outside what the network was trained on: B1+ outside "
+                  "0.7-1.3 or the T1 or T2 estimate at the edge of the training range")))
 _NET = ("multilayer perceptron trained in silico for this protocol on the pc-bSSFP signal model, "
         "input: normalised Fourier configurations F-1, F0, F+1 and B1+")
 register(Estimator(
@@ -34,4 +42,5 @@ for _complex in (False, True):
             algorithm=f"{_label} {_NET} " + ("real and imaginary parts; also off-resonance" if _complex
                                              else "magnitudes"),
             citations=("nguyen2017", "birk2025"),
-            outputs=_MAPS + ((Output("off_resonance", "fieldmap", datatype="fmap"),) if _complex else ())))
+            outputs=_MAPS + _NET_EXTRA
+            + ((Output("off_resonance", "fieldmap", datatype="fmap"),) if _complex else ())))

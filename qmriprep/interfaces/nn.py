@@ -17,34 +17,42 @@ class _TrainNetworkInputSpec(BaseInterfaceInputSpec):
     protocol_type = traits.Str(desc="protocol dataclass (unused: the network takes the fields)")
     options = traits.Dict(mandatory=True, desc="physics_informed, complex_net (the estimator's "
                           "declaration), NetworkOptions fields (the run's nn section), seed, device")
+    noise_sigma = traits.Float(desc="measured noise sigma of the series (signal units)")
+    noise_meta = traits.Dict(desc="the series' noise fields (NoiseSigma, SNR: median first-volume "
+                             "magnitude over sigma), for the noise-matched training SNR")
 
 
 class _TrainNetworkOutputSpec(TraitedSpec):
     model_file = File(desc="the network (.pt)")
-    provenance = traits.Dict(desc="weights SHA256, source, training settings, seed, loss, time")
+    provenance = traits.Dict(desc="weights SHA256, source, training settings, seed, loss, time, "
+                             "training SNR and noise sigma")
     curve_file = File(desc="JSON training curve (per epoch: train/val loss, seconds)")
 
 
 class TrainNetwork(SimpleInterface):
-    """A network for exactly this protocol (:func:`qmriprep.nn.weights.get_model`).
-
-    It needs no image, so the scheduler runs it alongside the preprocessing.
-    """
+    """A network for exactly this protocol (:func:`qmriprep.nn.weights.get_model`), trained for
+    the series' noise (:func:`qmriprep.nn.options.matched_training`) when it is measured."""
 
     input_spec = _TrainNetworkInputSpec
     output_spec = _TrainNetworkOutputSpec
 
     def _run_interface(self, runtime):
         from ..nn.insilico import as_protocol
-        from ..nn.options import NetworkOptions, network_settings
+        from ..nn.options import NetworkOptions, matched_training, network_settings
         from ..nn.train import PINN, SVNN
         from ..nn.weights import get_model, save_model
 
         opts = dict(self.inputs.options)
         user = NetworkOptions(**{k: opts[k] for k in NetworkOptions.__dataclass_fields__ if k in opts})
-        training, source = network_settings(user, seed=opts.get("seed", 0), device=opts.get("device", "cpu"))
-        model, prov = get_model(as_protocol(self.inputs.protocol), PINN if opts["physics_informed"] else SVNN,
+        protocol = as_protocol(self.inputs.protocol)
+        sigma = self.inputs.noise_sigma if isdefined(self.inputs.noise_sigma) else None
+        snr = (self.inputs.noise_meta or {}).get("SNR") if isdefined(self.inputs.noise_meta) else None
+        matched = matched_training(user, protocol, sigma, snr)
+        training, source = network_settings(user, seed=opts.get("seed", 0), device=opts.get("device", "cpu"),
+                                            snr=matched.get("snr"))
+        model, prov = get_model(protocol, PINN if opts["physics_informed"] else SVNN,
                                 bool(opts["complex_net"]), training, source)
+        prov = {**prov, **matched}
         path = os.path.join(runtime.cwd, "model.pt")
         save_model(model, path)
         with open(os.path.join(runtime.cwd, "curve.json"), "w") as fh:
@@ -63,12 +71,16 @@ class _NetworkFitInputSpec(BaseInterfaceInputSpec):
     mask_file = File(exists=True)
     protocol = traits.Dict(mandatory=True, desc="protocol fields in SI units (tr: s, to convert theta to Hz)")
     protocol_type = traits.Str(desc="protocol dataclass (unused)")
+    noise_meta = traits.Dict(desc="sidecar fields of the series' noise (NoiseSigma, NoiseMethod, SNR)")
 
 
 class _NetworkFitOutputSpec(TraitedSpec):
     t1 = File()
     t2 = File()
     off_resonance = File(desc="Hz (complex networks)")
+    t1_sd = File(desc="standard deviation of T1 (s): the network's heteroscedastic head")
+    t2_sd = File(desc="standard deviation of T2 (s)")
+    out_of_range = File(desc="uint8 mask: B1+ outside the training range or T1/T2 at its edge")
     meta = traits.Dict(desc="sidecar fields of the learned estimate")
 
 
@@ -94,15 +106,24 @@ class NetworkFit(SimpleInterface):
         mask = optional_mask(self.inputs.mask_file)
         mask = np.ones(feats.shape[:-1], bool) if mask is None else mask
         res["off_resonance"] = res.get("theta", np.zeros(mask.shape)) / (2 * np.pi * self.inputs.protocol["tr"])
-        for key in ("t1", "t2", "off_resonance"):
+        for key in ("t1_sd", "t2_sd"):  # weights without an uncertainty head: SD unknown, written as 0
+            res.setdefault(key, np.zeros(mask.shape, np.float32))
+        res["out_of_range"] = (res["out_of_range"] & mask).astype(np.uint8)
+        for key in ("t1", "t2", "off_resonance", "t1_sd", "t2_sd", "out_of_range"):
             self._results[key] = save_like(np.where(mask, res[key], 0), img,
-                                           os.path.join(runtime.cwd, f"{key}.nii.gz"))
+                                           os.path.join(runtime.cwd, f"{key}.nii.gz"),
+                                           **({"dtype": np.uint8} if key == "out_of_range" else {}))
         prov = dict(self.inputs.provenance) if isdefined(self.inputs.provenance) else {}
-        self._results["meta"] = {"NetworkWeightsSHA256": prov.get("weights_sha256"),
+        noise = dict(self.inputs.noise_meta) if isdefined(self.inputs.noise_meta) else {}
+        self._results["meta"] = {**noise,
+                                 "NetworkWeightsSHA256": prov.get("weights_sha256"),
                                  "NetworkSource": prov.get("source"),
                                  "NetworkArchitecture": prov.get("architecture"),
                                  "TrainingSettings": prov.get("training_settings"),
                                  "RandomSeed": prov.get("seed"),
                                  "TrainingValidationLoss": prov.get("final_val_loss"),
-                                 "TrainingSeconds": prov.get("training_seconds")}
+                                 "TrainingSeconds": prov.get("training_seconds"),
+                                 "TrainingSNR": prov.get("snr"),
+                                 "TrainingNoiseSigma": prov.get("training_noise_sigma"),
+                                 "OutOfRangeVoxels": int(res["out_of_range"].sum())}
         return runtime

@@ -11,12 +11,15 @@ Parameter distributions (SI units, s; ``T1 < T2`` rejected in all of them):
 ``extended``
     T1 ~ U[0.36, 5.0], T2 ~ U[0.02, 2.5] (adds long, fluid-like relaxation times).
 ``invivo``
-    Our stand-in for the seed's brain density map (which is not public), on the same box as
-    ``uniform``: a mixture of 40 % white matter (T1 ~ N(0.94, 0.12), T2 ~ N(0.062, 0.008)),
-    35 % grey matter (N(1.40, 0.20), N(0.085, 0.012)), 10 % grey matter/CSF partial volume
-    (N(1.90, 0.15), N(0.110, 0.010)) and 15 % uniform over the whole box for broad support;
-    Gaussian draws outside the box are redrawn. Pure CSF is excluded as in the seed.
-
+    What a 3 T brain holds, on the box T1 [0.3, 5.0], T2 [0.02, 2.5] (:data:`INVIVO_MIXTURE`):
+    white matter 42 %, grey matter 33 %, CSF 5 %, each component an equal mixture of the two
+    studies' tissue means with a 10 % (T1) / 12 % (T2) spread (regional variation, texture);
+    WM T1/T2 1.084/0.069 s (Stanisz et al. 2005, MRM 54:507) and 0.832/0.0796 s (Wansapura et al.
+    1999, JMRI 9:531), GM 1.820/0.099 s and 1.331/0.110 s (same), CSF 4.16/1.8 s (T1: Rooney et
+    al. 2007, MRM 57:308; T2 as the phantom's). Partial volumes (10 % WM/GM, 5 % GM/CSF) mix the
+    relaxation *rates* with a uniform fraction; 5 % is log-uniform over the whole box for support.
+    Networks of the ``extended`` and ``invivo`` boxes estimate ``log T1``, ``log T2``
+    (:data:`LOG_OUTPUTS`), so that the relative error counts in CSF as in white matter.
 B1 ~ U[0.7, 1.3]; the off-resonance phase per TR ``theta ~ U[-0.9 pi, 0.9 pi]`` for complex
 networks and 0 for magnitude networks. Optional noise (per batch, see :func:`add_noise`):
 complex Gaussian on every phase-cycle image with ``sigma = 0.074 / (sqrt(2) SNR)`` (M0 = 1),
@@ -39,18 +42,22 @@ DISTRIBUTIONS = ("uniform", "extended", "invivo")
 BOUNDS = {
     "uniform": ((0.36, 2.08), (0.02, 0.12)),
     "extended": ((0.36, 5.0), (0.02, 2.5)),
-    "invivo": ((0.36, 2.08), (0.02, 0.12)),
+    "invivo": ((0.3, 5.0), (0.02, 2.5)),
 }
+#: distributions whose networks estimate log T1, log T2 (boxes spanning more than a decade)
+LOG_OUTPUTS = {"uniform": False, "extended": True, "invivo": True}
 B1_RANGE = (0.7, 1.3)
 THETA_MAX = 0.9 * math.pi
 NOISE_SCALE = 0.074  # mean signal level the seed's SNR refers to (M0 = 1)
 SPLIT = (0.6, 0.2, 0.2)
-#: weight, (T1 mean, SD), (T2 mean, SD) of the ``invivo`` mixture components (s)
-INVIVO_MIXTURE = (
-    (0.40, (0.94, 0.12), (0.062, 0.008)),   # white matter
-    (0.35, (1.40, 0.20), (0.085, 0.012)),   # grey matter
-    (0.10, (1.90, 0.15), (0.110, 0.010)),   # grey matter / CSF partial volume
-)
+#: tissue -> (weight, [(T1, T2) of each study], (relative SD of T1, of T2)) of the ``invivo`` prior (s)
+INVIVO_MIXTURE = {
+    "WM": (0.42, [(1.084, 0.069), (0.832, 0.0796)], (0.10, 0.12)),
+    "GM": (0.33, [(1.820, 0.099), (1.331, 0.110)], (0.10, 0.12)),
+    "CSF": (0.05, [(4.16, 1.8)], (0.08, 0.12)),
+}
+#: partial-volume pairs of the ``invivo`` prior and their weights; the rest is log-uniform
+INVIVO_PARTIAL = ((("WM", "GM"), 0.10), (("GM", "CSF"), 0.05))
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,34 @@ def as_protocol(obj) -> Protocol:
     return Protocol(float(obj.flip_angle), float(obj.tr), float(obj.te), tuple(obj.phase_increments))
 
 
+def _tissue(name: str, m: int, g) -> tuple[torch.Tensor, torch.Tensor]:
+    """``m`` (T1, T2) draws of one :data:`INVIVO_MIXTURE` tissue: a study picked at random, then
+    a log-normal spread around its means."""
+    _, studies, (r1, r2) = INVIVO_MIXTURE[name]
+    means = torch.tensor(studies, dtype=torch.float64)[torch.randint(len(studies), (m,), generator=g)]
+    return (means[:, 0] * torch.exp(r1 * torch.randn(m, generator=g, dtype=torch.float64)),
+            means[:, 1] * torch.exp(r2 * torch.randn(m, generator=g, dtype=torch.float64)))
+
+
+def _invivo(m: int, box, g) -> tuple[torch.Tensor, torch.Tensor]:
+    """``m`` draws of the ``invivo`` prior (before the box is enforced)."""
+    (t1lo, t1hi), (t2lo, t2hi) = box
+    names = list(INVIVO_MIXTURE)
+    weights = [w for w, *_ in INVIVO_MIXTURE.values()] + [w for _, w in INVIVO_PARTIAL]
+    comp = torch.multinomial(torch.tensor(weights + [1 - sum(weights)]), m, replacement=True, generator=g)
+    t1 = torch.exp(math.log(t1lo) + math.log(t1hi / t1lo) * torch.rand(m, generator=g, dtype=torch.float64))
+    t2 = torch.exp(math.log(t2lo) + math.log(t2hi / t2lo) * torch.rand(m, generator=g, dtype=torch.float64))
+    for k, name in enumerate(names):
+        sel = comp == k
+        t1[sel], t2[sel] = _tissue(name, int(sel.sum()), g)
+    for k, ((a, b), _) in enumerate(INVIVO_PARTIAL, start=len(names)):
+        sel, n = comp == k, int((comp == k).sum())
+        (a1, a2), (b1, b2) = _tissue(a, n, g), _tissue(b, n, g)
+        f = torch.rand(n, generator=g, dtype=torch.float64)
+        t1[sel], t2[sel] = 1 / (f / a1 + (1 - f) / b1), 1 / (f / a2 + (1 - f) / b2)
+    return t1, t2
+
+
 def sample_parameters(n: int, distribution: str = "uniform", *, complex_net: bool = False,
                       generator: torch.Generator | None = None, dtype=torch.float32) -> dict:
     """``n`` draws of ``t1, t2, b1, theta`` (1-D tensors) from a named distribution."""
@@ -120,14 +155,10 @@ def sample_parameters(n: int, distribution: str = "uniform", *, complex_net: boo
     t1s, t2s, have = [], [], 0
     while have < n:
         m = 2 * (n - have) + 16
-        t1, t2 = uni(m, t1lo, t1hi), uni(m, t2lo, t2hi)
         if distribution == "invivo":
-            comp = torch.multinomial(torch.tensor([w for w, *_ in INVIVO_MIXTURE] + [0.15]), m,
-                                     replacement=True, generator=g)
-            for k, (_, (m1, s1), (m2, s2)) in enumerate(INVIVO_MIXTURE):
-                sel = comp == k
-                t1[sel] = m1 + s1 * torch.randn(int(sel.sum()), generator=g, dtype=torch.float64)
-                t2[sel] = m2 + s2 * torch.randn(int(sel.sum()), generator=g, dtype=torch.float64)
+            t1, t2 = _invivo(m, BOUNDS[distribution], g)
+        else:
+            t1, t2 = uni(m, t1lo, t1hi), uni(m, t2lo, t2hi)
         ok = (t1 > t2) & (t1 >= t1lo) & (t1 <= t1hi) & (t2 >= t2lo) & (t2 <= t2hi)
         t1s.append(t1[ok]), t2s.append(t2[ok])
         have += int(ok.sum())
@@ -147,6 +178,31 @@ def simulate(protocol, t1, t2, b1, theta) -> torch.Tensor:
 def noise_sigma(snr: float | None) -> float:
     """Per-component noise SD ``0.074 / (sqrt(2) SNR)``; 0 for ``snr`` None or inf."""
     return 0.0 if snr is None or math.isinf(snr) else NOISE_SCALE / (math.sqrt(2) * snr)
+
+
+def signal_level(protocol, distribution: str = "invivo", n: int = 20_000, seed: int = 0) -> float:
+    """Median over the prior (``distribution``, off-resonance included) of the first phase
+    cycle's magnitude ``|S_1|`` at M0 = 1: what a series' median first-volume level (the
+    ``SNR`` of :func:`qmriprep.fit.noise.estimate_noise` times its sigma) corresponds to."""
+    prm = sample_parameters(n, distribution, complex_net=True, generator=torch.Generator().manual_seed(seed),
+                            dtype=torch.float64)
+    return float(simulate(protocol, prm["t1"], prm["t2"], prm["b1"], prm["theta"])[:, 0].abs().median())
+
+
+def matched_snr(sigma: float, level: float, protocol, distribution: str = "invivo") -> float:
+    """The series' SNR in the seed's definition, ``0.074 M0 / (sqrt(2) sigma)``, with ``M0`` the
+    series' median level ``level`` (median in the mask of ``|S_1|``, signal units) over
+    :func:`signal_level`; ``sigma``: noise SD per real channel (signal units)."""
+    m0 = level / signal_level(protocol, distribution)
+    return NOISE_SCALE * m0 / (math.sqrt(2) * sigma) if sigma > 0 else math.inf
+
+
+def snap_snr(snr: float) -> float | None:
+    """``snr`` rounded to the grid ``2^(k/4)`` (3 significant digits; None for inf or > 1000):
+    networks are trained, cached and shipped for these levels (at most 9 % away)."""
+    if not math.isfinite(snr) or snr > 1000:
+        return None
+    return float(f"{2 ** (round(4 * math.log2(max(snr, 1.0))) / 4):.3g}")
 
 
 def add_noise(signal: torch.Tensor, snr: float | None, generator: torch.Generator | None = None):

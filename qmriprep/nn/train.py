@@ -7,7 +7,15 @@
           = :func:`qmriprep.physics.bssfp.bssfp_signal`, then phase removal, DFT and
           normalisation), turned into network features and z-scored with the network's
           statistics; the loss is their MSE against the z-scored input features, B1 excluded.
-          No labels are used.
+          No labels are used for the estimate.
+
+Every network trained here also has a heteroscedastic head (:class:`~qmriprep.nn.mlp.BSSFPNet`
+``sd_head``): ``NLL_WEIGHT`` times the Gaussian negative log-likelihood of the in-silico truth
+under ``N(s.detach(), exp(v))`` is added to either loss (the estimate ``s`` is held fixed, so the
+head learns the error variance of that estimate; for the PINN this is the one use of labels).
+Trained with noise at the series' level (``snr``, :func:`qmriprep.nn.insilico.add_noise` on every
+batch) an SVNN estimates the posterior mean of (log) T1, T2 under the training distribution and
+its head the posterior SD.
 
 Adam; early stopping on the validation loss with the best weights kept (the shared loop,
 :func:`qmriprep.nn.loop.fit`); settings in :class:`TrainSettings`. The seed used batch
@@ -29,11 +37,11 @@ import numpy as np
 import torch
 
 from ..estimators.names import PINN, SVNN
-from .insilico import BOUNDS, add_noise, as_protocol, configurations, make_dataset, simulate
+from .insilico import B1_RANGE, BOUNDS, LOG_OUTPUTS, add_noise, as_protocol, configurations, make_dataset, simulate
 from .loop import Hooks, LoopSettings, Stopwatch, fit, seeded
 from .mlp import BSSFPNet, default_ranges, features_from_configurations
 
-VERSION = 1  # bump when training data, losses or architectures change (invalidates the cache)
+VERSION = 2  # bump when training data, losses or architectures change (invalidates the cache)
 ESTIMATORS = (SVNN, PINN)
 
 #: defaults per (estimator, complex_net), measured for speed to the seed's accuracy (see above)
@@ -51,6 +59,8 @@ DEFAULTS = {
 LOOP_DEFAULTS = dict(lr_decay=0.5, min_lr=1e-5, grad_clip=None)
 PREDICT_CHUNK = 1 << 14  # voxels per inference chunk: activations stay in cache
 VAL_CHUNK = 1 << 16  # samples per validation-loss chunk
+NLL_WEIGHT = 1e-3  # weight of the heteroscedastic head's NLL against the estimate's loss
+EDGE = 5e-3  # scaled outputs this close to 0 or 1 sit at the edge of the training box
 
 
 @dataclass(frozen=True)
@@ -127,7 +137,8 @@ class TrainedModel:
         """``t1, t2[, theta]`` (numpy float32, shape ``F.shape[:-1]``) from ``F`` (``(..., 3)``:
         complex F-1, F0, F+1, or their magnitudes for a magnitude network) and B1 (fraction,
         broadcast). ``F`` is (re)normalised per voxel; voxels with zero or non-finite input
-        get 0."""
+        get 0. Also ``out_of_range`` (bool: B1 outside the training range, or T1 or T2 at the
+        edge of the training box) and, with a heteroscedastic head, ``<name>_sd`` (SI units)."""
         F = torch.as_tensor(np.asarray(F) if not isinstance(F, torch.Tensor) else F)
         if torch.is_complex(F):
             F = F.to(torch.complex64)
@@ -138,18 +149,26 @@ class TrainedModel:
         shape = F.shape[:-1]
         F = F.reshape(-1, F.shape[-1])
         b1 = torch.as_tensor(np.asarray(b1, dtype=np.float32)).expand(shape).reshape(-1)
-        out = torch.zeros(F.shape[0], len(self.net.outputs), dtype=torch.float32)
+        n = len(self.net.outputs)
+        out = torch.zeros(F.shape[0], 2 * n + 1, dtype=torch.float32)
         net = self.net.eval()
         with torch.inference_mode():
             for s in range(0, F.shape[0], chunk):
-                f = F[s:s + chunk].to(self.device)
+                f, b = F[s:s + chunk].to(self.device), b1[s:s + chunk].to(self.device)
                 norm = torch.sqrt((f.abs() ** 2).sum(-1, keepdim=True))
-                x = features_from_configurations(f / norm.clamp_min(1e-30), b1[s:s + chunk].to(self.device),
-                                                 self.complex_net)
+                x = features_from_configurations(f / norm.clamp_min(1e-30), b, self.complex_net)
                 ok = torch.isfinite(x).all(-1) & (norm[:, 0] > 0)
-                y = net(torch.where(ok[:, None], x, torch.zeros_like(x)))
-                out[s:s + chunk] = torch.where(ok[:, None], y, torch.zeros_like(y)).cpu()
-        return {name: out[:, i].reshape(shape).numpy() for i, name in enumerate(self.net.outputs)}
+                y, sd, sc = net.with_sd(torch.where(ok[:, None], x, torch.zeros_like(x)))
+                edge = ((sc[:, :2] < EDGE) | (sc[:, :2] > 1 - EDGE)).any(-1)
+                far = edge | (b < B1_RANGE[0] - 1e-3) | (b > B1_RANGE[1] + 1e-3)
+                res = torch.cat([y, sd, far[:, None].float()], -1)
+                out[s:s + chunk] = torch.where(ok[:, None], res, torch.zeros_like(res)).cpu()
+        res = {name: out[:, i].reshape(shape).numpy() for i, name in enumerate(self.net.outputs)}
+        if self.net.sd_head:
+            res.update({f"{name}_sd": out[:, n + i].reshape(shape).numpy()
+                        for i, name in enumerate(self.net.outputs)})
+        res["out_of_range"] = out[:, -1].reshape(shape).numpy() > 0.5
+        return res
 
 
 def resimulated_features(net: BSSFPNet, params: torch.Tensor, b1: torch.Tensor, protocol) -> torch.Tensor:
@@ -167,9 +186,16 @@ def pinn_loss(net: BSSFPNet, features: torch.Tensor, protocol, params: torch.Ten
     return torch.mean((net.zscore(pred)[:, :-1] - net.zscore(features)[:, :-1]) ** 2)
 
 
-def svnn_loss(net: BSSFPNet, features: torch.Tensor, target: torch.Tensor):
-    """MSE of the min-max-scaled parameters."""
-    return torch.mean((net.scaled(features) - net.scale(target)) ** 2)
+def svnn_loss(net: BSSFPNet, features: torch.Tensor, target: torch.Tensor, s: torch.Tensor | None = None):
+    """MSE of the min-max-scaled parameters (``s``: the network's scaled outputs, if known)."""
+    s = net.scaled(features) if s is None else s
+    return torch.mean((s - net.scale(target)) ** 2)
+
+
+def head_loss(net: BSSFPNet, s: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor):
+    """Gaussian NLL ``(v + (s_true - s)^2 e^-v) / 2`` of the log-variance head, ``s`` held fixed."""
+    err2 = (net.scale(target) - s.detach()) ** 2
+    return 0.5 * torch.mean(logvar + err2 * torch.exp(-logvar))
 
 
 def _targets(params: dict, complex_net: bool) -> torch.Tensor:
@@ -217,7 +243,12 @@ class _Objective:
         self.snr, self.batch_size, self.gen = snr, batch_size, gen
 
     def loss(self, x, y):
-        return pinn_loss(self.net, x, self.protocol) if self.estimator == PINN else svnn_loss(self.net, x, y)
+        s, logvar = self.net.raw(x)
+        if self.estimator == PINN:
+            main = pinn_loss(self.net, x, self.protocol, self.net.unscale(s))
+        else:
+            main = svnn_loss(self.net, x, y, s)
+        return main if logvar is None else main + NLL_WEIGHT * head_loss(self.net, s, logvar, y)
 
     def batches(self) -> list:
         """A fresh permutation of the training samples in full batches (one short batch when
@@ -247,7 +278,7 @@ def _network(x_tr, complex_net: bool, distribution: str, init) -> BSSFPNet:
     """A fresh network (global torch generator) with this training set's z-score statistics and
     output ranges; ``init`` (a :class:`TrainedModel`) warm-starts the MLP weights."""
     low, high = default_ranges(BOUNDS[distribution], complex_net)
-    net = BSSFPNet(complex_net, low=low, high=high)
+    net = BSSFPNet(complex_net, low=low, high=high, log_outputs=(LOG_OUTPUTS[distribution],) * 2, sd_head=True)
     net.set_input_stats(x_tr)
     if init is not None:
         if tuple(init.net.layers) != tuple(net.layers):

@@ -72,6 +72,7 @@ def save_model(model: TrainedModel, path) -> str:
     blob = {
         "format": FORMAT, "version": VERSION,
         "layers": list(model.net.layers), "complex_net": model.net.complex_net,
+        "log_outputs": list(model.net.log_outputs), "sd_head": model.net.sd_head,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()},
         "protocol": as_protocol(model.protocol).as_dict(),
         "settings": json.loads(json.dumps(model.settings)),
@@ -99,7 +100,8 @@ def load_model(path, *, sha256: str | None = None, device: str = "cpu") -> Train
         raise WeightsError(f"{path}: not a readable qmriprep network file ({exc})") from exc
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise WeightsError(f"{path}: not a qmriprep pc-bSSFP network file")
-    net = BSSFPNet(blob["complex_net"], layers=blob["layers"])
+    net = BSSFPNet(blob["complex_net"], layers=blob["layers"], log_outputs=blob.get("log_outputs", ()),
+                   sd_head=blob.get("sd_head", False))
     net.load_state_dict(blob["state_dict"])
     net.to(device).eval()
     settings = dict(blob["settings"], device=device)
@@ -113,7 +115,7 @@ def cache_key(protocol, *, estimator: str, complex_net: bool, distribution: str 
     p = as_protocol(protocol)
     n_samples = n_samples or DEFAULTS[(estimator, bool(complex_net))]["n_samples"]
     spec = {"protocol": p.rounded(), "estimator": estimator, "complex_net": bool(complex_net),
-            "architecture": list(BSSFPNet(complex_net).layers), "distribution": distribution,
+            "architecture": list(BSSFPNet(complex_net, sd_head=True).layers), "distribution": distribution,
             "snr": None if snr is None or math.isinf(snr) else float(snr), "seed": int(seed),
             "n_samples": int(n_samples), "version": VERSION,
             "extra": {k: extra[k] for k in sorted(extra)}}
