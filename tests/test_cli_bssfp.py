@@ -64,6 +64,12 @@ def test_bssfp_off_resonance_and_provenance(pristine, run):
     assert "TB1TFL" in " ".join(meta["Sources"])
 
 
+def test_miracle_sidecar_counts_voxels_not_converged(run):
+    out, _ = run
+    meta = json.loads((out / "sub-01" / "anat" / "sub-01_acq-pc12_desc-miracle_T2map.json").read_text())
+    assert meta["NotConvergedVoxels"] == 0  # Newton converges also where T2 nears T1 (CSF)
+
+
 @pytest.fixture
 def bids(pristine, tmp_path):
     return shutil.copytree(pristine, tmp_path / "bids")
