@@ -246,3 +246,39 @@ def test_statistics_use_the_mask_of_the_maps_own_collection():
     named = [img(f"{k}.nii.gz", "mask", src, acq=k, desc="brain") for k, src in (("megre", megre), ("mese", mese))]
     assert pick_support(t2star, named, "mask").path.name == "megre.nii.gz"
     assert pick_support(b1, named, "mask") is None
+
+
+def test_tissue_classes_from_a_t1_map_recover_the_compartments():
+    from qmriprep.reports.tissues import classify_t1
+
+    rng = np.random.default_rng(0)
+    truth = rng.choice([1, 2, 3], size=(20, 20, 10), p=[0.45, 0.4, 0.15])  # GM, WM, CSF
+    t1 = np.choose(truth - 1, [1.3, 0.8, 4.0]) * rng.normal(1.0, 0.05, truth.shape)
+    mask = np.ones(truth.shape, bool)
+    mask[0] = False
+    labels = classify_t1(t1, mask)
+    assert (labels[~mask] == 0).all()
+    assert np.mean(labels[mask] == truth[mask]) > 0.98
+
+
+def test_derivatives_are_grouped_by_the_first_source_and_b1_by_its_target():
+    from qmriprep.reports.analysis import Image
+    from qmriprep.reports.collect import group_images
+
+    def img(name, suffix, sources, **ents):
+        return Image(Path(name), {"sub": "01", **ents}, suffix,
+                     {"Sources": [f"bids:raw:{s}" for s in sources]})
+
+    vfa = [f"sub-01/anat/sub-01_flip-{i}_VFA.nii.gz" for i in (1, 2)]
+    tfl = ["sub-01/fmap/sub-01_acq-anat_TB1TFL.nii.gz", "sub-01/fmap/sub-01_acq-famp_TB1TFL.nii.gz"]
+    entries = [({"kind": "VFA", "name": "sub-01_VFA", "files": vfa}, None),
+               ({"kind": "TB1TFL", "name": "sub-01_TB1TFL", "files": tfl}, None)]
+    t1 = img("t1.nii.gz", "T1map", vfa + tfl, desc="nlls")  # B1+ files come second
+    rmse = img("rmse.nii.gz", "T1map", vfa, desc="nllsRMSE")
+    b1_used = img("b1vfa.nii.gz", "TB1map", tfl, desc="vfa")
+    b1 = img("b1.nii.gz", "TB1map", tfl, desc="tfl")
+    mask = img("mask.nii.gz", "mask", vfa, acq="vfa", desc="brain")
+    stray = img("x.nii.gz", "T2map", ["sub-01/anat/other.nii.gz"])
+    groups, rest = group_images([t1, rmse, b1_used, b1, mask, stray], entries)
+    assert groups[0].maps == [t1] and groups[0].quality == [rmse] and groups[0].b1 == [b1_used]
+    assert groups[0].masks == [mask] and groups[1].maps == [b1] and rest == [stray]

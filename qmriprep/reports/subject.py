@@ -26,7 +26,7 @@ from string import Template
 
 from .. import __version__
 from ..utils.files import atomic_write_text
-from . import spec
+from . import spec, tissues
 from .analysis import SUPPORT_SUFFIXES, analyse_map, find_images, sort_key
 from .collect import Page, group_images, is_out_of_range
 from .html import details, esc as _esc, render_markdown
@@ -72,6 +72,9 @@ def build_report(output_dir, context: ReportContext) -> Path:
     fig_dir = subject_dir / "figures"
     found = sorted({i.entities["ses"] for i in images if "ses" in i.entities})
     shown = [g for g in groups if g.images() or g.series]
+    if not any(i.suffix == "dseg" for i in supports):
+        dseg = tissues.from_groups(groups, fig_dir, label)
+        supports += [dseg] if dseg is not None else []
     with ThreadPoolExecutor(max(1, context.nprocs)) as pool:  # numpy, PIL and ITK free the GIL
         reports = dict(zip([i.path for i in todo],
                            pool.map(lambda i: analyse_map(i, supports, fig_dir), todo)))
