@@ -123,6 +123,13 @@ def training(page: Page, group: Group) -> str:
         if curve and key not in seen:
             seen.add(key)
             parts.append(f"<h5>{fname(image.stem)}</h5>{curve}")
+        elif not curve and "EpochsRun" in image.sidecar and key not in seen:
+            seen.add(key)  # e.g. ZS-SSL: a summary of the training, no per-epoch curve recorded
+            side = image.sidecar
+            parts.append(f'<p class="meta">{esc(side.get("ReconstructionMethod") or estimator_of(image))}: '
+                         f"{esc(side['EpochsRun'])} epochs, kept epoch {esc(side.get('BestEpoch', '?'))} "
+                         f"(held-out loss {esc(side.get('BestValidationLoss', '?'))}); no per-epoch "
+                         "curve in the sidecar.</p>")
     return "\n".join(parts)
 
 
