@@ -97,6 +97,16 @@ def test_early_stopping_stops_after_patience():
     assert hist["epochs"] == 3 and hist["best_epoch"] == 0
 
 
+def test_time_budget_stops_after_the_epoch_that_passes_it():
+    x, maps, y_full = phantom()
+    y, mask = undersample(y_full)
+    settings = ReconSettings(**dict(TINY, max_epochs=50, steps_per_epoch=1, time_budget_s=1e-6))
+    _, hist = train_zsssl(y, maps, mask, settings)
+    assert hist["epochs"] == 1 and hist["stopped"] == "time_budget"
+    _, hist = train_zsssl(y, maps, mask, ReconSettings(**dict(TINY, max_epochs=2, steps_per_epoch=1)))
+    assert hist["epochs"] == 2 and hist["stopped"] == "max_epochs"
+
+
 def test_same_seed_same_weights_other_seed_differs():
     x, maps, y_full = phantom()
     y, mask = undersample(y_full, per_slice=True)

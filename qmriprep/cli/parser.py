@@ -253,6 +253,9 @@ def _kspace(g) -> None:
                             ("--recon-steps", "steps_per_epoch", "training steps per epoch")):
         g.add_argument(flag, dest=f"recon.zsssl.{key}", type=int, metavar="N",
                        help=f"ZSSSL {what} (overrides the preset)")
+    g.add_argument("--recon-time-budget", dest="recon.zsssl.time_budget_s", type=float, metavar="S",
+                   help="stop ZSSSL training after the epoch that passes S seconds (keeping the "
+                        "best self-validation state); default: no limit")
     g.add_argument("--no-mel", dest="recon.zsssl.mel", action="store_false",
                    help="plain backpropagation instead of memory-efficient learning (same gradients, "
                         "several times the memory)")

@@ -60,6 +60,7 @@ class ReconSettings:
     mel: bool = True
     seed: int = 0
     device: str = "cpu"
+    time_budget_s: float = 0.0  # stop after the epoch that passes it (0: no limit)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -67,7 +68,7 @@ class ReconSettings:
     def loop(self) -> LoopSettings:
         """The settings of the training loop (constant learning rate)."""
         return LoopSettings(max_epochs=self.max_epochs, patience=self.patience, lr=self.lr,
-                            steps_per_epoch=self.steps_per_epoch)
+                            steps_per_epoch=self.steps_per_epoch, time_budget_s=self.time_budget_s or None)
 
 
 def _l1l2(diff: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -189,15 +190,15 @@ def _train(model: UnrolledNet, step_loss: Callable[[], torch.Tensor],
     hooks = Hooks(log=say, extras=lambda: {"mu": float(model.mu.detach())})
     h = fit(model, step_loss, settings.loop(), val_loss=val_loss, hooks=hooks)
     return {"train_loss": h.column("train_loss"), "val_loss": h.column("val_loss"), "mu": h.column("mu"),
-            "best_epoch": h.best_epoch, "epochs": len(h.records), "seconds": h.seconds}
+            "best_epoch": h.best_epoch, "epochs": len(h.records), "seconds": h.seconds, "stopped": h.stopped}
 
 
 def train_zsssl(y, maps, mask, settings: ReconSettings, init=None, log=None) -> tuple[UnrolledNet, dict]:
     """Zero-shot self-supervised training on one scan; returns ``(model, history)``.
 
     ``history``: ``train_loss``, ``val_loss``, ``mu`` per epoch, ``best_epoch``, ``epochs``,
-    ``seconds``, ``scale`` (k-space normalisation), ``val_slices``, ``init_sha256`` (when
-    ``init`` is a model file). ``log``: optional callable receiving one line per epoch.
+    ``seconds``, ``stopped`` (``patience`` | ``max_epochs`` | ``time_budget``), ``scale`` (k-space
+    normalisation), ``val_slices``, ``init_sha256`` (when ``init`` is a model file). ``log``: optional callable receiving one line per epoch.
     """
     dev = settings.device
     scan = _prepare(y, maps, mask, dev)
