@@ -156,7 +156,7 @@ def reconstruct(col: KspaceCollection, maps: np.ndarray, method: str, *, setting
                     BestEpoch=history.get("best_epoch"), BestValidationLoss=min(val) if val else None,
                     LearnedMu=mu[history["best_epoch"]] if mu and history.get("best_epoch", -1) >= 0 else None,
                     RandomSeed=settings.seed, TrainingSeconds=round(history.get("seconds", 0.0), 2),
-                    TrainingStoppedBy=history.get("stopped"),
+                    TrainingStopped=history.get("stopped"),
                     WarmStart=warm)
         if model_path:
             info["WeightsSHA256"] = save_model(model_path, model, settings, history)
