@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -166,8 +167,11 @@ class Truth:
 
 
 def truth_for(name):
-    """Truth map name for an output file name (None: not compared)."""
+    """Truth map name for an output file name (None: not compared; nor are fit-quality and SD
+    maps, ``desc-<method>RMSE|SD|Match_<suffix>``, nor template-space maps)."""
     suffix = name.split("_")[-1].split(".")[0]
+    if re.search(r"desc-[a-zA-Z0-9]*(RMSE|SD|Match)_|_space-", name):
+        return None
     return suffix if suffix in ("T1map", "T2map", "T2starmap", "M0map", "TB1map") else None
 
 

@@ -11,6 +11,7 @@ import base64
 import html
 import io
 
+from .. import suffixes
 from ..utils.files import atomic_write_text
 
 #: BIDS data dictionary of ``group/qmriprep_maps.tsv``
@@ -84,13 +85,17 @@ def _table(rows: list[dict], regions: list[str]) -> str:
 
 def write_group_page(rows: list[dict], path) -> None:
     """``path``: one section per map and method, one table and strip plot per space."""
-    sections = []
-    keys = sorted({(r["map"], r["method"], r["acquisition"], r["reconstruction"]) for r in rows})
-    for key in keys:
+    sections, contents = [], []
+    order = suffixes.report_order()
+    keys = sorted({(r["map"], r["method"], r["acquisition"], r["reconstruction"]) for r in rows},
+                  key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k))
+    for i, key in enumerate(keys):
         mine = [r for r in rows if (r["map"], r["method"], r["acquisition"], r["reconstruction"]) == key]
-        title = " ".join(f"{k}-{v}" for k, v in zip(("", "desc", "acq", "rec"), key) if v != "n/a")
-        parts = [f"<h2 id='{html.escape(title)}'>{html.escape(title.lstrip('-'))}</h2>"]
-        for space in sorted({r["space"] for r in mine}):
+        title = html.escape(" ".join([key[0]] + [f"{k}-{v}" for k, v in zip(("desc", "acq", "rec"), key[1:])
+                                                 if v != "n/a"]))
+        contents.append(f"<a href='#m{i}'>{title}</a>")
+        parts = [f"<h2 id='m{i}'>{title}</h2>"]
+        for space in sorted({r["space"] for r in mine}, key=lambda sp: (sp != "native", sp)):
             these = [r for r in mine if r["space"] == space]
             regions = list(dict.fromkeys(r["region"] for r in these))
             parts.append(f"<h3>{html.escape(space)}</h3><div class='row'>{_table(these, regions)}"
@@ -105,6 +110,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}} .outlier{{backgr
 <p>{len({(r['subject'], r['session']) for r in rows})} subject(s)/session(s), {len(keys)} map(s);
 median [IQR] and voxel count per region; {flagged} value(s) far from the group (|robust z| &gt; 3.5,
 in red). Table: <code>qmriprep_maps.tsv</code> (columns in <code>qmriprep_maps.json</code>).</p>
+<p class="contents">{' &middot; '.join(contents)}</p>
 {''.join(sections)}</body></html>
 """
     atomic_write_text(path, page)

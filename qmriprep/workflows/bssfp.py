@@ -83,7 +83,8 @@ def init_bssfp_wf(*, item, config, output_dir: str, name: str = "bssfp_wf"):
                                                    acquired=(series, "out_file")))
     outputs += [(series, "out_reference", MapSpec(  # BIDS: a fieldmap comes with its magnitude
         f"magnitude_{spec.desc}", "magnitude", desc=spec.desc, datatype="fmap", meta={
-            "Sources": list(sources), "Description": "mean magnitude over the phase cycles, the "
+            "Sources": list(sources), "SkullStripped": False,
+            "Description": "mean magnitude over the phase cycles, the "
             f"anatomical reference of desc-{spec.desc}_fieldmap"}))
         for _, _, spec in list(outputs) if spec.suffix == "fieldmap"]
     connect_ds_maps(workflow, inputnode=inputnode, outputnode=outputnode, outputs=outputs,
