@@ -36,6 +36,13 @@ def decision(page: Page, group: Group) -> str:
     for key, title in (("estimators", "Estimators"), ("protocol", "Protocol"), ("b1", "B1+")):
         if d.get(key):
             rows.append([title, esc(d[key])])
+    noise = {(i.entities.get("rec"), i.sidecar.get("NoiseSigma"), i.sidecar.get("SNR"),
+              i.sidecar.get("NoiseMethod")) for i in group.maps if "NoiseSigma" in i.sidecar}
+    for rec, sigma, snr, method in sorted(noise, key=str):
+        rows.append([f"Noise{esc(f' (rec-{rec})' if rec else '')}",
+                     f"&sigma; = {fmt(float(sigma))}, SNR = "
+                     f"{fmt(float(snr)) if isinstance(snr, (int, float)) else esc(snr)} "
+                     f"({esc(method or '')})"])
     coils = {s.sidecar.get("CoilSensitivities") for s in group.series} - {None}
     if coils:
         rows.append(["Coil sensitivities", esc("; ".join(sorted(coils)))])
