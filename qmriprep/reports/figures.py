@@ -196,11 +196,13 @@ def _grid(tiles: list[np.ndarray], ncols: int) -> tuple[np.ndarray, list[tuple[i
 
 
 def plot_tiles(tiles, labels, out_file, *, display: Display | None = None, ncols: int = 8,
-               aspect: float = 1.0, title: str = "") -> Path:
+               aspect: float = 1.0, title: str = "", overlays=None,
+               row_px: int = raster.ROW_PX) -> Path:
     """Write 2-D ``tiles`` (rows top-down) side by side as one PNG, each with its label.
 
     With a ``display``, one range, colour map and a colour bar with its units; without, each tile
-    is scaled to its own 1st-99th percentiles in grey (images in arbitrary units).
+    is scaled to its own 1st-99th percentiles in grey (images in arbitrary units). ``overlays``:
+    boolean tiles painted red (e.g. edges of another image); ``row_px``: height of a tile row.
     """
     if display is None:
         tiles = [_unit_scaled(t) for t in tiles]
@@ -208,7 +210,11 @@ def plot_tiles(tiles, labels, out_file, *, display: Display | None = None, ncols
     rows = max(t.shape[0] for t in tiles)
     vmin, vmax = (display.vmin, display.vmax) if display is not None else (0.0, 1.0)
     cmap = display.cmap if display is not None else "gray"
-    picture = raster.enlarge(raster.colour(canvas, vmin, vmax, cmap), rows, aspect)
+    rgb = raster.colour(canvas, vmin, vmax, cmap)
+    if overlays is not None:
+        painted, _ = _grid([np.asarray(o, np.float32) for o in overlays], ncols)
+        rgb[painted > 0.5] = (255, 40, 40)
+    picture = raster.enlarge(rgb, rows, aspect, row_px)
     scale_x = picture.width / canvas.shape[1]
     scale_y = picture.height / canvas.shape[0]
     head = 16 if title else 0

@@ -47,10 +47,10 @@ def colour(values: np.ndarray, vmin: float, vmax: float, cmap: str) -> np.ndarra
     return rgb
 
 
-def enlarge(rgb: np.ndarray, rows: int, aspect: float) -> Image.Image:
-    """``rgb`` enlarged so ``rows`` pixel rows become about :data:`ROW_PX`; ``aspect`` = voxel
+def enlarge(rgb: np.ndarray, rows: int, aspect: float, row_px: int = ROW_PX) -> Image.Image:
+    """``rgb`` enlarged so ``rows`` pixel rows become about ``row_px``; ``aspect`` = voxel
     height / width."""
-    factor = max(1, int(ROW_PX // max(rows * aspect, 1)))
+    factor = max(1, int(row_px // max(rows * aspect, 1)))
     size = (rgb.shape[1] * factor, max(1, int(round(rgb.shape[0] * factor * aspect))))
     return Image.fromarray(rgb).resize(size, Image.Resampling.NEAREST)
 

@@ -94,14 +94,17 @@ def registration(target: Path, moving: Path, mode: str, out_file) -> Path:
     base = _scaled(np.asanyarray(fixed.dataobj))
     steps = [("scanner coordinates", np.eye(4))]
     if mode == "rigid":
-        steps.append(("after rigid registration", rigid.register_rigid(moving_img, fixed)))
-    tiles, labels, aspect = [], [], 1.0
+        steps.append(("rigid registration", rigid.register_rigid(moving_img, fixed)))
+    tiles, edges, labels, aspect = [], [], [], 1.0
     for name, matrix in steps:
         onto = np.asanyarray(rigid.resample_to(moving_img, fixed, transform=matrix).dataobj)
-        tile, aspect = middle(nb.Nifti1Image(np.where(_edges(onto), np.nan, base), fixed.affine))
+        tile, aspect = middle(nb.Nifti1Image(base, fixed.affine))
+        edge, _ = middle(nb.Nifti1Image(_edges(onto).astype(np.float32), fixed.affine))
         tiles.append(tile)
-        labels.append(f"B1+ edges, {name}")
-    return figures.plot_tiles(tiles, labels, out_file, ncols=2, aspect=aspect)
+        edges.append(edge)
+        labels.append(name)
+    return figures.plot_tiles(tiles, labels, out_file, ncols=2, aspect=aspect, overlays=edges,
+                              row_px=240)
 
 
 def kspace(files, recons: dict, out_file) -> tuple[Path, str] | None:
