@@ -187,7 +187,7 @@ def _train(model: UnrolledNet, step_loss: Callable[[], torch.Tensor],
     ``best_epoch`` (from 0), ``epochs``, ``seconds``. ``log`` gets one line per epoch."""
     say = None if log is None else (lambda r: log(f"epoch {r['epoch'] - 1}: train {r['train_loss']:.4g} "
                                                   f"val {r['val_loss']} mu {r['mu']:.4g}"))
-    hooks = Hooks(log=say, extras=lambda: {"mu": float(model.mu.detach())})
+    hooks = Hooks(log=say, extras=lambda: {"mu": float(model.mu.detach())}, progress="ZS-SSL training")
     h = fit(model, step_loss, settings.loop(), val_loss=val_loss, hooks=hooks)
     return {"train_loss": h.column("train_loss"), "val_loss": h.column("val_loss"), "mu": h.column("mu"),
             "best_epoch": h.best_epoch, "epochs": len(h.records), "seconds": h.seconds, "stopped": h.stopped}
@@ -198,7 +198,8 @@ def train_zsssl(y, maps, mask, settings: ReconSettings, init=None, log=None) -> 
 
     ``history``: ``train_loss``, ``val_loss``, ``mu`` per epoch, ``best_epoch``, ``epochs``,
     ``seconds``, ``stopped`` (``patience`` | ``max_epochs`` | ``time_budget``), ``scale`` (k-space
-    normalisation), ``val_slices``, ``init_sha256`` (when ``init`` is a model file). ``log``: optional callable receiving one line per epoch.
+    normalisation), ``val_slices``, ``init_sha256`` (when ``init`` is a model file). ``log``:
+    optional callable receiving one line per epoch.
     """
     dev = settings.device
     scan = _prepare(y, maps, mask, dev)
