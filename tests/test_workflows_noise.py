@@ -49,3 +49,23 @@ def test_fit_nodes_get_the_noise(collections):
     mese = wf.get_node("mese_wf")
     edges = {(u.name, v.name) for u, v in mese._graph.edges()}
     assert ("noise", "fit_varpro") in edges
+
+
+def test_auto_denoising_passes_a_series_without_background_through(tmp_path):
+    """--denoise auto: no noise-only background (noise-free or skull-stripped data) -> not denoised."""
+    import nibabel as nib
+    import numpy as np
+
+    from qmriprep.interfaces.noise import Denoise
+
+    path = tmp_path / "series.nii.gz"
+    data = np.random.default_rng(0).random((8, 8, 8, 5)).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    kept = Denoise(in_files=[str(path)], noise_sigma=0.1, background=False, require_background=True,
+                   noise_meta={"NoiseSigma": 0.1}).run().outputs
+    assert kept.out_file == str(path) and kept.out_files in (str(path), [str(path)])
+    assert "Denoising" not in kept.meta
+    done = Denoise(in_files=[str(path)], noise_sigma=0.5, background=True, require_background=True,
+                   noise_meta={"NoiseSigma": 0.5}).run(cwd=str(tmp_path)).outputs  # pure noise: all removed
+    assert done.out_file != str(path) and "MP-PCA" in done.meta["Denoising"]
+    assert not np.allclose(np.asarray(nib.load(done.out_file).dataobj), data)

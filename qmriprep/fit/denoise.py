@@ -24,9 +24,11 @@ PATCH = 5
 SLAB = 6  # output slices per slab
 
 
-def denoise_mppca(series, mask=None, *, patch=PATCH, progress=None):
+def denoise_mppca(series, mask=None, *, sigma=None, patch=PATCH, progress=None):
     """Denoised copy of ``series`` ``(x, y, z, n)`` (real or complex); voxels outside ``mask``
-    are returned unchanged. Magnitude (real) series are clipped at 0 as in dipy."""
+    are returned unchanged. Magnitude (real) series are clipped at 0 as in dipy. ``sigma``: the
+    measured noise (per real channel) sets every patch's threshold instead of its own MP estimate
+    (dipy's ``genpca(sigma=...)``)."""
     data = np.asarray(series)
     is_complex = np.iscomplexobj(data)
     x = np.concatenate([data.real, data.imag], -1) if is_complex else data.astype(np.float64)
@@ -44,7 +46,7 @@ def denoise_mppca(series, mask=None, *, patch=PATCH, progress=None):
         inner = mask[..., lo:hi].copy()
         inner[..., :z0 - lo] = False
         inner[..., z1 - lo:] = False
-        out[..., lo:hi, :][inner] = _denoise_voxels(x[..., lo:hi, :], inner, size)
+        out[..., lo:hi, :][inner] = _denoise_voxels(x[..., lo:hi, :], inner, size, sigma)
         if progress is not None:
             progress(z1, nz)
     if is_complex:
@@ -53,7 +55,7 @@ def denoise_mppca(series, mask=None, *, patch=PATCH, progress=None):
     return np.clip(out, 0, None).astype(data.dtype if data.dtype.kind == "f" else np.float64)
 
 
-def _denoise_voxels(x, where, size):
+def _denoise_voxels(x, where, size, sigma=None):
     """Denoised channels of the voxels ``where`` of the slab ``x``."""
     channels = x.shape[-1]
     n = int(np.prod(size))
@@ -64,7 +66,7 @@ def _denoise_voxels(x, where, size):
         for b in range(a, channels):
             cov[:, a, b] = cov[:, b, a] = box(x[..., a] * x[..., b]) - mean[:, a] * mean[:, b]
     lam, vecs = np.linalg.eigh(cov)
-    var = mp_classify(lam, n)
+    var = mp_classify(lam, n) if sigma is None else np.full(len(lam), float(sigma) ** 2)
     keep = lam >= (1 + np.sqrt(channels / n)) ** 2 * var[:, None]
     kept = vecs * keep[:, None, :]
     coef = np.einsum("vc,vck->vk", x[where] - mean, kept)

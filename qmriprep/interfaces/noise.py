@@ -6,15 +6,16 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface,
-                                    TraitedSpec, traits)
+from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObject, OutputMultiObject,
+                                    SimpleInterface, TraitedSpec, isdefined, traits)
 
 from ..utils.images import optional_mask, save_like
 from .fit import _load
 
 #: sidecar ``Denoising`` of maps fitted to a denoised series
-DENOISED = ("MP-PCA (Veraart 2016, 5x5x5 patches) of the series before fitting; NoiseSigma is that of "
-            "the acquired series, so Cramer-Rao SD maps overstate the spread of these maps")
+DENOISED = ("MP-PCA (Veraart 2016, 5x5x5 patches, threshold from NoiseSigma) of the series before "
+            "fitting; NoiseSigma is that of the acquired series, so Cramer-Rao SD maps overstate the "
+            "spread of these maps")
 
 
 class _NoiseInputSpec(BaseInterfaceInputSpec):
@@ -23,20 +24,16 @@ class _NoiseInputSpec(BaseInterfaceInputSpec):
     mask_file = File(exists=True, desc="foreground; absent: computed")
 
 
-class _EstimateNoiseInputSpec(_NoiseInputSpec):
-    denoised = traits.Bool(False, usedefault=True,
-                           desc="the estimators fit an MP-PCA denoised copy (recorded in the sidecar)")
-
-
 class _EstimateNoiseOutputSpec(TraitedSpec):
     sigma = traits.Float(desc="noise standard deviation per real channel (signal units)")
     meta = traits.Dict(desc="sidecar fields NoiseSigma, NoiseMethod, SNR")
+    background = traits.Bool(desc="sigma came from a noise-only background (not from the PCA)")
 
 
 class EstimateNoise(SimpleInterface):
     """Sigma, method and SNR of one acquired series."""
 
-    input_spec = _EstimateNoiseInputSpec
+    input_spec = _NoiseInputSpec
     output_spec = _EstimateNoiseOutputSpec
 
     def _run_interface(self, runtime):
@@ -48,27 +45,43 @@ class EstimateNoise(SimpleInterface):
         self._results["sigma"] = est.sigma
         self._results["meta"] = {"NoiseSigma": est.sigma, "NoiseMethod": est.method,
                                  "SNR": None if np.isnan(est.snr) else round(est.snr, 2)}
-        if self.inputs.denoised:
-            self._results["meta"]["Denoising"] = DENOISED
+        self._results["background"] = est.method.startswith("background")
         return runtime
 
 
+class _DenoiseInputSpec(_NoiseInputSpec):
+    noise_sigma = traits.Float(mandatory=True, desc="measured noise (threshold of every patch)")
+    noise_meta = traits.Dict(desc="the series' noise sidecar fields, passed on")
+    background = traits.Bool(True, usedefault=True, desc="the noise came from a noise-only background")
+    require_background = traits.Bool(False, usedefault=True,
+                                     desc="denoise only when it did (--denoise auto)")
+
+
 class _DenoiseOutputSpec(TraitedSpec):
-    out_file = File(desc="denoised 4-D series (complex64 for a complex series, else float32)")
+    out_files = OutputMultiObject(File(), desc="the series to fit: one denoised 4-D file (complex64 "
+                                               "for a complex series, else float32) or the input")
+    out_file = File(desc="the first of out_files (a 4-D series in one file)")
+    meta = traits.Dict(desc="noise_meta, with Denoising when the series was denoised")
 
 
 class Denoise(SimpleInterface):
-    """MP-PCA denoised series inside the mask (outside: unchanged)."""
+    """MP-PCA denoised series inside the mask (outside: unchanged), or the series itself when
+    ``require_background`` and the noise had no background to come from."""
 
-    input_spec = _NoiseInputSpec
+    input_spec = _DenoiseInputSpec
     output_spec = _DenoiseOutputSpec
 
     def _run_interface(self, runtime):
         from ..fit.denoise import denoise_mppca
 
+        meta = dict(self.inputs.noise_meta) if isdefined(self.inputs.noise_meta) else {}
+        if self.inputs.require_background and not self.inputs.background:
+            self._results.update(out_files=list(self.inputs.in_files), out_file=self.inputs.in_files[0],
+                                 meta=meta)
+            return runtime
         data, ref = _load(self.inputs.in_files)
-        out = denoise_mppca(data, optional_mask(self.inputs.mask_file))
+        out = denoise_mppca(data, optional_mask(self.inputs.mask_file), sigma=self.inputs.noise_sigma)
         dtype = np.complex64 if np.iscomplexobj(out) else np.float32
-        self._results["out_file"] = save_like(out, ref, os.path.join(runtime.cwd, "denoised.nii.gz"),
-                                              dtype=dtype)
+        path = save_like(out, ref, os.path.join(runtime.cwd, "denoised.nii.gz"), dtype=dtype)
+        self._results.update(out_files=[path], out_file=path, meta={**meta, "Denoising": DENOISED})
         return runtime

@@ -62,7 +62,7 @@ def init_bssfp_wf(*, item, config, output_dir: str, name: str = "bssfp_wf"):
         (series, outputnode, [("out_reference", "reference")]),
     ])
     cycles = denoised(workflow, kind="bSSFP", series=(series, "out_file"), mask=(mask, "out_mask"),
-                      config=config)
+                      config=config, port="out_file")
     workflow.connect(*cycles, configs, "in_file")
     protocol_meta = {"RFPhaseIncrement": [round(math.degrees(x), 6) for x in p.phase_increments],
                      "FlipAngle": round(math.degrees(p.flip_angle), 6), "RepetitionTimeExcitation": p.tr}

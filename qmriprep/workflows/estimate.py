@@ -15,7 +15,7 @@ from nipype.pipeline import engine as pe
 from .. import estimators
 from ..estimators.citations import cite
 from ..provenance import bids_uris, map_meta
-from .noise import connect_noise, denoise_text, denoised
+from .noise import connect_noise, denoise_text, denoised, noise_meta_source
 from .outputs import MapSpec
 
 #: methods sentence on the noise measurement (fit/noise.py)
@@ -46,10 +46,10 @@ class FitInputs:
 def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: FitInputs) -> list:
     """Add the fit nodes of ``names`` (estimators of ``kind``); returns ``(node, output, MapSpec)``."""
     outputs = []
-    noise = connect_noise(workflow, series=inputs.acquired or inputs.data, mask=inputs.mask,
-                          denoised_too=config.noise.applies_to(kind))
+    noise = connect_noise(workflow, series=inputs.acquired or inputs.data, mask=inputs.mask)
     data = inputs.data if inputs.acquired else denoised(workflow, kind=kind, series=inputs.data,
                                                         mask=inputs.mask, config=config)
+    meta = noise_meta_source(workflow)
     has_sd = any(o.desc.endswith("SD") for n in names for o in estimators.get(kind, n).outputs)
     workflow.__desc__ = ((workflow.__desc__ or "") + denoise_text(kind, config) + NOISE_TEXT
                          + (SD_TEXT if has_sd else ""))
@@ -58,7 +58,7 @@ def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: 
         fit = fit_node(workflow, est, protocol, config)
         workflow.connect([(data[0], fit, [(data[1], "in_files")]),
                           (inputs.mask[0], fit, [(inputs.mask[1], "mask_file")])])
-        connect_noise_to(workflow, noise, fit, est)
+        connect_noise_to(workflow, noise, meta, fit, est)
         if est.takes_b1 and inputs.b1 is not None:
             workflow.connect(*inputs.b1, fit, "b1_file")
         for out in est.outputs:
@@ -70,11 +70,12 @@ def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: 
     return outputs
 
 
-def connect_noise_to(workflow, noise, fit, est):
-    """The series' noise fields go to every map's sidecar (node input ``noise_meta``); its sigma
-    to estimators writing SD maps and to trainers taking ``noise_sigma`` (noise-matched)."""
+def connect_noise_to(workflow, noise, meta, fit, est):
+    """The series' noise fields (``meta``: ``(node, output)``) go to every map's sidecar (node
+    input ``noise_meta``); its sigma to estimators writing SD maps and to trainers taking
+    ``noise_sigma`` (noise-matched)."""
     if "noise_meta" in fit.inputs.copyable_trait_names():
-        workflow.connect(noise, "meta", fit, "noise_meta")
+        workflow.connect(*meta, fit, "noise_meta")
     if any(o.desc.endswith("SD") for o in est.outputs) and "noise_sigma" in fit.inputs.copyable_trait_names():
         workflow.connect(noise, "sigma", fit, "noise_sigma")
     train = workflow.get_node(f"train_{est.name}") if est.learned else None

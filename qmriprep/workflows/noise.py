@@ -7,30 +7,46 @@ from nipype.pipeline import engine as pe
 from ..interfaces.noise import Denoise, EstimateNoise
 
 
-def connect_noise(workflow, *, series, mask, denoised_too=False):
-    """An ``EstimateNoise`` node measuring ``series`` (``(node, output)``) in ``mask``; its
-    outputs ``sigma`` and ``meta`` (NoiseSigma, NoiseMethod, SNR; ``Denoising`` when the
-    estimators fit a denoised copy) feed the estimators."""
-    noise = pe.Node(EstimateNoise(denoised=denoised_too), name="noise")
+def connect_noise(workflow, *, series, mask):
+    """The ``noise`` node (:class:`EstimateNoise`) of ``series`` (``(node, output)``) in ``mask``,
+    made once per workflow; outputs ``sigma``, ``meta`` (NoiseSigma, NoiseMethod, SNR) and
+    ``background``."""
+    if workflow.get_node("noise") is not None:
+        return workflow.get_node("noise")
+    noise = pe.Node(EstimateNoise(), name="noise")
     workflow.connect([(series[0], noise, [(series[1], "in_files")]),
                       (mask[0], noise, [(mask[1], "mask_file")])])
     return noise
 
 
-def denoised(workflow, *, kind: str, series, mask, config):
-    """``(node, output)`` of the series to fit: ``series`` MP-PCA denoised inside ``mask`` when
-    the ``noise`` config section applies to ``kind``, else ``series`` itself."""
+def denoised(workflow, *, kind: str, series, mask, config, port="out_files"):
+    """``(node, output)`` of the series to fit: the ``denoise`` node's when the ``noise`` config
+    section applies to ``kind`` (``auto``: only when the noise came from a noise-only background,
+    so that noise-free or skull-stripped data are never smoothed by a PCA that mistook signal for
+    noise), else ``series`` itself. ``port``: ``out_files`` (a list) or ``out_file`` (one file)."""
     if not config.noise.applies_to(kind):
         return series
-    node = pe.Node(Denoise(), name="denoise")
+    noise = connect_noise(workflow, series=series, mask=mask)
+    node = pe.Node(Denoise(require_background=config.noise.denoise == "auto"), name="denoise")
     workflow.connect([(series[0], node, [(series[1], "in_files")]),
-                      (mask[0], node, [(mask[1], "mask_file")])])
-    return node, "out_file"
+                      (mask[0], node, [(mask[1], "mask_file")]),
+                      (noise, node, [("sigma", "noise_sigma"), ("meta", "noise_meta"),
+                                     ("background", "background")])])
+    return node, port
+
+
+def noise_meta_source(workflow):
+    """``(node, "meta")`` carrying the noise sidecar fields: the ``denoise`` node when there is
+    one (it adds ``Denoising``), else the ``noise`` node."""
+    node = workflow.get_node("denoise")
+    return (node if node is not None else workflow.get_node("noise")), "meta"
 
 
 def denoise_text(kind: str, config) -> str:
     """Methods sentence on denoising (empty when the series is not denoised)."""
     if not config.noise.applies_to(kind):
         return ""
-    return (" The series was denoised by Marchenko-Pastur PCA of 5x5x5-voxel patches inside the "
-            "mask before fitting [@veraart2016].")
+    return (" The series was denoised by Marchenko-Pastur PCA of 5x5x5-voxel patches inside the mask, "
+            "thresholded at the measured noise, before fitting [@veraart2016]"
+            + (" (when a noise-only background gave that noise; the sidecar field Denoising says "
+               "whether it was)." if config.noise.denoise == "auto" else "."))
