@@ -21,7 +21,8 @@ class Lines(logging.Handler):
 def lines():
     handler, logger = Lines(), logging.getLogger("qmriprep")  # qmriprep.progress propagates here
     logger.addHandler(handler)
-    level, logger.level = logger.level, progress.LEVEL
+    level = logger.level
+    logger.setLevel(progress.LEVEL)  # (setLevel also clears the loggers' isEnabledFor caches)
     yield handler.lines
     logger.removeHandler(handler)
     logger.setLevel(level)
