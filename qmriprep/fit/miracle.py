@@ -23,8 +23,9 @@ flip angle (T1/T2 = 400/150 ms at B1 0.7: ~17 % T2 bias at 12 cycles), and at 6 
 cycles off resonance they bias the fit strongly.
 
 Solved per voxel by compiled kernels (:mod:`qmriprep.fit.miracle_kernels`, numba; blocks of
-:data:`CHUNK` voxels on ``torch.get_num_threads()`` threads, with progress lines). The GSS lower bound 0 is replaced by ``LOWER_MIN``; non-finite costs count as ``BIG``
-(``exp(TR/T2)`` overflows at tiny T2): no NaN reaches the output.
+:data:`CHUNK` voxels on ``torch.get_num_threads()`` threads, with progress lines). The GSS
+lower bound 0 is replaced by ``LOWER_MIN``; non-finite costs count as ``BIG`` (``exp(TR/T2)``
+overflows at tiny T2): no NaN reaches the output.
 
 Settings (:class:`MiracleSettings`): ``search="newton"`` (default) computes the fixed point of
 the seed's alternation directly: both GSS steps return the root of their ratio equation in the
@@ -40,9 +41,9 @@ short of its fixed point (flagged ``not_converged``), while Newton converges in 
 iterations. Both agree within 1e-5 (relative) wherever the alternation converges.
 
 Speed (``benchmarks/bench_miracle.py``: 1.5 M brain voxels incl. 15 % CSF, 12 cycles): ``newton``
-2.5 s of CPU (1.7 us per voxel: 30 GSS evaluations, then 4-8 Newton iterations; voxel blocks
-on threads, so ~1.3 s on 2 free cores); ``full`` needs 40-55x, the vectorised torch searches this replaced ("warm")
-60-70x and the per-voxel torch loop ~1.5-3e5x that CPU time.
+2.5-2.7 s of CPU (1.7 us per voxel: 30 GSS evaluations, then 4-8 Newton iterations; voxel
+blocks on threads, so ~1.3 s on 2 free cores); ``full`` needs 40-55x, the vectorised torch
+search this replaced (``warm``) 65-70x and the per-voxel torch loop ~1.5-3e5x that CPU time.
 
 :func:`fit_miracle_voxel` is the seed's algorithm as a plain scalar loop on the torch model
 terms (an independent implementation: the benchmark's baseline and the tests' reference).
