@@ -3,7 +3,7 @@
     python benchmarks/bench_resources.py OUT_DIR [--dataset demo|wholebrain] [-- QMRIPREP OPTIONS]
 
 ``demo`` is the README demo (``python -m qmriprep.synth --demo`` and the options of
-``scripts/demo.sh``); ``wholebrain`` a 1 mm MESE + VFA phantom (``--downsample 1``). Peak RSS is
+``scripts/demo.sh``); ``wholebrain`` a 1 mm multi-echo spin-echo phantom (``--downsample 1``). Peak RSS is
 sampled from /proc every 0.2 s over the qmriprep process and all its descendants (sum: what the
 run needs at once) and per process (largest single process). Prints a Markdown table row.
 """
@@ -71,7 +71,7 @@ def main() -> None:
         subprocess.run([*synth[:3], "--demo", *synth[3:]], check=True)
         opts = DEMO_OPTS
     else:
-        subprocess.run([*synth, "--downsample", "1", "--modalities", "MESE", "VFA"], check=True)
+        subprocess.run([*synth, "--downsample", "1", "--modalities", "MESE"], check=True)
         opts = ["--nprocs", "2", "--omp-nthreads", "1"]
     cli = [sys.executable, "-m", "qmriprep.cli.run", str(bids), str(args.out / "derivatives"), "participant",
            "-w", str(args.out / "work"), *opts, *args.extra]

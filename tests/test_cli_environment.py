@@ -31,3 +31,17 @@ def test_run_with_unwritable_home_and_empty_environment(tmp_path):
     assert (tmp_path / "out" / "sub-01.html").exists()
     assert "Traceback" not in proc.stderr and "mkdir -p failed" not in proc.stderr
     assert (tmp_path / "work" / ".cache" / "matplotlib").is_dir()
+
+
+def test_templateflow_home_made_here_lists_the_templates_without_the_skeleton(tmp_path):
+    env = {}
+    private_caches(tmp_path / "work", env)
+    home = tmp_path / "work" / ".cache" / "templateflow"
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert 10 < len(files) < 100 and all(p.name == "template_description.json" for p in files)
+    code = ("import templateflow.api as api; t = api.templates(); "
+            "assert 'MNI152NLin2009cAsym' in t and len(t) == %d, t" % len(files))
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len([p for p in home.rglob("*") if p.is_file()]) == len(files)  # nothing unpacked
