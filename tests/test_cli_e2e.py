@@ -86,12 +86,13 @@ def test_cli_noise_free_maps_match_truth(run, name, truth):
 
 def test_cli_group_level_summarises_maps(run):
     _, out, _ = run
-    assert main([str(run[0]), str(out), "group"]) == 0
+    assert main([str(run[0]), str(out), "group", "--template-resolution", "4", "-w", str(out.parent / "gw")]) == 0
     lines = (out / "group" / "qmriprep_maps.tsv").read_text().splitlines()
     header = lines[0].split("\t")
     rows = [dict(zip(header, line.split("\t"))) for line in lines[1:]]
-    t1 = [r for r in rows if r["suffix"] == "T1map" and r["desc"] == "nlls"]
-    assert len(t1) == 1 and 0.5 < float(t1[0]["median"]) < 3.0
+    t1 = [r for r in rows if (r["map"], r["method"], r["region"]) == ("T1map", "nlls", "brain")]
+    assert {r["space"] for r in t1} == {"native", "MNI152NLin2009aAsym"}
+    assert all(0.5 < float(r["median"]) < 3.0 for r in t1)
 
 
 def test_boilerplate_only_writes_methods_and_no_maps(run, tmp_path):
