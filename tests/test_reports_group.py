@@ -157,3 +157,16 @@ def test_report_units_and_colours_from_the_table():
     assert figures.display_for("fieldmap", None, "Hz", values).cmap == "RdBu_r"  # signed data
     r2s = figures.display_for("R2starmap", None, "1/ms", values)
     assert (r2s.vmin, r2s.vmax, r2s.cmap, r2s.fixed) == (0.0, pytest.approx(0.06), "viridis", True)
+
+
+def test_a_bad_atlas_is_an_input_error(group, tmp_path):
+    from qmriprep.reports.group import load_atlas
+
+    tpl = load_template(RES)
+    nb.Nifti1Image(np.ones(tpl.labels.shape, np.int16), tpl.image.affine).to_filename(tmp_path / "a.nii.gz")
+    (tmp_path / "a.tsv").write_text("label\tregion\n1\tall\n")
+    with pytest.raises(InputError, match="index and name"):
+        load_atlas(tmp_path / "a.nii.gz", tpl)
+    (tmp_path / "b.nii.gz").write_text("not a nifti")
+    with pytest.raises(InputError, match="not a readable NIfTI"):
+        load_atlas(tmp_path / "b.nii.gz", tpl)

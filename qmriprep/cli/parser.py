@@ -56,12 +56,17 @@ def _existing(value: str) -> str:
     return str(_path_exists(value))
 
 
-def _filter_file(value: str) -> dict:
+def _read_file(value: str, load, error, kind: str):
+    """``(path, content)`` of a settings file; an argparse error naming the file if ``load`` fails."""
     path = _path_exists(value)
     try:
-        filters = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"{path}: not valid JSON ({err})") from None
+        return path, load(path.read_text())
+    except error as err:
+        raise argparse.ArgumentTypeError(f"{path}: not valid {kind} ({err})") from None
+
+
+def _filter_file(value: str) -> dict:
+    path, filters = _read_file(value, json.loads, json.JSONDecodeError, "JSON")
     if not isinstance(filters, dict):
         raise argparse.ArgumentTypeError(f"{path}: the filter file must hold a JSON object")
     return filters
@@ -72,11 +77,7 @@ def _plugin_file(value: str) -> dict:
     import yaml
     from nipype.pipeline import plugins
 
-    path = _path_exists(value)
-    try:
-        settings = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise argparse.ArgumentTypeError(f"{path}: not valid YAML ({err})") from None
+    path, settings = _read_file(value, yaml.safe_load, yaml.YAMLError, "YAML")
     if not isinstance(settings, dict) or not isinstance(settings.get("plugin"), str) \
             or not isinstance(settings.get("plugin_args", {}), dict) or set(settings) - {"plugin", "plugin_args"}:
         raise argparse.ArgumentTypeError(f"{path}: needs 'plugin: <name>' and optionally a "

@@ -166,9 +166,12 @@ def load_atlas(path, template) -> tuple[np.ndarray, dict[int, str]]:
     tsv = path.with_name(path.name.split(".")[0] + ".tsv")
     names = {int(k): f"ROI {k}" for k in np.unique(labels) if k > 0}
     if tsv.exists():
-        with tsv.open() as fh:
-            names.update({int(r["index"]): r["name"] for r in csv.DictReader(fh, delimiter="\t")
-                          if int(r["index"]) in names})
+        try:
+            with tsv.open() as fh:
+                names.update({int(r["index"]): r["name"] for r in csv.DictReader(fh, delimiter="\t")
+                              if int(r["index"]) in names})
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InputError(tsv, f"needs tab-separated index and name columns ({exc})") from exc
     return labels, names
 
 
