@@ -225,7 +225,7 @@ def main(argv=None):
             print(part, name, json.dumps(results[f"{part}_{name}"], default=float), flush=True)
     results["uptime_end"] = os.getloadavg()
     if args.out:
-        args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
+        args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
     return 0
 
 
