@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -10,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import EXIT_PROCESSING
+from ..provenance import methods_text, update_methods, write_dataset_description
 from ..utils.files import atomic_write_text
 from ..utils.images import finite_copies
 from ..workflows.base import log_dir
@@ -68,7 +68,8 @@ def _run_and_publish(config, plans, staging: Path) -> int:
         LOGGER.log(25, "sub-%s: report at %s", subject, report)
     if failed and code == 0:
         code = EXIT_PROCESSING
-    _write_dataset_description(output_dir, ex)
+    write_dataset_description(output_dir, ex.bids_dir, ex.version)
+    update_methods(output_dir)  # the As run section of every published subject
     return code
 
 
@@ -191,33 +192,7 @@ def _report(config, subject, plan, errors, logs: Path | None = None) -> Path:
 
     context = ReportContext(
         subject, sessions=plan.sessions, decisions=[item.decision() for item in plan.collections],
-        boilerplate=(Path(config.execution.output_dir) / "logs" / "CITATION.md").read_text(),
+        boilerplate=methods_text(config.execution.output_dir, subject),
         config_file=(logs or log_dir(config, subject)) / "qmriprep.toml", errors=errors,
         version=config.execution.version, plan=plan, nprocs=config.nipype.nprocs)
     return build_report(config.execution.output_dir, context)
-
-
-def _write_dataset_description(output_dir: Path, ex) -> None:
-    """BIDS-derivatives ``dataset_description.json`` (GeneratedBy with version and container)."""
-    generated_by = {"Name": "qmriprep", "Version": ex.version,
-                    "CodeURL": "https://github.com/qmriprep/qmriprep"}
-    container = _container()
-    if container:
-        generated_by["Container"] = container
-    desc = {"Name": "qmriprep outputs", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
-            "GeneratedBy": [generated_by],
-            "DatasetLinks": {"raw": Path(ex.bids_dir).as_uri()},
-            "HowToAcknowledge": "Cite qmriprep and the methods in logs/CITATION.md."}
-    output_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(output_dir / "dataset_description.json", json.dumps(desc, indent=2) + "\n")
-
-
-def _container() -> dict | None:
-    import os
-
-    if os.getenv("APPTAINER_CONTAINER") or os.getenv("SINGULARITY_CONTAINER"):
-        return {"Type": "singularity",
-                "Tag": os.getenv("APPTAINER_NAME") or os.getenv("SINGULARITY_NAME", "")}
-    if os.getenv("QMRIPREP_DOCKER_TAG"):  # set by our Dockerfile only
-        return {"Type": "docker", "Tag": f"qmriprep/qmriprep:{os.getenv('QMRIPREP_DOCKER_TAG')}"}
-    return None

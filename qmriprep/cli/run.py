@@ -33,7 +33,8 @@ def main(argv=None) -> int:
         if opts.analysis_level == "group":
             from ..reports.group import write_group_summary
 
-            out = write_group_summary(config.execution.output_dir)
+            out = write_group_summary(config.execution.output_dir, spaces=opts.output_spaces,
+                                      resolution=opts.template_resolution, atlas=opts.atlas)
             LOGGER.log(25, "group summary written to %s", out)
             return 0
         return _run_participants(config)
