@@ -113,26 +113,34 @@ def as_run(output_dir, subject: str | None = None) -> list[str]:
     """One Markdown bullet per subject, series and decision made while running (coil maps of
     each k-space series, shipped/cached/trained network weights ...), read from the published
     sidecars (:data:`RUNTIME_FIELDS`); only ``subject``'s when given."""
-    from .bids.names import parse_name
-
     facts: dict[tuple, set] = {}
     for sidecar in sorted(Path(output_dir).glob(f"sub-{subject or '*'}/**/*.json")):
         try:
             meta = json.loads(sidecar.read_text())
         except (OSError, ValueError):
             continue
-        name = parse_name(sidecar)
-        ents = name.entities
-        series = " ".join(f"{k}-{ents[k]}" for k in ("ses", "acq", "run") if k in ents)
-        what = ents.get("rec") and f"rec-{ents['rec']}" or ents.get("desc", "")
-        for key, label in RUNTIME_FIELDS:
-            if isinstance(meta, dict) and meta.get(key):
-                text = str(meta[key]) + (f" (SHA256 {meta['NetworkWeightsSHA256'][:12]})"
-                                         if key == "NetworkSource" and meta.get("NetworkWeightsSHA256") else "")
-                kind = meta.get("ReconstructionMethod") and name.suffix or _collection_of(meta)
-                facts.setdefault((f"sub-{ents.get('sub')}", kind, series, label, text), set()).add(what)
+        if isinstance(meta, dict):
+            for key, what in _runtime_facts(sidecar, meta):
+                facts.setdefault(key, set()).add(what)
     return [f"- {sub}, {kind}{' ' + series if series else ''} ({', '.join(sorted(w for w in whats if w))}): "
             f"{label}: {text}." for (sub, kind, series, label, text), whats in sorted(facts.items())]
+
+
+def _runtime_facts(sidecar: Path, meta: dict):
+    """``((subject, series kind, entities, label, text), rec-<method> or desc)`` per runtime field."""
+    from .bids.names import parse_name
+
+    name = parse_name(sidecar)
+    ents = name.entities
+    series = " ".join(f"{k}-{ents[k]}" for k in ("ses", "acq", "run") if k in ents)
+    what = f"rec-{ents['rec']}" if "rec" in ents else ents.get("desc", "")
+    kind = name.suffix if meta.get("ReconstructionMethod") else _collection_of(meta)
+    for key, label in RUNTIME_FIELDS:
+        if meta.get(key):
+            text = str(meta[key])
+            if key == "NetworkSource" and meta.get("NetworkWeightsSHA256"):
+                text += f" (SHA256 {meta['NetworkWeightsSHA256'][:12]})"
+            yield (f"sub-{ents.get('sub')}", kind, series, label, text), what
 
 
 def _collection_of(meta: dict) -> str:
@@ -141,15 +149,17 @@ def _collection_of(meta: dict) -> str:
     return Path(str(src[0] if isinstance(src, list) else src)).name.split(".")[0].rsplit("_", 1)[-1]
 
 
-def update_methods(output_dir, subject: str | None = None) -> str:
-    """Rewrite ``logs/CITATION.md`` as the planned methods text plus an :data:`AS_RUN` section
-    from every published subject's sidecars; returns the text with only ``subject``'s facts."""
+def methods_text(output_dir, subject: str | None = None) -> str:
+    """The planned methods text of ``logs/CITATION.md`` plus an :data:`AS_RUN` section of
+    ``subject``'s published sidecars (every subject's when None)."""
     path = Path(output_dir) / "logs" / "CITATION.md"
     planned = path.read_text().split(f"\n{AS_RUN}\n")[0].rstrip() if path.exists() else ""
+    facts = as_run(output_dir, subject)
+    return planned + (f"\n\n{AS_RUN}\n\n" + "\n".join(facts) if facts else "") + "\n"
 
-    def text(facts):
-        return planned + (f"\n\n{AS_RUN}\n\n" + "\n".join(facts) if facts else "") + "\n"
 
-    if path.exists():
-        atomic_write_text(path, text(as_run(output_dir)))
-    return text(as_run(output_dir, subject))
+def update_methods(output_dir) -> Path | None:
+    """Rewrite ``logs/CITATION.md`` with the *As run* section of every published subject (after
+    a run; one pass over the sidecars)."""
+    path = Path(output_dir) / "logs" / "CITATION.md"
+    return atomic_write_text(path, methods_text(output_dir)) if path.exists() else None

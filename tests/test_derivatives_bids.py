@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from qmriprep.cli.run import main
-from qmriprep.provenance import AS_RUN, container, update_methods
+from qmriprep.provenance import AS_RUN, container, methods_text
 from qmriprep.registration import TEMPLATE
 from qmriprep.reports.group import write_group_summary
 from qmriprep.synth import DatasetSpec, write_dataset
@@ -131,7 +131,7 @@ def test_methods_text_says_what_each_series_got(run):
                            .read_text())["CoilSensitivities"]
         line = next(ln for ln in as_run.splitlines() if ln.startswith(f"- sub-{sub}, MESE"))
         assert coils in line and "rec-cgsense" in line and "rec-zsssl" in line
-    mine = update_methods(out, "02")
+    mine = methods_text(out, "02")
     assert "sub-02" in mine and "sub-01" not in mine.split(AS_RUN)[1]
 
 
