@@ -18,17 +18,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import uniform_filter
 
+from ..utils.progress import Progress
 from .noise import mp_classify
 
 PATCH = 5
 SLAB = 6  # output slices per slab
 
 
-def denoise_mppca(series, mask=None, *, sigma=None, patch=PATCH, progress=None):
+def denoise_mppca(series, mask=None, *, sigma=None, patch=PATCH):
     """Denoised copy of ``series`` ``(x, y, z, n)`` (real or complex); voxels outside ``mask``
-    are returned unchanged. Magnitude (real) series are clipped at 0 as in dipy. ``sigma``: the
-    measured noise (per real channel) sets every patch's threshold instead of its own MP estimate
-    (dipy's ``genpca(sigma=...)``)."""
+    are returned unchanged (progress lines by slab). Magnitude (real) series are clipped at 0 as in
+    dipy. ``sigma``: the measured noise (per real channel) sets every patch's threshold instead of
+    its own MP estimate (dipy's ``genpca(sigma=...)``)."""
     data = np.asarray(series)
     is_complex = np.iscomplexobj(data)
     x = np.concatenate([data.real, data.imag], -1) if is_complex else data.astype(np.float64)
@@ -38,6 +39,7 @@ def denoise_mppca(series, mask=None, *, sigma=None, patch=PATCH, progress=None):
     half = size[2] // 2
     out = x.copy()
     nz = x.shape[2]
+    progress = Progress("MP-PCA denoising", nz, unit="slices")
     for z0 in range(0, nz, SLAB):
         z1 = min(z0 + SLAB, nz)
         if not mask[..., z0:z1].any():
@@ -47,8 +49,7 @@ def denoise_mppca(series, mask=None, *, sigma=None, patch=PATCH, progress=None):
         inner[..., :z0 - lo] = False
         inner[..., z1 - lo:] = False
         out[..., lo:hi, :][inner] = _denoise_voxels(x[..., lo:hi, :], inner, size, sigma)
-        if progress is not None:
-            progress(z1, nz)
+        progress.update(z1, final=z1 == nz)
     if is_complex:
         n = data.shape[-1]
         return (out[..., :n] + 1j * out[..., n:]).astype(data.dtype)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..utils.progress import Progress
+
 CHUNK = 1 << 16  # voxels per batch
 
 
@@ -35,11 +37,13 @@ def crb_sd(model, params: dict, sigma: float, mask=None, *, fixed=None, chunk: i
     flat = [a[inside] for a in arrays]
     known = {k: np.broadcast_to(np.asarray(v, np.float64), shape)[inside] for k, v in fixed.items()}
     sd = np.zeros((len(names), int(inside.sum())))
+    progress = Progress("Cramer-Rao SD", sd.shape[1], unit="voxels")
     for start in range(0, sd.shape[1], chunk):
         part = slice(start, start + chunk)
         primals = tuple(torch.from_numpy(np.ascontiguousarray(v[part])) for v in flat)
         consts = {k: torch.from_numpy(np.ascontiguousarray(v[part])) for k, v in known.items()}
         sd[:, part] = _chunk_sd(lambda **kw: model(**kw, **consts), names, primals, sigma)
+        progress.update(min(start + chunk, sd.shape[1]), final=start + chunk >= sd.shape[1])
     out = {}
     for k, name in enumerate(names):
         full = np.zeros(shape, np.float32)
