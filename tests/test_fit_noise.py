@@ -80,3 +80,16 @@ def test_mp_variance_matches_dipy_classifier():
 def test_empty_series_gives_zero_sigma_and_nan_snr():
     est = estimate_noise(np.zeros((12, 12, 12, 4)), is_complex=False)
     assert est.sigma == 0 and np.isnan(est.snr)
+
+
+def test_mp_variance_of_long_series_uses_the_gram_matrix():
+    """More channels than patch voxels (an MRF series): same variance as the covariance route."""
+    rng = np.random.default_rng(4)
+    patches = rng.standard_normal((3, 125, 3)) @ rng.standard_normal((3, 3, 300)) * 4
+    patches += 0.5 * rng.standard_normal(patches.shape)
+    n = patches.shape[1]
+    centred = patches - patches.mean(1, keepdims=True)
+    from qmriprep.fit.noise import mp_classify
+
+    direct = mp_classify(np.linalg.eigvalsh(np.einsum("pvi,pvj->pij", centred, centred) / n), n)
+    np.testing.assert_allclose(mp_variance(patches), direct, rtol=1e-8)

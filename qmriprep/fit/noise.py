@@ -105,6 +105,7 @@ def mppca_sigma(data, mask, *, patch=PATCH, max_patches=MAX_PATCHES):
     starts = _patch_starts(mask, size)
     if len(starts) == 0:
         starts = _patch_starts(np.ones_like(mask), size)
+    max_patches = max(200, min(max_patches, max_patches * 32 // x.shape[-1]))  # long series (MRF)
     starts = starts[np.linspace(0, len(starts) - 1, min(len(starts), max_patches)).astype(int)]
     offs = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1).reshape(-1, 3)
     idx = starts[:, None, :] + offs[None]
@@ -116,11 +117,13 @@ def mp_variance(patches):
     """Noise variance of each patch ``(p, voxels, channels)`` by the Marchenko-Pastur criterion.
 
     dipy's ``_pca_classifier``, vectorised: ascending eigenvalues ``L`` of the centred
-    covariance; the noise components are ``L[:c+1]`` for the largest ``c`` with
+    covariance (of the Gram matrix when channels outnumber voxels: same non-zero spectrum); the noise components are ``L[:c+1]`` for the largest ``c`` with
     ``L[c] - L[0] <= 4 sqrt((c+1)/n) mean(L[:c+1])``; the variance is their mean.
     """
     n = patches.shape[1]
     centred = patches - patches.mean(1, keepdims=True)
+    if patches.shape[2] > n:  # more channels than voxels: the Gram matrix has the same spectrum
+        return mp_classify(np.linalg.eigvalsh(np.einsum("pvi,pwi->pvw", centred, centred) / n), n)
     cov = np.einsum("pvi,pvj->pij", centred, centred) / n
     return mp_classify(np.linalg.eigvalsh(cov), n)
 
