@@ -175,8 +175,8 @@ def plot_mosaic(
     single panel.  One image of tiled slices (``ncols`` per row) in one axes: fast to draw.
     """
     tiles, labels, axis = montage(data, mask, n_slices)
-    return plot_tiles(tiles, labels, out_file, display=display, ncols=ncols,
-                      aspect=voxel_aspect(zooms, axis), title=title)
+    return plot_tiles(tiles, labels, out_file, display=display,
+                      grid=Grid(ncols, voxel_aspect(zooms, axis)), title=title)
 
 
 def _grid(tiles: list[np.ndarray], ncols: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -195,15 +195,24 @@ def _grid(tiles: list[np.ndarray], ncols: int) -> tuple[np.ndarray, list[tuple[i
     return canvas, corners
 
 
-def plot_tiles(tiles, labels, out_file, *, display: Display | None = None, ncols: int = 8,
-               aspect: float = 1.0, title: str = "", overlays=None,
-               row_px: int = raster.ROW_PX) -> Path:
+@dataclass(frozen=True)
+class Grid:
+    """How tiles are laid out: ``ncols`` per row, voxel ``aspect`` (height/width), ``row_px`` high."""
+
+    ncols: int = 8
+    aspect: float = 1.0
+    row_px: int = raster.ROW_PX
+
+
+def plot_tiles(tiles, labels, out_file, *, display: Display | None = None, grid: Grid = Grid(),
+               title: str = "", overlays=None) -> Path:
     """Write 2-D ``tiles`` (rows top-down) side by side as one PNG, each with its label.
 
     With a ``display``, one range, colour map and a colour bar with its units; without, each tile
     is scaled to its own 1st-99th percentiles in grey (images in arbitrary units). ``overlays``:
-    boolean tiles painted red (e.g. edges of another image); ``row_px``: height of a tile row.
+    boolean tiles painted red (e.g. edges of another image).
     """
+    ncols = grid.ncols
     if display is None:
         tiles = [_unit_scaled(t) for t in tiles]
     canvas, corners = _grid([np.asarray(t, np.float32) for t in tiles], ncols)
@@ -214,7 +223,7 @@ def plot_tiles(tiles, labels, out_file, *, display: Display | None = None, ncols
     if overlays is not None:
         painted, _ = _grid([np.asarray(o, np.float32) for o in overlays], ncols)
         rgb[painted > 0.5] = (255, 40, 40)
-    picture = raster.enlarge(rgb, rows, aspect, row_px)
+    picture = raster.enlarge(rgb, rows, grid.aspect, grid.row_px)
     scale_x = picture.width / canvas.shape[1]
     scale_y = picture.height / canvas.shape[0]
     head = 16 if title else 0

@@ -45,8 +45,8 @@ def series_inputs(files, labels, out_file) -> Path | None:
     for i in picks:
         tile, aspect = middle(canonical(files[i]))
         tiles.append(tile)
-    return figures.plot_tiles(tiles, [labels[i] for i in picks], out_file, ncols=NCOLS,
-                              aspect=aspect)
+    return figures.plot_tiles(tiles, [labels[i] for i in picks], out_file,
+                              grid=figures.Grid(NCOLS, aspect))
 
 
 def difference(reference: Path, other: Path, mask: np.ndarray | None, units: str,
@@ -66,8 +66,8 @@ def difference(reference: Path, other: Path, mask: np.ndarray | None, units: str
     bound = float(np.percentile(np.abs(diff[inside]), 99)) or 1.0
     display = figures.Display(-bound, bound, "RdBu_r", units, False)
     tiles, labels, axis = figures.montage(diff, inside, 6)
-    path = figures.plot_tiles(tiles, labels, out_file, display=display,
-                              aspect=figures.voxel_aspect(a.header.get_zooms(), axis))
+    path = figures.plot_tiles(tiles, labels, out_file, display=display, grid=figures.Grid(
+        aspect=figures.voxel_aspect(a.header.get_zooms(), axis)))
     ref_median = float(np.median(np.abs(da[inside]))) or 1.0
     return path, {"median": float(np.median(diff[inside])),
                   "mad_percent": 100.0 * float(np.median(np.abs(diff[inside]))) / ref_median,
@@ -103,8 +103,8 @@ def registration(target: Path, moving: Path, mode: str, out_file) -> Path:
         tiles.append(tile)
         edges.append(edge)
         labels.append(name)
-    return figures.plot_tiles(tiles, labels, out_file, ncols=2, aspect=aspect, overlays=edges,
-                              row_px=240)
+    return figures.plot_tiles(tiles, labels, out_file, grid=figures.Grid(2, aspect, 240),
+                              overlays=edges)
 
 
 def kspace(files, recons: dict, out_file) -> tuple[Path, str] | None:
@@ -140,7 +140,7 @@ def kspace(files, recons: dict, out_file) -> tuple[Path, str] | None:
         tile, _ = middle(canonical(nb.Nifti1Image(scan.to_volume(np.abs(maps[:, c])), scan.affine)))
         tiles.append(tile)
         labels.append(f"coil {c + 1}")
-    return figures.plot_tiles(tiles, labels, out_file, ncols=NCOLS, aspect=aspect), how
+    return figures.plot_tiles(tiles, labels, out_file, grid=figures.Grid(NCOLS, aspect)), how
 
 
 def _scaled(data: np.ndarray) -> np.ndarray:
