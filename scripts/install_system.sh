@@ -18,6 +18,8 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 start=$SECONDS
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "install_system.sh: installed ${missing[*]} in $((SECONDS - start)) s"
+if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+  echo "install_system.sh: installed ${missing[*]} in $((SECONDS - start)) s"
+else
+  echo "install_system.sh: WARNING: apt-get could not install ${missing[*]} (SLURM tests will skip)" >&2
+fi
