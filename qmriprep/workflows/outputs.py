@@ -38,8 +38,10 @@ def mask_spec(item, sources) -> MapSpec:
     every mask and ``acq`` tells the collections apart (e.g. ``acq-mese``, ``acq-bssfppc12``)."""
     col = item.collection
     label = col.series_kind.lower() + str(col.entities.get("acquisition") or "")
-    return MapSpec("mask", "mask", desc="brain", meta={"acquisition": label, "Type": "Brain",
-                                                       "Sources": list(sources)})
+    return MapSpec("mask", "mask", desc="brain", meta={
+        "acquisition": label, "Type": "Brain", "Sources": list(sources),
+        "SpatialReference": sources[0] if sources else "orig",  # the grid of the collection
+        "Description": f"foreground mask the {col.series_kind} maps were fitted in (maps are 0 outside)"})
 
 
 def init_ds_maps_wf(*, output_dir: str, maps: list[MapSpec], name: str = "ds_maps_wf"):
