@@ -41,7 +41,7 @@ def test_every_collection_measures_noise_and_denoises_as_asked(collections, deno
     text = collect_boilerplate(wf)
     denoised = denoise == "mppca" or (denoise == "auto" and bool(AUTO_KINDS))
     assert "noise standard deviation" in text
-    assert ("denoised by Marchenko-Pastur PCA" in text) == denoised
+    assert ("Marchenko-Pastur PCA of 5x5x5" in text) == denoised
 
 
 def test_fit_nodes_get_the_noise(collections):

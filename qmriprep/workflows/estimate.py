@@ -51,7 +51,7 @@ def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: 
                                                         mask=inputs.mask, config=config)
     meta = noise_meta_source(workflow)
     has_sd = any(o.desc.endswith("SD") for n in names for o in estimators.get(kind, n).outputs)
-    workflow.__desc__ = ((workflow.__desc__ or "") + denoise_text(kind, config) + NOISE_TEXT
+    workflow.__desc__ = ((workflow.__desc__ or "") + NOISE_TEXT + denoise_text(kind, config)
                          + (SD_TEXT if has_sd else ""))
     for name in names:
         est = estimators.get(kind, name)

@@ -46,7 +46,7 @@ def denoise_text(kind: str, config) -> str:
     """Methods sentence on denoising (empty when the series is not denoised)."""
     if not config.noise.applies_to(kind):
         return ""
-    return (" The series was denoised by Marchenko-Pastur PCA of 5x5x5-voxel patches inside the mask, "
-            "thresholded at the measured noise, before fitting [@veraart2016]"
-            + (" (when a noise-only background gave that noise; the sidecar field Denoising says "
-               "whether it was)." if config.noise.denoise == "auto" else "."))
+    when = ("Where that noise came from a noise-only background (sidecar field Denoising), the "
+            if config.noise.denoise == "auto" else "The ")
+    return (f" {when}series was denoised before fitting by Marchenko-Pastur PCA of 5x5x5-voxel patches "
+            "inside the mask, thresholded at the measured noise [@veraart2016].")
