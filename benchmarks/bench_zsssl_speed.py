@@ -11,6 +11,8 @@ before the change, e.g. ``git archive c95d71d qmriprep | tar -x -C SRC``; the cu
   unroll, loss, backward with MEL's implicit CG and checkpointed CNN) and one validation pass.
 - ``slice``: CG-SENSE and ZS-SSL (``--settings``, JSON over the ``fast`` preset) at R = 4 and 8:
   seconds, image NRMSE and SSIM of the magnitudes against the noise-free truth in the brain.
+- ``curve``: image NRMSE / SSIM after every epoch of one ZS-SSL training per R (slice set,
+  ``--settings``): quality against training CPU seconds.
 - ``demo``: the demo's three k-space collections (``qmriprep.synth.DEMO``: 4 mm, 16 slices,
   MESE 16 echoes, VFA 4 flips, DESS 2 echoes, R = 4) through ``pipeline.reconstruct("zsssl")``
   with the demo's settings (``--demo-settings``), one torch thread as in ``scripts/demo.sh``.
@@ -180,7 +182,45 @@ def part_demo(args) -> dict:
     return {"rows": rows}
 
 
-PARTS = {"profile": part_profile, "slice": part_slice, "demo": part_demo}
+def part_curve(args) -> dict:
+    """NRMSE / SSIM of the current weights after every epoch of one ZS-SSL training per R (the
+    time-to-quality curve); ``cpu``: training CPU seconds without these evaluations."""
+    from qmriprep.nn.loop import Hooks, fit
+    from qmriprep.recon import zsssl as Z
+    from qmriprep.recon.coils import estimate_coils
+
+    out = {}
+    for r in (float(a) for a in args.accelerations.split(",")):
+        d = slice_set(r)
+        maps = estimate_coils(d["y"], d["mask"])
+        st = settings(json.loads(args.settings))
+        scan = Z._prepare(d["y"], maps, d["mask"], "cpu")
+        sp = Z.zsssl_splits(scan.mask, n_pairs=st.n_pairs, val_fraction=st.val_fraction,
+                            loss_fraction=st.loss_fraction, seed=st.seed, kind=st.split)
+        model, _ = Z._build_model(scan.y.shape[1], st, None)
+        rng, spent, c0 = np.random.default_rng(st.seed), [0.0], time.process_time()
+
+        def step_loss():  # as train_zsssl's
+            _, idx = Z._pick(rng, [scan], st.batch)
+            k = int(rng.integers(st.n_pairs))
+            return Z._masked_loss(model, scan, idx, Z._rows(sp.theta[k], idx, "cpu"), Z._rows(sp.lam[k], idx, "cpu"))
+
+        def extras():
+            t = time.process_time()
+            res = scores(Z.reconstruct(model, d["y"], maps, d["mask"]), d)
+            spent[0] += time.process_time() - t
+            model.train()
+            return {**res, "cpu": time.process_time() - c0 - spent[0]}
+
+        jobs = [(scan, i, Z._rows(scan.mask & ~sp.gamma, i, "cpu"), Z._rows(sp.gamma, i, "cpu"))
+                for i in Z._val_chunks(scan, st.batch)]
+        hist = fit(model, step_loss, st.loop(), val_loss=lambda: Z._mean_loss(Z._masked_loss, model, jobs),
+                   hooks=Hooks(extras=extras, log=lambda rec: print(rec, file=sys.stderr, flush=True)))
+        out[str(r)] = hist.records
+    return out
+
+
+PARTS = {"profile": part_profile, "slice": part_slice, "demo": part_demo, "curve": part_curve}
 
 
 # ----------------------------------------------------------------------------- driver
