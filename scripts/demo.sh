@@ -9,7 +9,7 @@ bash "$here/scripts/install.sh"
 "$venv/bin/python" -m qmriprep.synth --demo --overwrite "$demo/bids"
 "$venv/bin/qmriprep" "$demo/bids" "$demo/derivatives" participant \
   --work-dir "$demo/work" --nprocs 2 --omp-nthreads 1 --estimators mese:varpro,loglinear vfa:nlls,linear \
-  --recon zsssl cgsense --recon-epochs 10 --recon-steps 10
+  --recon zsssl cgsense --recon-epochs 10 --recon-steps 10 --nn-no-noise-match
 echo
 echo "Demo finished."
 echo "  maps:    $demo/derivatives/sub-01/anat and $demo/derivatives/sub-01/fmap"

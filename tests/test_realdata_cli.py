@@ -44,7 +44,6 @@ The CLI run for the four subjects took 38 s wall time on 2 shared cores (whole m
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -155,11 +154,10 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("realdata_cli")
     bids = write_realdata_bids(tmp / "bids")
     out, work = tmp / "out", tmp / "work"
-    t0 = time.perf_counter()
     code = main([str(bids), str(out), "participant", "-w", str(work), "--nprocs", "2",
                  "--omp-nthreads", "1", "--estimators", "mese:varpro,nlls", "vfa:linear,nlls",
                  "--align-series", "never"])
-    return {"code": code, "bids": bids, "out": out, "seconds": time.perf_counter() - t0}
+    return {"code": code, "bids": bids, "out": out}
 
 
 def _map(run, rel):
@@ -297,7 +295,3 @@ def test_b1(run, sub, kind):
     d = _rel(raw[ok], q[ok])
     assert np.median(d) < 1e-6, np.median(d)
     assert d.max() < 1e-6, d.max()
-
-
-def test_runtime(run):
-    assert run["seconds"] < 120, f"the CLI run took {run['seconds']:.0f} s"
