@@ -56,6 +56,19 @@ def test_cli_runs_and_writes_every_map(run):
     assert desc["DatasetType"] == "derivative" and desc["GeneratedBy"][0]["Name"] == "qmriprep"
 
 
+def test_peak_memory_of_every_node_is_recorded_and_reported(run):
+    _, out, _ = run
+    (tsv,) = (out / "sub-01" / "log").glob("*/resources.tsv")
+    rows = [line.split("\t") for line in tsv.read_text().splitlines()]
+    assert rows[0] == ["node", "seconds", "peak_rss_gb"]
+    fits = {name: float(peak) for name, _, peak in rows[1:] if "fit" in name}
+    assert fits, rows  # the fitting nodes are there, with a process size a Python/torch step has
+    assert all(0.05 < peak < 8.0 for peak in fits.values()), fits
+    peaks = [float(r[2]) for r in rows[1:]]
+    assert peaks == sorted(peaks, reverse=True)
+    assert "Peak RSS (GB)" in (out / "sub-01.html").read_text()
+
+
 def test_cli_sidecars_carry_provenance(run):
     _, out, _ = run
     meta = json.loads((out / "sub-01" / "anat" / "sub-01_desc-nlls_T1map.json").read_text())

@@ -13,6 +13,7 @@ from ..provenance import methods_text, update_methods, write_dataset_description
 from ..utils.files import atomic_write_text
 from ..utils.images import finite_copies
 from ..workflows.base import log_dir
+from .resources import NodeResources, enable_monitor, monitor_folder
 
 LOGGER = logging.getLogger("qmriprep")
 
@@ -48,13 +49,18 @@ def _run_and_publish(config, plans, staging: Path) -> int:
     workflow = _build(config, plans, staging)
     LOGGER.log(25, "running %d subject(s) in %s (work dir %s)", len(plans), output_dir, ex.work_dir)
     failed = False
+    resources = NodeResources()
+    if not enable_monitor():
+        LOGGER.warning("psutil is missing: peak memory per node is not recorded")
     try:
-        workflow.run(**_plugin(config.nipype))
+        with monitor_folder(ex.work_dir, ex.run_uuid):
+            workflow.run(**_plugin(config.nipype, _status_callback(resources)))
     except Exception as err:  # noqa: BLE001 (nipype raises RuntimeError for failed nodes)
         failed = True
         LOGGER.error("processing failed: %s", str(err).splitlines()[0] if str(err) else type(err).__name__)
     code = 0
     for subject in plans:
+        resources.write(log_dir(config, subject), subject)
         crashes = sorted(log_dir(config, subject).glob("crash-*"))
         errors = [c.read_text(errors="replace") for c in crashes]
         if crashes or (failed and ex.stop_on_first_crash):
@@ -114,13 +120,13 @@ def _reserve_threads(workflow, threads: int) -> None:
             node.n_procs = threads
 
 
-def _plugin(ny) -> dict:
+def _plugin(ny, status_callback=None) -> dict:
     """``workflow.run`` arguments: the ``--use-plugin`` settings if given (a cluster plugin waits
     for its jobs), else Linear for one process or MultiProc whose workers die with this process."""
     from .environment import login_name
     from .processes import multiproc_plugin
 
-    plugin_args = {"status_callback": _progress}
+    plugin_args = {"status_callback": status_callback or _progress}
     name = ny.plugin.get("plugin", "MultiProc")
     if name != "MultiProc":
         login_name()  # nipype's SLURM/SGE plugins name jobs after $LOGNAME (unset under --cleanenv)
@@ -133,6 +139,17 @@ def _plugin(ny) -> dict:
     if ny.mem_gb:
         plugin_args.setdefault("memory_gb", ny.mem_gb)
     return {"plugin": multiproc_plugin(plugin_args)}
+
+
+def _status_callback(resources: NodeResources):
+    """Nipype's status callback: progress lines, and each finished node's time and peak memory."""
+
+    def callback(node, status) -> None:
+        _progress(node, status)
+        if status == "end":
+            resources.record(node)
+
+    return callback
 
 
 def _progress(node, status) -> None:

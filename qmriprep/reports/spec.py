@@ -30,6 +30,7 @@ SUMMARY = (
     Reportlet("warnings", "Warnings", summary.warnings),
     Reportlet("collections", "Collections: found, used and why", summary.collections),
     Reportlet("qc", "Quality control: every map per region", summary.qc_table),
+    Reportlet("resources", "Resources: time and peak memory per step", summary.resources, folded=True),
 )
 
 COLLECTION = (

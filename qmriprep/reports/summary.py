@@ -5,6 +5,8 @@ out-of-range columns read from the sidecars (``NoiseSigma``, ``SNR``, ``OutOfRan
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .analysis import fmt
 from .collect import Group, Page, counterpart
 from .html import esc, fname, table
@@ -129,3 +131,21 @@ def _num(value) -> str:
         return fmt(float(value))
     except (TypeError, ValueError):
         return esc(value)
+
+
+def resources(page: Page, group=None) -> str:
+    """Peak memory and time of the run's nodes (``resources.tsv`` in its log folder), largest
+    peak first: which step needs the memory a job must request."""
+    from ..cli.resources import RESOURCES_FILE
+
+    config_file = getattr(page.context, "config_file", None)
+    path = config_file and Path(config_file).parent / RESOURCES_FILE
+    if not path or not path.is_file():
+        return ""
+    rows = [line.split("\t") for line in path.read_text().splitlines()[1:] if line.count("\t") == 2]
+    total = sum(float(s) for _, s, _ in rows)
+    shown = [[f"<code>{esc(n)}</code>", esc(s), esc(m)] for n, s, m in rows[:12]]
+    return (f"<p>{len(rows)} steps, {total:.0f} s of node time in all; the largest peaks "
+            f"(resident memory of the step's process, sampled each second):</p>"
+            + table(["Step", "Seconds", "Peak RSS (GB)"], shown, numeric=(1, 2))
+            + f'<p>All steps: <code class="fname">{esc(str(path))}</code></p>')
