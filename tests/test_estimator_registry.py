@@ -48,7 +48,7 @@ def test_every_declaration_is_complete():
     for est in estimators.estimators():
         assert est.name.isalnum() and est.name == est.name.lower(), est.key
         assert est.outputs and est.algorithm
-        assert all(o.suffix in SUFFIXES for o in est.outputs), est.key
+        assert all(o.suffix in SUFFIXES or o.suffix == "mask" for o in est.outputs), est.key
         assert all(k in bib for k in est.citations), est.key
         assert est.core or est.learned or not est.choosable, est.key
         if est.core:
