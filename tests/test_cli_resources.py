@@ -28,3 +28,15 @@ def test_mapnode_items_are_summed_and_the_largest_peak_kept(tmp_path):
 
 def test_the_monitor_is_available():
     assert enable_monitor()  # psutil is a dependency
+
+
+def test_the_status_callback_pickles_without_its_rows():
+    """Nodes that run in the main process pickle themselves with the plugin's callback."""
+    import pickle
+
+    from qmriprep.cli.execute import _StatusCallback
+
+    res = NodeResources()
+    res.rows["01"] = [("fit", 1.0, 2.0)]
+    copy = pickle.loads(pickle.dumps(_StatusCallback(res)))
+    assert copy.resources.rows == {} and res.rows["01"]

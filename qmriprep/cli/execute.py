@@ -54,7 +54,7 @@ def _run_and_publish(config, plans, staging: Path) -> int:
         LOGGER.warning("psutil is missing: peak memory per node is not recorded")
     try:
         with monitor_folder(ex.work_dir, ex.run_uuid):
-            workflow.run(**_plugin(config.nipype, _status_callback(resources)))
+            workflow.run(**_plugin(config.nipype, _StatusCallback(resources)))
     except Exception as err:  # noqa: BLE001 (nipype raises RuntimeError for failed nodes)
         failed = True
         LOGGER.error("processing failed: %s", str(err).splitlines()[0] if str(err) else type(err).__name__)
@@ -141,15 +141,17 @@ def _plugin(ny, status_callback=None) -> dict:
     return {"plugin": multiproc_plugin(plugin_args)}
 
 
-def _status_callback(resources: NodeResources):
-    """Nipype's status callback: progress lines, and each finished node's time and peak memory."""
+class _StatusCallback:
+    """Nipype's status callback: progress lines, and each finished node's time and peak memory
+    (a class, not a closure: nodes run in the main process pickle the callback with themselves)."""
 
-    def callback(node, status) -> None:
+    def __init__(self, resources: NodeResources):
+        self.resources = resources
+
+    def __call__(self, node, status) -> None:
         _progress(node, status)
         if status == "end":
-            resources.record(node)
-
-    return callback
+            self.resources.record(node)
 
 
 def _progress(node, status) -> None:

@@ -50,6 +50,9 @@ class NodeResources:
     def __init__(self):
         self.rows: dict[str, list[tuple[str, float, float]]] = {}
 
+    def __getstate__(self) -> dict:
+        return {"rows": {}}  # pickled with the nodes (see execute._StatusCallback): rows stay here
+
     def record(self, node) -> None:
         """Read the finished node's runtime (a MapNode: its items, summed time and largest peak)."""
         try:
