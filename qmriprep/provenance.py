@@ -17,9 +17,11 @@ from .utils.files import atomic_write_text
 
 #: what BIDS has no place for, ignored by the validator (``.bidsignore``, gitignore syntax; a
 #: trailing ``/`` would leave the folder itself reported): the reports and their figures, logs
-#: and crash files, trained models, the group level, the pc-bSSFP configurations (no bSSFP
-#: suffix in BIDS) and the transforms to the template (no transforms in BIDS 1.10)
-BIDSIGNORE = ("*.html", "logs", "group", "figures", "log", "models", "*_bSSFP.*", "*_xfm.*")
+#: and crash files, trained models, the group level, the pc-bSSFP configurations and the images
+#: reconstructed from DESS k-space (no bSSFP or DESS suffix in BIDS) and the transforms to the
+#: template (no transforms in BIDS 1.10)
+BIDSIGNORE = ("*.html", "logs", "group", "figures", "log", "models", "*_bSSFP.*", "*_DESS.*",
+              "*_xfm.*")
 #: the derivatives' README (BIDS recommends one)
 README = """# qmriprep derivatives
 
