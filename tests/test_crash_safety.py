@@ -253,3 +253,28 @@ def test_two_runs_on_different_subjects_share_the_output_and_work_folders(tmp_pa
         assert (out / f"sub-{label}.html").is_file()
     assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
     assert not list(out.glob(".qmriprep-staging-*")) and not list(out.rglob(".*.tmp"))
+
+
+def test_a_swallowed_interrupt_still_ends_the_run(tmp_path):
+    """A library catching the Interrupted exception must not keep the run alive: the timer armed by
+    the signal runs the clean-ups and exits 1."""
+    marker = tmp_path / "cleaned"
+    code = f"""
+import os, signal, time
+from pathlib import Path
+from qmriprep.cli.processes import Interrupted, interruptible
+with interruptible(grace=0.5) as cleanups:
+    cleanups.append(lambda: Path({str(marker)!r}).write_text("yes"))
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)
+    except Interrupted:
+        pass  # swallowed, as a broad except would
+    time.sleep(30)
+"""
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == EXIT_PROCESSING, proc.stderr
+    assert time.monotonic() - t0 < 20  # not the 30 s sleep
+    assert marker.read_text() == "yes"
+    assert "stopped by SIGTERM" in proc.stderr

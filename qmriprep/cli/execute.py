@@ -29,8 +29,9 @@ def run_workflow(config, plans) -> int:
 
     ex = config.execution
     output_dir = Path(ex.output_dir)
-    with SubjectLocks(output_dir, plans, ex.run_uuid), interruptible():
+    with SubjectLocks(output_dir, plans, ex.run_uuid), interruptible() as cleanups:
         staging, lock = open_staging(output_dir, ex.run_uuid)
+        cleanups.append(lambda: shutil.rmtree(staging, ignore_errors=True))
         try:
             return _run_and_publish(config, plans, staging)
         except Interrupted as sig:
