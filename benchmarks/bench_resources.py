@@ -1,9 +1,11 @@
 """Run time of a first run and of a no-op rerun (same work and output folders), and peak memory.
 
-    python benchmarks/bench_resources.py OUT_DIR [--dataset demo|wholebrain] [-- QMRIPREP OPTIONS]
+    python benchmarks/bench_resources.py OUT_DIR [--dataset demo|wholebrain] [--modalities MOD ...]
+                                         [-- QMRIPREP OPTIONS]
 
 ``demo`` is the README demo (``python -m qmriprep.synth --demo`` and the options of
-``scripts/demo.sh``); ``wholebrain`` a 1 mm multi-echo spin-echo phantom (``--downsample 1``). Peak RSS is
+``scripts/demo.sh``); ``wholebrain`` a 1 mm phantom (``--downsample 1``) of ``--modalities`` (default MESE); the peak of
+each node is in the run's ``resources.tsv``. Peak RSS is
 sampled from /proc every 0.2 s over the qmriprep process and all its descendants (sum: what the
 run needs at once) and per process (largest single process). Prints a Markdown table row.
 """
@@ -18,7 +20,8 @@ import time
 from pathlib import Path
 
 DEMO_OPTS = ["--nprocs", "2", "--omp-nthreads", "1", "--estimators", "mese:varpro,loglinear",
-             "vfa:nlls,linear", "--recon", "zsssl", "cgsense", "--recon-epochs", "10", "--recon-steps", "10"]
+             "vfa:nlls,linear", "--recon", "zsssl", "cgsense", "--recon-epochs", "10", "--recon-steps", "10",
+             "--nn-no-noise-match"]
 
 
 def _children(pid: int) -> list[int]:
@@ -63,6 +66,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
     ap.add_argument("--dataset", choices=["demo", "wholebrain"], default="demo")
+    ap.add_argument("--modalities", nargs="+", default=["MESE"], help="wholebrain: collections to simulate")
     ap.add_argument("extra", nargs="*")
     args = ap.parse_args()
     bids = args.out / "bids"
@@ -71,7 +75,7 @@ def main() -> None:
         subprocess.run([*synth[:3], "--demo", *synth[3:]], check=True)
         opts = DEMO_OPTS
     else:
-        subprocess.run([*synth, "--downsample", "1", "--modalities", "MESE"], check=True)
+        subprocess.run([*synth, "--downsample", "1", "--modalities", *args.modalities], check=True)
         opts = ["--nprocs", "2", "--omp-nthreads", "1"]
     cli = [sys.executable, "-m", "qmriprep.cli.run", str(bids), str(args.out / "derivatives"), "participant",
            "-w", str(args.out / "work"), *opts, *args.extra]

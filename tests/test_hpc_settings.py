@@ -66,7 +66,7 @@ def test_bad_plugin_file_is_a_command_line_error(tmp_path, capsys, text, problem
     assert problem in err and "plugin.yml" in err
 
 
-def test_processing_nodes_reserve_omp_threads_of_the_process_slots():
+def test_processing_nodes_reserve_omp_threads_main_process_nodes_are_not_monitored():
     from nipype.interfaces.utility import IdentityInterface
     from nipype.pipeline import engine as pe
 
@@ -75,5 +75,6 @@ def test_processing_nodes_reserve_omp_threads_of_the_process_slots():
     passthrough = pe.Node(IdentityInterface(fields=["x"]), name="passthrough", run_without_submitting=True)
     busy = pe.Node(IdentityInterface(fields=["x"]), name="busy", n_procs=4)
     workflow.connect([(work, passthrough, [("x", "x")]), (passthrough, busy, [("x", "x")])])
-    execute._reserve_threads(workflow, 3)
+    execute._set_node_resources(workflow, 3)
     assert (work.n_procs, passthrough.n_procs, busy.n_procs) == (3, 1, 4)
+    assert (work.interface.resource_monitor, passthrough.interface.resource_monitor) == (True, False)

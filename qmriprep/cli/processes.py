@@ -3,9 +3,9 @@
 - :class:`Interrupted`: raised in the main thread by SIGTERM/SIGINT while the workflow runs (a
   ``BaseException``, so Nipype's ``except Exception`` does not swallow it); the run removes its
   staging folder, publishes nothing more and exits 1 with a message.
-- :func:`multiproc_plugin`: Nipype's MultiProc plugin whose workers ask the kernel for SIGKILL
-  when the main process dies (``prctl(PR_SET_PDEATHSIG)``, Linux), so a main process killed by a
-  timeout, the OOM killer or ``kill -9`` leaves no worker computing on.
+- :func:`worker_init`: a MultiProc worker (:mod:`.multiproc`) asks the kernel for SIGKILL when the
+  main process dies (``prctl(PR_SET_PDEATHSIG)``, Linux), so a main process killed by a timeout,
+  the OOM killer or ``kill -9`` leaves no worker computing on.
 - :func:`stop_workers`: end the children of this process (after an interrupt).
 """
 
@@ -82,7 +82,8 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _worker_init(cwd: str, parent_pid: int) -> None:
+def worker_init(cwd: str, parent_pid: int) -> None:
+    """A MultiProc worker's start: die with the parent, leave SIGINT to it."""
     from nipype.pipeline.plugins.multiproc import process_initializer
 
     die_with_parent(parent_pid)
@@ -91,20 +92,6 @@ def _worker_init(cwd: str, parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     process_initializer(cwd)
-
-
-def multiproc_plugin(plugin_args: dict):
-    """A MultiProc plugin instance whose workers die with this process."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    from nipype.pipeline.plugins.multiproc import MultiProcPlugin
-
-    plugin = MultiProcPlugin(plugin_args=plugin_args)
-    plugin.pool.shutdown(wait=False)  # no worker started yet: pools start them on first submit
-    plugin.pool = ProcessPoolExecutor(max_workers=plugin.processors, initializer=_worker_init,
-                                      initargs=(plugin._cwd, os.getpid()),  # noqa: SLF001
-                                      mp_context=multiprocessing.get_context("fork"))
-    return plugin
 
 
 def stop_workers(timeout: float = 5.0) -> int:

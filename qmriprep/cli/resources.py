@@ -16,11 +16,22 @@ LOGGER = logging.getLogger("qmriprep")
 RESOURCES_FILE = "resources.tsv"
 
 
+class _UnmonitoredNodes(logging.Filter):
+    """Drop Nipype's end-of-run warning for each node run unmonitored in the main process
+    (``execute._set_node_resources``): it is expected, not a problem to report."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Could not retrieve profiling information")
+
+
 def enable_monitor() -> bool:
     """Switch Nipype's resource monitor on (worker processes inherit it); False without psutil."""
     from nipype import config
 
     config.enable_resource_monitor()
+    workflow_logger = logging.getLogger("nipype.workflow")
+    if not any(isinstance(f, _UnmonitoredNodes) for f in workflow_logger.filters):
+        workflow_logger.addFilter(_UnmonitoredNodes())
     return bool(config.resource_monitor)
 
 
