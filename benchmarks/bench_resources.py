@@ -1,7 +1,7 @@
 """Run time of a first run and of a no-op rerun (same work and output folders), and peak memory.
 
     python benchmarks/bench_resources.py OUT_DIR [--dataset demo|wholebrain] [--modalities MOD ...]
-                                         [-- QMRIPREP OPTIONS]
+                                         [QMRIPREP OPTIONS]
 
 ``demo`` is the README demo (``python -m qmriprep.synth --demo`` and the options of
 ``scripts/demo.sh``); ``wholebrain`` a 1 mm phantom (``--downsample 1``) of ``--modalities`` (default MESE); the peak of
@@ -67,8 +67,7 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--dataset", choices=["demo", "wholebrain"], default="demo")
     ap.add_argument("--modalities", nargs="+", default=["MESE"], help="wholebrain: collections to simulate")
-    ap.add_argument("extra", nargs="*")
-    args = ap.parse_args()
+    args, extra = ap.parse_known_args()  # the rest goes to qmriprep
     bids = args.out / "bids"
     synth = [sys.executable, "-m", "qmriprep.synth", "--overwrite", str(bids)]
     if args.dataset == "demo":
@@ -78,7 +77,7 @@ def main() -> None:
         subprocess.run([*synth, "--downsample", "1", "--modalities", *args.modalities], check=True)
         opts = ["--nprocs", "2", "--omp-nthreads", "1"]
     cli = [sys.executable, "-m", "qmriprep.cli.run", str(bids), str(args.out / "derivatives"), "participant",
-           "-w", str(args.out / "work"), *opts, *args.extra]
+           "-w", str(args.out / "work"), *opts, *extra]
     first = measure(cli)
     again = measure(cli)
     load = os.getloadavg()[0]

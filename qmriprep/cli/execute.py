@@ -13,6 +13,7 @@ from ..provenance import methods_text, update_methods, write_dataset_description
 from ..utils.files import atomic_write_text
 from ..utils.images import finite_copies
 from ..workflows.base import log_dir
+from .nipype_costs import install as install_nipype_costs
 from .resources import NodeResources, enable_monitor, monitor_folder
 
 LOGGER = logging.getLogger("qmriprep")
@@ -51,6 +52,7 @@ def _run_and_publish(config, plans, staging: Path) -> int:
     LOGGER.log(25, "running %d subject(s) in %s (work dir %s)", len(plans), output_dir, ex.work_dir)
     failed = False
     resources = NodeResources()
+    install_nipype_costs()
     if not enable_monitor():
         LOGGER.warning("psutil is missing: peak memory per node is not recorded")
     try:

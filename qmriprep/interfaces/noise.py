@@ -70,6 +70,9 @@ class Denoise(SimpleInterface):
 
     input_spec = _DenoiseInputSpec
     output_spec = _DenoiseOutputSpec
+    #: float64 copies of the series at the peak (workflows.memory): dipy's MP-PCA patches; measured
+    #: 3.05 GB for a 0.55 GB whole-brain 16-echo series (benchmarks/RESULTS.md, issue 12)
+    mem_copies = 5.0
 
     def _run_interface(self, runtime):
         from ..fit.denoise import denoise_mppca

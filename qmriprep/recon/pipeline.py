@@ -173,6 +173,8 @@ def save_images(images: np.ndarray, col: KspaceCollection, out_dir, prefix: str 
     for c, scan in enumerate(col.scans):
         volume = np.abs(scan.to_volume(images[:, c])).astype(np.float32)
         img = nb.Nifti1Image(volume, scan.affine)
+        img.set_qform(scan.affine, code=1)  # scanner coordinates (the sinks would rewrite others)
+        img.set_sform(scan.affine, code=1)
         img.header.set_xyzt_units("mm")
         path = out_dir / f"{prefix}_{c + 1:02d}.nii.gz"
         nb.save(img, path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..bids.names import parse_name
 from .analysis import fmt
 from .collect import Group, Page, estimator_of
 from .curves import curve_svg
@@ -93,13 +94,24 @@ def registration(page: Page, group: Group) -> str:
     if b1 is None or b1.map is None or group.kind == "kspace":
         return ""
     out = page.fig_dir / f"{item.collection.name}_b1reg.png"
-    path, error = _safe(views.registration, item.collection.files[0], b1.map.files[0],
-                        b1.registration, out)
+    xfm = _b1_transform(page, item) if b1.registration == "rigid" else None
+    path, error = _safe(views.registration, item.collection.files[0], b1.map.files[0], xfm, out)
     if error:
         return f'<p class="note">Registration check failed ({esc(error)}).</p>'
     return (_img(page, path, f"B1+ registration of {group.name}")
             + f'<p class="meta">{esc(b1.describe())}; edges of <code>'
               f"{esc(Path(str(b1.map.files[0])).name)}</code> over the first image.</p>")
+
+
+def _b1_transform(page: Page, item) -> Path | None:
+    """The B1+ transform the workflow wrote for the collection of ``item`` (None if absent)."""
+    col, keys = item.collection, ("sub", "ses", "acq", "rec", "run")
+    want = {k: v for k, v in parse_name(col.files[0]).entities.items() if k in keys}
+    pattern = f"*_from-{item.b1.map.kind}_to-{col.series_kind}_mode-image_xfm.txt"
+    for path in sorted(Path(page.fig_dir).parent.rglob(pattern)):
+        if {k: v for k, v in parse_name(path).entities.items() if k in keys} == want:
+            return path
+    return None
 
 
 def cards(page: Page, images) -> str:

@@ -84,17 +84,17 @@ def mask_of(path: Path | None, like: Path) -> np.ndarray | None:
     return np.asanyarray(mask.dataobj) > 0
 
 
-def registration(target: Path, moving: Path, mode: str, out_file) -> Path:
+def registration(target: Path, moving: Path, transform: Path | None, out_file) -> Path:
     """The target's central slice with the edges of the B1+ reference image brought by the
-    scanner coordinates (before) and, for ``mode == "rigid"``, by the rigid registration the
-    workflow ran (same function and seed, :func:`qmriprep.registration.rigid.register_rigid`)."""
-    from ..registration import rigid
+    scanner coordinates (before) and, given the ``transform`` file the workflow wrote
+    (``..._from-<B1>_to-<series>_mode-image_xfm.txt``), by that registration."""
+    from ..registration import itk, rigid
 
     fixed, moving_img = canonical(target), canonical(moving)
     base = _scaled(np.asanyarray(fixed.dataobj))
     steps = [("scanner coordinates", np.eye(4))]
-    if mode == "rigid":
-        steps.append(("rigid registration", rigid.register_rigid(moving_img, fixed)))
+    if transform is not None:
+        steps.append(("rigid registration", itk.load_transform(transform)))
     tiles, edges, labels, aspect = [], [], [], 1.0
     for name, matrix in steps:
         onto = np.asanyarray(rigid.resample_to(moving_img, fixed, transform=matrix).dataobj)

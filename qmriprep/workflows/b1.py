@@ -113,3 +113,15 @@ def b1_percent_output(workflow, b1_out, *, label: str, b1_sources):
     return (pct, "out_file", MapSpec("b1", "TB1map", desc=label, datatype="fmap", meta={
         "Units": "percent", "Sources": list(b1_sources), "SkullStripped": False,
         "Description": f"the smoothed B1+ map on the {label.upper()} grid, as used to correct the flip angles"}))
+
+
+def b1_transform_output(workflow, *, label: str, b1, to: str, b1_sources):
+    """The transform that brought the B1+ map onto the ``to`` grid (node ``b1_to_<label>`` of
+    :func:`connect_b1_to_target`) as one ``connect_ds_maps`` output:
+    ``from-<B1 kind>_to-<to>_mode-image_xfm.txt`` (ITK text, fixed -> moving points; identity
+    for ``header`` alignment), which the report shows and users can apply again."""
+    return (workflow.get_node(f"b1_to_{label}"), "out_transform", MapSpec(
+        f"xfm_{label}", "xfm", meta={"from": b1.map.kind, "to": to, "mode": "image",
+                                     "Sources": list(b1_sources), "Alignment": b1.registration},
+        compress=False))
+

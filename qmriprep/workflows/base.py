@@ -11,6 +11,7 @@ from ..bids.metadata import B1_KINDS
 from .b1 import init_b1_wf
 from .bssfp import init_bssfp_wf
 from .dess import init_dess_wf
+from .memory import declare_memory
 from .mrf import init_mrf_wf
 from .multiecho import init_multiecho_wf
 from .recon import init_recon_wf
@@ -48,6 +49,7 @@ def init_single_subject_wf(*, plan, config, staging_dir: str, name=None):
         b1_wfs[id(item.collection)] = wf = init_b1_wf(item=item, config=config, output_dir=staging_dir,
                                                       name=_wf_name(item.collection))
         _set_inputs(wf, item.collection.input_files, item.collection.files)
+        declare_memory(wf, item.collection, config.nipype.mem_gb)
         workflow.add_nodes([wf])
     for item in (p for p in plan.processed() if p.collection.kind not in B1_KINDS):
         col = item.collection
@@ -59,6 +61,7 @@ def init_single_subject_wf(*, plan, config, staging_dir: str, name=None):
         wf = (init_recon_wf(item=item, config=config, output_dir=staging_dir, init_maps_wf=maps_wf,
                             name=_wf_name(col)) if col.kind == "kspace" else maps_wf(_wf_name(col)))
         _set_inputs(wf, col.input_files, col.files)
+        declare_memory(wf, col, config.nipype.mem_gb)
         workflow.add_nodes([wf])
         if item.b1 is not None and item.b1.map is not None:
             workflow.connect([(b1_wfs[id(item.b1.map)], wf, [("outputnode.b1", "inputnode.b1"),

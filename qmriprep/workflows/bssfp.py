@@ -9,7 +9,7 @@ from nipype.pipeline import engine as pe
 
 from ..interfaces.bssfp import ComplexSeries, FourierConfigurations
 from ..interfaces.estimate import ForegroundMask
-from .b1 import b1_meta, connect_b1_to_target
+from .b1 import b1_meta, b1_transform_output, connect_b1_to_target
 from .estimate import FitInputs, citations_of, connect_estimators, sources_of
 from .noise import denoised
 from .outputs import MapSpec, connect_ds_maps, mask_spec
@@ -76,6 +76,9 @@ def init_bssfp_wf(*, item, config, output_dir: str, name: str = "bssfp_wf"):
             "Sources": list(sources), "Description": "normalised |F-1|, |F0|, |F+1| (volumes 1-3)",
             **protocol_meta})),
     ]
+    if has_b1:
+        outputs.append(b1_transform_output(workflow, label="ssfp", b1=b1, to=item.collection.series_kind,
+                                           b1_sources=b1_sources))
     meta = {**protocol_meta, **b1_meta(b1, b1_sources, opts.b1_median_mm)}
     outputs += connect_estimators(workflow, kind="bSSFP", names=item.estimators, protocol=p, config=config,
                                   inputs=FitInputs((configs, "out_file"), (mask, "out_mask"), b1_out,

@@ -8,7 +8,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from ..interfaces.estimate import ForegroundMask
-from .b1 import b1_meta, b1_percent_output, connect_b1_to_target
+from .b1 import b1_meta, b1_percent_output, b1_transform_output, connect_b1_to_target
 from .estimate import FitInputs, citations_of, connect_estimators, sources_of
 from .outputs import connect_ds_maps, mask_spec
 
@@ -50,6 +50,8 @@ def init_dess_wf(*, item, config, output_dir: str, name: str = "dess_wf"):
         b1_out = connect_b1_to_target(workflow, inputnode=inputnode, fixed=(mask, "out_reference"),
                                       mode=b1.registration, label="dess")
         outputs.append(b1_percent_output(workflow, b1_out, label="dess", b1_sources=b1_sources))
+        outputs.append(b1_transform_output(workflow, label="dess", b1=b1,
+                                           to=item.collection.series_kind, b1_sources=b1_sources))
     meta = {"EchoTime": list(p.echo_times), "RepetitionTimeExcitation": p.tr,
             "FlipAngle": round(math.degrees(p.flip_angle), 6), "AssumedT1": t1,
             "SpoilerGradientAmplitude": p.spoiler_gradient_amplitude,

@@ -9,7 +9,7 @@ from nipype.pipeline import engine as pe
 
 from ..interfaces.estimate import ForegroundMask
 from ..interfaces.mrf import MeanMagnitude
-from .b1 import b1_meta, b1_percent_output, b1_text, connect_b1_to_target
+from .b1 import b1_meta, b1_percent_output, b1_transform_output, b1_text, connect_b1_to_target
 from .estimate import FitInputs, citations_of, connect_estimators, sources_of
 from .outputs import connect_ds_maps, mask_spec
 
@@ -56,6 +56,8 @@ def init_mrf_wf(*, item, config, output_dir: str, name: str = "mrf_wf"):
         b1_out = connect_b1_to_target(workflow, inputnode=inputnode, fixed=(mask, "out_reference"),
                                       mode=b1.registration, label="mrf")
         outputs.append(b1_percent_output(workflow, b1_out, label="mrf", b1_sources=b1_sources))
+        outputs.append(b1_transform_output(workflow, label="mrf", b1=b1,
+                                           to=item.collection.series_kind, b1_sources=b1_sources))
     trs = list(p.repetition_times)  # BIDS RepetitionTimeExcitation is one number: a schedule apart
     meta = {"FlipAngle": degrees, **({"RepetitionTimeExcitation": trs[0]} if len(set(trs)) == 1
                                      else {"RepetitionTimeSchedule": trs}),

@@ -30,6 +30,8 @@ class MapSpec:
     meta: dict = field(default_factory=dict)
     #: name of a node output holding more sidecar fields known only at run time (or None)
     runtime_meta: str | None = None
+    #: gzip the file (images); False for text (transforms)
+    compress: bool = True
 
 
 def mask_spec(item, sources) -> MapSpec:
@@ -58,7 +60,7 @@ def init_ds_maps_wf(*, output_dir: str, maps: list[MapSpec], name: str = "ds_map
     merge = pe.Node(niu.Merge(len(maps)), name="merge", run_without_submitting=True)
     for i, spec in enumerate(maps):
         ds = pe.Node(DerivativesDataSink(base_directory=output_dir, suffix=spec.suffix, desc=spec.desc,
-                                         datatype=spec.datatype, compress=True,
+                                         datatype=spec.datatype, compress=spec.compress,
                                          dismiss_entities=("echo", "flip", "part", "inv", "mt"),
                                          **spec.meta),
                      name=f"ds_{spec.field}", run_without_submitting=True)

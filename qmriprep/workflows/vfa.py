@@ -9,7 +9,7 @@ from nipype.pipeline import engine as pe
 
 from ..interfaces.estimate import ForegroundMask
 from ..interfaces.registration import AlignSeries
-from .b1 import b1_meta, b1_percent_output, b1_text, connect_b1_to_target
+from .b1 import b1_meta, b1_percent_output, b1_transform_output, b1_text, connect_b1_to_target
 from .estimate import FitInputs, citations_of, connect_estimators, sources_of
 from .outputs import connect_ds_maps, mask_spec
 
@@ -61,6 +61,8 @@ def init_vfa_wf(*, item, config, output_dir: str, name: str = "vfa_wf"):
         b1_out = connect_b1_to_target(workflow, inputnode=inputnode, fixed=(mask, "out_reference"),
                                       mode=b1.registration, label="vfa")
         outputs.append(b1_percent_output(workflow, b1_out, label="vfa", b1_sources=b1_sources))
+        outputs.append(b1_transform_output(workflow, label="vfa", b1=b1,
+                                           to=item.collection.series_kind, b1_sources=b1_sources))
     meta = {"FlipAngle": degrees, "RepetitionTimeExcitation": p.tr, **b1_meta(b1, b1_sources)}
     outputs += connect_estimators(workflow, kind="VFA", names=item.estimators, protocol=p, config=config,
                                   inputs=FitInputs((series, "files"), (mask, "out_mask"), b1_out,

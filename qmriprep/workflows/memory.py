@@ -1,0 +1,58 @@
+"""Memory each processing node declares to Nipype (``node.mem_gb``), from the size of its series.
+
+    mem_gb = WORKER_GB + copies x series_gb
+
+``series_gb`` is the collection's images as float64 (raw k-space: its files as complex128), read
+from the headers; ``copies`` is how many such copies the node's interface holds at its peak,
+declared by the interface class as ``mem_copies`` (default :data:`DEFAULT_COPIES`) and calibrated
+on whole-brain runs (``benchmarks/RESULTS.md``, issue 12). MultiProc starts a node only when its
+estimate fits in the free part of ``--mem``; a collection with a node that could never fit is
+refused while the workflow is built, before any work (not an OOM kill mid-run).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nb
+
+from ..bids.sidecars import relpath
+from ..errors import InputError
+
+#: resident size of a worker process with numpy, torch and nipype imported (measured: 0.45 GB)
+WORKER_GB = 0.5
+#: float64 copies of the series a node holds at its peak when its interface declares nothing
+DEFAULT_COPIES = 1.0
+_GB = 1024.0 ** 3
+
+
+def series_gb(collection) -> float:
+    """GB of the collection's series in memory: images as float64 (part-phase ones too), raw
+    k-space files as complex128 (twice their complex64 size on disk)."""
+    if collection.kind == "kspace":
+        return sum(2 * f.stat().st_size for f in map(Path, collection.files)) / _GB
+    values = 0
+    for f in (*collection.files, *collection.phase_files):
+        shape = nb.load(str(f)).shape  # header only: nibabel maps the data lazily
+        n = 1
+        for s in shape:
+            n *= int(s)
+        values += n
+    return 8 * values / _GB
+
+
+def declare_memory(workflow, collection, limit_gb: float = 0.0) -> None:
+    """Set ``mem_gb`` of every node of ``workflow`` that runs in a worker; with ``limit_gb``
+    (``--mem``), an :class:`InputError` naming the collection if a node's estimate exceeds it."""
+    size = series_gb(collection)
+    nodes = [n for n in workflow._get_all_nodes() if not n.run_without_submitting]  # noqa: SLF001
+    for node in nodes:
+        copies = float(getattr(node.interface, "mem_copies", DEFAULT_COPIES))
+        node._mem_gb = round(WORKER_GB + copies * size, 2)  # noqa: SLF001 (Node.mem_gb has no setter)
+    largest = max(nodes, key=lambda n: n.mem_gb, default=None)
+    if limit_gb and largest is not None and largest.mem_gb > limit_gb:
+        raise InputError(relpath(collection.files[0], collection.root),
+                         f"its {collection.name} step '{largest.name}' needs about {largest.mem_gb:.1f} GB "
+                         f"({size:.2f} GB of series data), more than --mem {limit_gb:g} GB: raise --mem, "
+                         "or process this collection on a machine with more memory")
+
