@@ -60,12 +60,14 @@ def test_peak_memory_of_every_node_is_recorded_and_reported(run):
     _, out, _ = run
     (tsv,) = (out / "sub-01" / "log").glob("*/resources.tsv")
     rows = [line.split("\t") for line in tsv.read_text().splitlines()]
-    assert rows[0] == ["node", "seconds", "peak_rss_gb"]
-    fits = {name: float(peak) for name, _, peak in rows[1:] if "fit" in name}
+    assert rows[0] == ["node", "seconds", "peak_rss_gb", "estimate_gb"]
+    fits = {name: float(peak) for name, _, peak, _ in rows[1:] if "fit" in name}
     assert fits, rows  # the fitting nodes are there, with a process size a Python/torch step has
     assert all(0.05 < peak < 8.0 for peak in fits.values()), fits
     peaks = [float(r[2]) for r in rows[1:]]
     assert peaks == sorted(peaks, reverse=True)
+    under = [(r[0], r[2], r[3]) for r in rows[1:] if float(r[3]) and float(r[2]) > float(r[3])]
+    assert not under, under  # every worker node declared at least the memory it took
     assert "Peak RSS (GB)" in (out / "sub-01.html").read_text()
 
 

@@ -22,7 +22,8 @@ def test_mapnode_items_are_summed_and_the_largest_peak_kept(tmp_path):
     res.record(_node("qmriprep_wf.sub_02_wf.vfa_wf.fit", item(1.0, 0.1)))
     res.record(SimpleNamespace(fullname="qmriprep_wf.sub_01_wf.broken"))  # no result: skipped
     lines = res.write(tmp_path, "01").read_text().splitlines()
-    assert lines == ["node\tseconds\tpeak_rss_gb", "vfa_wf.fit\t3.00\t2.500", "mese_wf.fit\t3.00\t1.500"]
+    assert lines == ["node\tseconds\tpeak_rss_gb\testimate_gb", "vfa_wf.fit\t3.00\t2.500\t0.00",
+                     "mese_wf.fit\t3.00\t1.500\t0.00"]
     assert res.write(tmp_path / "x", "03") is None
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from ..utils.files import atomic_write_text
 
 LOGGER = logging.getLogger("qmriprep")
-#: the table in each subject's log folder (columns: node, seconds, peak_rss_gb)
+#: the table in each subject's log folder (columns: node, seconds, peak_rss_gb, estimate_gb: the
+#: memory the node declared, :mod:`qmriprep.workflows.memory`)
 RESOURCES_FILE = "resources.tsv"
 
 
@@ -56,7 +57,8 @@ def node_subject(fullname: str) -> str:
 
 
 class NodeResources:
-    """Rows ``(node, seconds, peak RSS in GB)`` of the nodes that finished, per subject."""
+    """Rows ``(node, seconds, peak RSS in GB, declared estimate in GB)`` of the nodes that
+    finished, per subject."""
 
     def __init__(self):
         self.rows: dict[str, list[tuple[str, float, float]]] = {}
@@ -74,14 +76,16 @@ class NodeResources:
         peaks = [float(getattr(r, "mem_peak_gb", 0.0) or 0.0) for r in runtimes]
         seconds = sum(float(getattr(r, "duration", 0.0) or 0.0) for r in runtimes)
         step = ".".join(p for p in node.fullname.split(".")[1:] if not p.startswith("sub_"))
-        self.rows.setdefault(node_subject(node.fullname), []).append((step, seconds, max(peaks, default=0.0)))
+        self.rows.setdefault(node_subject(node.fullname), []).append(
+            (step, seconds, max(peaks, default=0.0), float(getattr(node, "mem_gb", 0.0) or 0.0)))
 
     def write(self, folder: Path, subject: str) -> Path | None:
         """``folder/resources.tsv`` for ``subject``, largest peak (then longest) first; None if nothing ran."""
         rows = sorted(self.rows.get(subject, []), key=lambda r: (-r[2], -r[1]))
         if not rows:
             return None
-        lines = ["node\tseconds\tpeak_rss_gb"] + [f"{n}\t{s:.2f}\t{m:.3f}" for n, s, m in rows]
+        lines = ["node\tseconds\tpeak_rss_gb\testimate_gb"] + [f"{n}\t{s:.2f}\t{m:.3f}\t{e:.2f}"
+                                                             for n, s, m, e in rows]
         path = Path(folder) / RESOURCES_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, "\n".join(lines) + "\n")

@@ -142,10 +142,11 @@ def resources(page: Page, group=None) -> str:
     path = config_file and Path(config_file).parent / RESOURCES_FILE
     if not path or not path.is_file():
         return ""
-    rows = [line.split("\t") for line in path.read_text().splitlines()[1:] if line.count("\t") == 2]
-    total = sum(float(s) for _, s, _ in rows)
-    shown = [[f"<code>{esc(n)}</code>", esc(s), esc(m)] for n, s, m in rows[:12]]
+    rows = [line.split("\t") for line in path.read_text().splitlines()[1:] if line.count("\t") == 3]
+    total = sum(float(r[1]) for r in rows)
+    shown = [[f"<code>{esc(n)}</code>", esc(s), esc(m), esc(e)] for n, s, m, e in rows[:12]]
     return (f"<p>{len(rows)} steps, {total:.0f} s of node time in all; the largest peaks "
-            f"(resident memory of the step's process, sampled each second):</p>"
-            + table(["Step", "Seconds", "Peak RSS (GB)"], shown, numeric=(1, 2))
+            f"(resident memory of the step's process, sampled each second) beside the memory the "
+            f"step declared to the scheduler (its estimate from the size of the series):</p>"
+            + table(["Step", "Seconds", "Peak RSS (GB)", "Estimate (GB)"], shown, numeric=(1, 2, 3))
             + f'<p>All steps: <code class="fname">{esc(str(path))}</code></p>')

@@ -19,8 +19,9 @@ import nibabel as nb
 from ..bids.sidecars import relpath
 from ..errors import InputError
 
-#: resident size of a worker process with numpy, torch and nipype imported (measured: 0.45 GB)
-WORKER_GB = 0.5
+#: resident size of a worker before its step: what it inherits from the main process at fork
+#: (torch, nipype, niworkflows imported) and keeps from earlier steps (measured 0.3-0.8 GB)
+WORKER_GB = 0.9
 #: float64 copies of the series a node holds at its peak when its interface declares nothing
 DEFAULT_COPIES = 1.0
 _GB = 1024.0 ** 3
