@@ -216,9 +216,11 @@ def _report(config, subject, plan, errors, logs: Path | None = None) -> Path:
     """The subject's report; ``logs``: the run's log folder (settings), default this run's."""
     from ..reports.subject import ReportContext, build_report
 
+    work = config.execution.work_dir
     context = ReportContext(
         subject, sessions=plan.sessions, decisions=[item.decision() for item in plan.collections],
         boilerplate=methods_text(config.execution.output_dir, subject),
         config_file=(logs or log_dir(config, subject)) / "qmriprep.toml", errors=errors,
-        version=config.execution.version, plan=plan, nprocs=config.nipype.nprocs)
+        version=config.execution.version, plan=plan, nprocs=config.nipype.nprocs,
+        figure_store=Path(work) / "report-figures" / f"sub-{subject}" if work else None)
     return build_report(config.execution.output_dir, context)

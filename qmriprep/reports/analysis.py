@@ -246,6 +246,29 @@ def analyse_map(image: Image, supports: list[Image], fig_dir: Path) -> MapReport
     return report
 
 
+def analyse_cached(cache, image: Image, supports: list[Image], fig_dir: Path) -> MapReport:
+    """:func:`analyse_map` through the report's :class:`~.cache.FigureCache` (None: no cache):
+    keyed on the map's content, sidecar and notes and on the content of the masks and
+    segmentations it may use."""
+    from .cache import file_md5
+
+    def encode(r: MapReport):
+        figs = [p for p in (r.mosaic, r.histogram) if p is not None]
+        return ({"units": r.units, "stats": r.stats, "notes": r.notes, "supports": r.supports,
+                 "mosaic": r.mosaic and str(r.mosaic), "histogram": r.histogram and str(r.histogram)}, figs)
+
+    def decode(v: dict) -> MapReport:
+        return MapReport(image, units=v["units"], stats=[tuple(s) for s in v["stats"]], notes=v["notes"],
+                         supports=v["supports"], mosaic=v["mosaic"] and Path(v["mosaic"]),
+                         histogram=v["histogram"] and Path(v["histogram"]))
+
+    if cache is None:
+        return analyse_map(image, supports, fig_dir)
+    key = (image.path, image.sidecar, image.notes, [(s.path.name, file_md5(s.path)) for s in supports])
+    return cache.call("analyse_map", analyse_map, (image, supports, fig_dir), key=key,
+                      encode=encode, decode=decode)
+
+
 def sort_key(image: Image) -> tuple:
     """Where a map goes in the report: by session, suffix rank, then its fit-quality maps."""
     order = suffixes.report_order()

@@ -147,6 +147,7 @@ class Page:
     rest: list
     sessions: list = field(default_factory=list)
     date: str = ""
+    cache: object = None  #: the build's :class:`~.cache.FigureCache` (None: draw everything)
 
     def report(self, image: Image):
         return self.reports.get(image.path)

@@ -20,9 +20,11 @@ def _img(page: Page, path, alt: str) -> str:
     return f'<figure><img src="{esc(rel)}" alt="{esc(alt)}" loading="lazy"></figure>'
 
 
-def _safe(make, *args):
-    """A view that failed becomes a note, never a lost report."""
+def _safe(page: Page, make, *args):
+    """A view that failed becomes a note, never a lost report; through the page's figure cache."""
     try:
+        if page.cache is not None:
+            return page.cache.call(make.__name__, make, args), None
         return make(*args), None
     except Exception as exc:  # noqa: BLE001 - any failure is shown, not raised
         return None, f"{type(exc).__name__}: {exc}"
@@ -63,7 +65,7 @@ def inputs(page: Page, group: Group) -> str:
     labels = [Path(str(f)).name.split("_")[-2] if "_" in Path(str(f)).name else str(i + 1)
               for i, f in enumerate(col.files)]
     out = page.fig_dir / f"{col.name}_inputs.png"
-    path, error = _safe(views.series_inputs, col.files, labels, out)
+    path, error = _safe(page, views.series_inputs, col.files, labels, out)
     if error:
         return f'<p class="note">Inputs could not be drawn ({esc(error)}).</p>'
     return _img(page, path, f"inputs of {col.name}") if path else ""
@@ -79,7 +81,7 @@ def reconstruction(page: Page, group: Group) -> str:
         if method and method not in firsts and image.entities.get("desc") is None:
             firsts[method] = image.path
     out = page.fig_dir / f"{group.item.collection.name}_recon.png"
-    result, error = _safe(views.kspace, group.item.collection.files, firsts, out)
+    result, error = _safe(page, views.kspace, group.item.collection.files, firsts, out)
     if result is None:
         return f'<p class="note">The raw k-space could not be shown ({esc(error or "unreadable")}).</p>'
     path, how = result
@@ -95,7 +97,7 @@ def registration(page: Page, group: Group) -> str:
         return ""
     out = page.fig_dir / f"{item.collection.name}_b1reg.png"
     xfm = _b1_transform(page, item) if b1.registration == "rigid" else None
-    path, error = _safe(views.registration, item.collection.files[0], b1.map.files[0], xfm, out)
+    path, error = _safe(page, views.registration, item.collection.files[0], b1.map.files[0], xfm, out)
     if error:
         return f'<p class="note">Registration check failed ({esc(error)}).</p>'
     return (_img(page, path, f"B1+ registration of {group.name}")
@@ -159,7 +161,7 @@ def differences(page: Page, group: Group) -> str:
         mask = views.mask_of(_mask_path(page, ref), ref.path)
         units = page.report(ref).units if page.report(ref) else ""
         out = page.fig_dir / f"{other.stem}_minus_{estimator_of(ref)}{ref.entities.get('rec', '')}.png"
-        result, _ = _safe(views.difference, ref.path, other.path, mask, units, out)
+        result, _ = _safe(page, views.difference, ref.path, other.path, mask, units, out)
         if not result:
             continue
         path, stats = result

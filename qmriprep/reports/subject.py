@@ -27,7 +27,8 @@ from string import Template
 from .. import __version__
 from ..utils.files import atomic_write_text
 from . import spec, tissues
-from .analysis import SUPPORT_SUFFIXES, analyse_map, find_images, sort_key
+from .analysis import SUPPORT_SUFFIXES, analyse_cached, find_images, sort_key
+from .cache import FigureCache
 from .collect import Page, group_images, is_out_of_range
 from .html import details, esc as _esc, render_markdown
 from .sections import config_html, errors_html
@@ -54,6 +55,8 @@ class ReportContext:
     version: str = __version__
     plan: object = None  #: the subject's frozen :class:`~qmriprep.bids.plan.SubjectPlan`
     nprocs: int = 1  #: threads drawing figures
+    #: folder keeping figures for the next build (:mod:`.cache`; in the work dir), None: draw all
+    figure_store: str | os.PathLike | None = None
 
 
 def build_report(output_dir, context: ReportContext) -> Path:
@@ -75,14 +78,17 @@ def build_report(output_dir, context: ReportContext) -> Path:
     if not any(i.suffix == "dseg" for i in supports):
         dseg = tissues.from_groups(groups, fig_dir, label)
         supports += [dseg] if dseg is not None else []
+    cache = FigureCache(fig_dir, context.figure_store) if context.figure_store else None
     with ThreadPoolExecutor(max(1, context.nprocs)) as pool:  # numpy, PIL and ITK free the GIL
         reports = dict(zip([i.path for i in todo],
-                           pool.map(lambda i: analyse_map(i, supports, fig_dir), todo)))
+                           pool.map(lambda i: analyse_cached(cache, i, supports, fig_dir), todo)))
         page = Page(output_dir, fig_dir, context, reports, groups, rest,
                     sessions=[str(s) for s in (context.sessions if context.sessions is not None
                                                else found)],
-                    date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+                    date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), cache=cache)
         bodies = list(pool.map(lambda g: _blocks(page, spec.COLLECTION, g, g.anchor), shown))
+    if cache is not None:
+        cache.prune()
     sections = [("summary", "Summary", _blocks(page, spec.SUMMARY, None, "summary"))]
     sections += [(g.anchor, g.name, body) for g, body in zip(shown, bodies)]
     if rest:
