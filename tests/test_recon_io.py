@@ -7,7 +7,7 @@ import pytest
 
 from qmriprep.errors import InputError
 from qmriprep.recon.fft import centred_fft
-from qmriprep.recon.io import header_metadata, load_kspace_array, read_kspace, write_kspace
+from qmriprep.recon.io import header_metadata, kspace_size, load_kspace_array, read_kspace, write_kspace
 from qmriprep.recon.masks import variable_density_mask
 
 META = {"EchoTime": 0.006, "RepetitionTimeExcitation": 0.02, "FlipAngle": 25,
@@ -38,6 +38,7 @@ def test_round_trip_3d(tmp_path):
     assert scan.metadata["MRAcquisitionType"] == "3D"
     assert scan.metadata["ParallelReductionFactorInPlane"] == pytest.approx(2.0)
     assert header_metadata(path)["EchoTime"] == pytest.approx(0.006)
+    assert kspace_size(path) == (4, 10 * 12 * 8)  # coils, values per coil zero-filled, from headers
     vol = scan.to_volume(np.arange(10 * 12 * 8).reshape(10, 12, 8))
     assert vol.shape == (10, 12, 8)
     # the ismrmrd library reads the file; centre lines carry the calibration flag
@@ -54,6 +55,7 @@ def test_round_trip_2d(tmp_path):
     path = write_kspace(tmp_path / "b.h5", k, mask=lines, affine=AFFINE, layout="2d", metadata=META)
     scan = read_kspace(path)
     assert scan.layout == "2d" and scan.kspace.shape == (5, 3, 12, 10)
+    assert kspace_size(path) == (3, 10 * 12 * 5)  # coils, matrix x slices
     np.testing.assert_array_equal(scan.affine, AFFINE)
     np.testing.assert_array_equal(scan.mask, np.broadcast_to(lines[None, :, None], (5, 12, 10)))
     ref = (k * lines[None, None, :, None]).transpose(3, 0, 2, 1)

@@ -30,7 +30,7 @@ def test_series_size_is_read_from_the_headers(bids):
     col, _ = _mese(bids)
     shape = nb.load(col.files[0]).shape
     n_voxels = shape[0] * shape[1] * shape[2]
-    assert memory.series_gb(col) == pytest.approx(8 * n_voxels * len(col.files) / 1024 ** 3)
+    assert memory.series_gb(col) == pytest.approx((8 * n_voxels * len(col.files) / 1024 ** 3, 0.0))
 
 
 def test_nodes_declare_worker_plus_their_copies_of_the_series(bids, tmp_path):
@@ -39,7 +39,7 @@ def test_nodes_declare_worker_plus_their_copies_of_the_series(bids, tmp_path):
     config.execution.bids_dir = str(bids)
     config.execution.version = "test"
     workflow = init_single_subject_wf(plan=plan, config=config, staging_dir=str(tmp_path / "stage"))
-    size = memory.series_gb(col)
+    size, _ = memory.series_gb(col)
     nodes = [n for n in workflow._get_all_nodes() if not n.run_without_submitting]
     assert nodes
     for node in nodes:

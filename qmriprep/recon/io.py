@@ -212,6 +212,19 @@ def header_metadata(path) -> dict:
     return _header_metadata(path, hdr)
 
 
+def kspace_size(path) -> tuple[int, int]:
+    """``(coils, values per coil)`` of the file's k-space once zero-filled (encoded matrix x
+    slices), from its XML header and first acquisition header (no data read)."""
+    path = _check_hdf5(path)
+    with h5py.File(path, "r") as f:
+        grp, hdr = _open_header(f, path)
+        coils = int(grp["data"][0]["head"]["active_channels"]) if grp["data"].size else 1
+    enc = hdr.encoding[0]
+    ms, lim = enc.encodedSpace.matrixSize, enc.encodingLimits
+    slices = lim.slice.maximum + 1 if lim.slice is not None and lim.slice.maximum is not None else 1
+    return coils, int(ms.x) * int(ms.y) * max(int(ms.z or 1), 1) * int(slices)
+
+
 def _header_metadata(path, hdr) -> dict:
     try:
         return header_to_metadata(hdr)
