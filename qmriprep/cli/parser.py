@@ -261,7 +261,11 @@ def _kspace(g) -> None:
                    help="plain backpropagation instead of memory-efficient learning (same gradients, "
                         "several times the memory)")
     g.add_argument("--recon-init", dest="recon.init", type=_existing, metavar="MODEL",
-                   help="start ZSSSL training from this saved model (transfer from another scan)")
+                   help="start ZSSSL training from this saved model (transfer from another scan); "
+                        "default: the network qmriprep ships for 8-contrast series with the fast "
+                        "preset's architecture, else from scratch")
+    g.add_argument("--recon-from-scratch", dest="recon.pretrained", action="store_false",
+                   help="never start ZSSSL from the shipped network")
 
 
 def _group(g) -> None:

@@ -38,6 +38,24 @@ PRESETS = {
              "patience": 6, "steps_per_epoch": 25, "batch": 2},
 }
 
+#: ZS-SSL start networks shipped in ``qmriprep/data/weights`` (seed 000's transfer): number of
+#: contrasts -> (file, SHA256 of the weights). Pre-trained on synthetic 8-echo slice sets by
+#: ``benchmarks/pretrain_zsssl.py`` (``fast`` architecture); used by the workflow when the
+#: collection and the settings match and the user gave no ``--recon-init``/``--recon-from-scratch``
+SHIPPED_INIT = {8: ("zsssl_fast_8.pt", "898b69321d923a7a696b91fcbb4467c94e30fa753e085e6f0beaaf595b282196")}
+
+
+def shipped_init(n_contrasts: int, settings) -> str | None:
+    """The shipped start network for ``n_contrasts`` if its architecture is ``settings``' (its
+    features, blocks, unrolls and CG iterations), else None."""
+    from importlib import resources
+
+    entry = SHIPPED_INIT.get(int(n_contrasts))
+    fast = PRESETS["fast"]
+    if entry is None or any(getattr(settings, k) != fast[k] for k in ("features", "blocks", "n_unrolls", "cg_iter")):
+        return None
+    return str(resources.files("qmriprep").joinpath("data/weights", entry[0]))
+
 
 @dataclass
 class KspaceCollection:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from nipype.interfaces import utility as niu
+from nipype.interfaces.base import isdefined
 from nipype.pipeline import engine as pe
 
 from .. import estimators
@@ -46,7 +47,11 @@ def init_recon_wf(*, item, config, output_dir: str, init_maps_wf, name: str = "r
     workflow.connect(inputnode, "in_files", coils, "in_files")
     merge = pe.Node(niu.Merge(2 * len(methods)), name="merge", run_without_submitting=True)
     for i, method in enumerate(methods):
-        recon = _recon_node(method, config)
+        recon = _recon_node(method, config, len(item.collection.files))
+        if method.learned and not config.recon.init and isdefined(recon.inputs.init_model):
+            workflow.__desc__ += (f" {method.label} training started from a network qmriprep ships, "
+                                  "pre-trained the same way on synthetic k-space of other slices "
+                                  "and subjects (transfer, as in [@yaman2022]).")
         ds_rec = pe.MapNode(DerivativesDataSink(
             base_directory=output_dir, reconstruction=method.name, compress=True, dismiss_entities=("part",),
             **reconstruction_meta(method, sources)),
@@ -76,15 +81,21 @@ def init_recon_wf(*, item, config, output_dir: str, init_maps_wf, name: str = "r
     return workflow
 
 
-def _recon_node(method, config):
-    """The reconstruction node of ``method`` with its settings (and start model) from the config."""
+def _recon_node(method, config, n_contrasts: int):
+    """The reconstruction node of ``method`` with its settings and start model: ``--recon-init``,
+    else the shipped network for ``n_contrasts`` when it fits (:func:`~qmriprep.recon.pipeline.shipped_init`)."""
     threads = config.nipype.omp_nthreads
     recon = pe.Node(Reconstruct(method=method.name, num_threads=threads), name=f"recon_{method.name}",
                     n_procs=threads)
     if method.settings:
         recon.inputs.settings = asdict(config.section(method.settings))
-    if method.learned and config.recon.init:
-        recon.inputs.init_model = config.recon.init
+    if method.learned:
+        from ..recon.pipeline import shipped_init
+
+        start = config.recon.init or (shipped_init(n_contrasts, config.recon.zsssl)
+                                      if config.recon.pretrained else None)
+        if start:
+            recon.inputs.init_model = start
     return recon
 
 
