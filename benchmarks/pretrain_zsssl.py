@@ -4,10 +4,11 @@
     python benchmarks/pretrain_zsssl.py finetune MODEL.pt|scratch [--r 4] [--steps 20]
 
 ``pretrain``: ZS-SSL (``fast`` preset, Adam lr 2e-3, 10 steps per epoch, 2 torch threads) on a
-multi-slice collection of six 8-echo slice sets of the 1 mm phantom taken away from the test
-slice (subjects/seeds 1-6, axial offsets -30..+25 mm from the centre, R = 4 and 8, SNR 50; the
-slice sets of ``bench_zsssl_speed.slice_set``). ``qmriprep/data/weights/zsssl_fast_8.pt`` was
-made by ``pretrain`` with 120 steps (1283 s on 2 cores).
+multi-slice collection of 8-echo slice sets of the 1 mm phantom taken away from the test slice
+(:data:`TRAINING_SLICES`: subjects/seeds 1-10, axial offsets -30..+30 mm from the centre, R = 4
+and 8, SNR 50; the slice sets of ``bench_zsssl_speed.slice_set``).
+``qmriprep/data/weights/zsssl_fast_8.pt`` was made in two runs: ``pretrain A.pt --slices 6``
+(120 steps, 1283 s on 2 cores), then ``pretrain B.pt --init A.pt`` (120 steps on all ten, 791 s).
 
 ``finetune``: on the benchmark's test slice (seed 0, central slice; none of the training slices),
 CG-SENSE, then the start network as it is, then after ``--steps`` ZS-SSL steps (lr 5e-4 from the
@@ -29,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_zsssl_speed as B  # noqa: E402
 
 #: (seed, axial offset in mm from the centre, acceleration) of the pre-training slice sets
-TRAINING_SLICES = [(1, -20, 4), (2, 15, 4), (3, -8, 8), (4, 25, 4), (5, 10, 8), (6, -30, 4)]
+TRAINING_SLICES = [(1, -20, 4), (2, 15, 4), (3, -8, 8), (4, 25, 4), (5, 10, 8), (6, -30, 4),
+                   (7, 20, 8), (8, -15, 8), (9, 30, 4), (10, -25, 8)]
 
 
 def slice_data(seed: int, offset: int, r: float) -> dict:
@@ -48,17 +50,17 @@ def slice_data(seed: int, offset: int, r: float) -> dict:
         P.make_phantom = real
 
 
-def pretrain(out: Path, steps: int) -> None:
+def pretrain(out: Path, steps: int, slices: int, init: str | None = None) -> None:
     from qmriprep.recon.coils import estimate_coils
     from qmriprep.recon.zsssl import save_model, train_zsssl
 
-    sets = [slice_data(*s) for s in TRAINING_SLICES]
+    sets = [slice_data(*s) for s in TRAINING_SLICES[:slices]]
     y = np.concatenate([d["y"] for d in sets])
     mask = np.concatenate([d["mask"] for d in sets])
     maps = np.concatenate([estimate_coils(d["y"], d["mask"]) for d in sets]).astype(np.complex64)
     st = B.settings({"lr": 2e-3, "steps_per_epoch": 10, "max_epochs": steps // 10, "patience": 1000})
     t = time.perf_counter()
-    model, hist = train_zsssl(y, maps, mask, st, log=print)
+    model, hist = train_zsssl(y, maps, mask, st, init=init, log=print)
     print(f"pre-training {time.perf_counter() - t:.0f} s; sha256 {save_model(out, model, st, hist)}")
 
 
@@ -93,10 +95,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--r", type=float, default=4.0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--slices", type=int, default=len(TRAINING_SLICES), help="pretrain: first N slice sets")
+    ap.add_argument("--init", help="pretrain: continue from this model")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.mode == "pretrain":
-        pretrain(Path(args.model), args.steps or 120)
+        pretrain(Path(args.model), args.steps or 120, args.slices, args.init)
     else:
         print(json.dumps(finetune(args.model, args.r, args.steps or 20), indent=1))
 

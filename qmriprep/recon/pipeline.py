@@ -42,7 +42,7 @@ PRESETS = {
 #: contrasts -> (file, SHA256 of the weights). Pre-trained on synthetic 8-echo slice sets by
 #: ``benchmarks/pretrain_zsssl.py`` (``fast`` architecture); used by the workflow when the
 #: collection and the settings match and the user gave no ``--recon-init``/``--recon-from-scratch``
-SHIPPED_INIT = {8: ("zsssl_fast_8.pt", "898b69321d923a7a696b91fcbb4467c94e30fa753e085e6f0beaaf595b282196")}
+SHIPPED_INIT = {8: ("zsssl_fast_8.pt", "874b9eec2c171f63db1ccb6fbb1eabb293b65381af3c44b8518d010f79e944e0")}
 
 
 def shipped_init(n_contrasts: int, settings) -> str | None:
