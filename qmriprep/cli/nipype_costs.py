@@ -22,6 +22,8 @@ import os
 import shutil
 import stat
 
+from ..utils.files import file_digest
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _FNAME = 0x08
 
@@ -53,11 +55,7 @@ def hash_infile(afile, chunk_len=8192, crypto=hashlib.md5, raise_notfound=False)
 
 @functools.lru_cache(maxsize=8192)
 def _md5(path: str, dev: int, ino: int, size: int, mtime_ns: int) -> str:
-    digest = hashlib.md5()  # noqa: S324 (Nipype's cache key, not security)
-    with open(path, "rb") as fp:
-        for block in iter(lambda: fp.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 def copy_derivative(src, dst) -> bool:

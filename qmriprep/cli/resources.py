@@ -61,7 +61,7 @@ class NodeResources:
     finished, per subject."""
 
     def __init__(self):
-        self.rows: dict[str, list[tuple[str, float, float]]] = {}
+        self.rows: dict[str, list[tuple[str, float, float, float]]] = {}
 
     def __getstate__(self) -> dict:
         return {"rows": {}}  # pickled with the nodes (see execute._StatusCallback): rows stay here

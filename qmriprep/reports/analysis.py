@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import suffixes
 from ..bids.names import parse_name
+from ..utils.files import sha256_file
 from . import figures
 
 #: supporting images: used for statistics, not shown as maps
@@ -250,7 +251,8 @@ def analyse_cached(cache, image: Image, supports: list[Image], fig_dir: Path) ->
     """:func:`analyse_map` through the report's :class:`~.cache.FigureCache` (None: no cache):
     keyed on the map's content, sidecar and notes and on the content of the masks and
     segmentations it may use."""
-    from .cache import file_md5
+    if cache is None:
+        return analyse_map(image, supports, fig_dir)
 
     def encode(r: MapReport):
         figs = [p for p in (r.mosaic, r.histogram) if p is not None]
@@ -262,9 +264,7 @@ def analyse_cached(cache, image: Image, supports: list[Image], fig_dir: Path) ->
                          supports=v["supports"], mosaic=v["mosaic"] and Path(v["mosaic"]),
                          histogram=v["histogram"] and Path(v["histogram"]))
 
-    if cache is None:
-        return analyse_map(image, supports, fig_dir)
-    key = (image.path, image.sidecar, image.notes, [(s.path.name, file_md5(s.path)) for s in supports])
+    key = (image.path, image.sidecar, image.notes, [(s.path.name, sha256_file(s.path)) for s in supports])
     return cache.call("analyse_map", analyse_map, (image, supports, fig_dir), key=key,
                       encode=encode, decode=decode)
 

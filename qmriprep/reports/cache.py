@@ -2,7 +2,7 @@
 
 The report is rebuilt at every run (date, settings, resources), but drawing its figures again from
 unchanged maps took 2 of the 12 s of a no-op demo rerun and 13 of 24 s at 1 mm. Every call that
-makes figures (:meth:`FigureCache.call`) is keyed on its name, the MD5 of every file it reads, its
+makes figures (:meth:`FigureCache.call`) is keyed on its name, the SHA256 of every file it reads, its
 other arguments, the figures folder and the source of the report code. The store is a folder of
 the work directory (the subject's output folder, figures included, is replaced whole when a run
 publishes it): per key, the result as JSON and a copy of its figures, which a later build with
@@ -21,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils.files import sha256_file
+
 _HERE = Path(__file__).parent
 
 
 def _code_digest() -> str:
-    digest = hashlib.md5()  # noqa: S324 (a cache key)
+    digest = hashlib.sha256()
     for path in sorted(_HERE.glob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -34,19 +36,11 @@ def _code_digest() -> str:
 _CODE = _code_digest()
 
 
-def file_md5(path) -> str:
-    digest = hashlib.md5()  # noqa: S324 (a cache key)
-    with open(path, "rb") as fp:
-        for block in iter(lambda: fp.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _feed(digest, value, own: Path) -> None:
     """Add ``value`` to ``digest``: files by content (those under ``own``, the figures folder, by
     name: they are outputs), arrays by bytes, containers item by item."""
     if isinstance(value, (str, os.PathLike)) and os.path.isfile(value) and own not in Path(value).parents:
-        digest.update(f"file:{Path(value).name}:{file_md5(value)};".encode())
+        digest.update(f"file:{Path(value).name}:{sha256_file(value)};".encode())
     elif isinstance(value, np.ndarray):
         digest.update(f"array:{value.dtype}:{value.shape};".encode())
         digest.update(np.ascontiguousarray(value).tobytes())
@@ -75,7 +69,7 @@ class FigureCache:
         the result depends on, if not ``args``; ``encode``/``decode`` turn the result into
         ``(JSON-able value, [figure paths in the figures folder])`` and back (default: paths and
         tuples of them)."""
-        digest = hashlib.md5(f"{_CODE};{name};{self.fig_dir};".encode())  # noqa: S324 (a cache key)
+        digest = hashlib.sha256(f"{_CODE};{name};{self.fig_dir};".encode())
         _feed(digest, args if key is None else key, self.fig_dir)
         key = digest.hexdigest()
         with self._lock:
@@ -93,7 +87,7 @@ class FigureCache:
         try:
             recorded = json.loads((self.folder / f"{key}.json").read_text())
             copies = {name: self.folder / key / name for name in recorded["figures"]}
-            if any(file_md5(copies[n]) != md5 for n, md5 in recorded["figures"].items()):
+            if any(sha256_file(copies[n]) != digest for n, digest in recorded["figures"].items()):
                 return None
             self.fig_dir.mkdir(parents=True, exist_ok=True)
             for name, copy in copies.items():
@@ -107,7 +101,7 @@ class FigureCache:
         if not all(f.is_file() and f.parent == self.fig_dir for f in figures):
             return
         try:
-            text = json.dumps({"value": value, "figures": {f.name: file_md5(f) for f in figures}},
+            text = json.dumps({"value": value, "figures": {f.name: sha256_file(f) for f in figures}},
                               default=_plain)
             (self.folder / key).mkdir(parents=True, exist_ok=True)
             for f in figures:

@@ -37,13 +37,18 @@ def atomic_write_text(path, text: str) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
-def sha256_file(path) -> str:
-    """SHA256 hex digest of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
+def file_digest(path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file by ``algorithm`` (a :func:`hashlib.new` name), read in 1 MiB blocks."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_file(path) -> str:
+    """SHA256 hex digest of a file."""
+    return file_digest(path)
 
 
 def content_sha256(arrays: dict) -> str:

@@ -4,14 +4,16 @@
 
 ``series_gb`` is the collection's images as float64 (raw k-space: zero-filled, as complex128),
 read from the headers; ``copies`` is how many such copies the node's interface holds at its peak,
-declared by the interface class as ``mem_copies`` (default :data:`DEFAULT_COPIES`; of the k-space
-for interfaces with ``reads_kspace``) and calibrated
-on whole-brain runs (``benchmarks/RESULTS.md``, issue 12). MultiProc starts a node only when its
+declared by the interface class as ``mem_copies`` (default :data:`DEFAULT_COPIES`; copies of the
+k-space for interfaces with ``reads_kspace``) and calibrated on whole-brain runs
+(``benchmarks/RESULTS.md``, issue 12). MultiProc starts a node only when its
 estimate fits in the free part of ``--mem``; a collection with a node that could never fit is
 refused while the workflow is built, before any work (not an OOM kill mid-run).
 """
 
 from __future__ import annotations
+
+import math
 
 import nibabel as nb
 
@@ -35,13 +37,8 @@ def series_gb(collection) -> tuple[float, float]:
 
         sizes = [kspace_size(f) for f in collection.files]
         return 8 * sum(v for _, v in sizes) / _GB, 16 * sum(c * v for c, v in sizes) / _GB
-    values = 0
-    for f in (*collection.files, *collection.phase_files):
-        shape = nb.load(str(f)).shape  # header only: nibabel maps the data lazily
-        n = 1
-        for s in shape:
-            n *= int(s)
-        values += n
+    # headers only: nibabel maps the data lazily
+    values = sum(math.prod(nb.load(str(f)).shape) for f in (*collection.files, *collection.phase_files))
     return 8 * values / _GB, 0.0
 
 
