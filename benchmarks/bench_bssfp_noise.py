@@ -61,10 +61,11 @@ def phantom_data(n_cycles, snr, seed=0, denoise=False):
         from qmriprep.fit.denoise import denoise_mppca
         sig = denoise_mppca(sig, brain)
     protocol = seed_protocol(n_cycles)
-    F = fourier_configurations(sig, protocol.phase_increments, mask=brain, gibbs=False)  # pipeline default
+    F, norm = fourier_configurations(sig, protocol.phase_increments, mask=brain, gibbs=False,  # pipeline default
+                                     return_norm=True)
     masks = {t: brain & ph.pure & (ph.labels == lab) for t, lab in TISSUES.items()}
     masks["brain"] = brain & (ph.labels != 1)
-    return dict(F=F, b1=ph.b1, t1=ph.t1, t2=ph.t2, masks=masks, sigma=sigma, measured=measured,
+    return dict(F=F, norm=norm, b1=ph.b1, t1=ph.t1, t2=ph.t2, masks=masks, sigma=sigma, measured=measured,
                 method=method, level=level, protocol=protocol)
 
 
@@ -115,7 +116,7 @@ def row(label, res, d, extra=""):
     if "t1_sd" in res:
         cw, cb = coverage(res, d, "tissue"), coverage(res, d, "brain")
         cells += [f"{cw['t1']:.0f} / {cw['t2']:.0f}", f"{cb['t1']:.0f} / {cb['t2']:.0f}",
-                  str(int(res["out_of_range"][d["masks"]["brain"]].sum()))]
+                  str(int(res["out_of_range"][d["masks"]["brain"]].sum())) if "out_of_range" in res else "-"]
     else:
         cells += ["", "", ""]
     print(f"| {label} | " + " | ".join(cells) + f" | {extra} |", flush=True)
@@ -149,7 +150,8 @@ def main(argv=None) -> int:
                   "| within 1 SD brain T1/T2 % | out of range | notes |")
             print("|---|---|---|---|---|---|---|---|---|")
             t0 = time.perf_counter()
-            mir = fit_miracle(d["F"], d["protocol"], b1=d["b1"], mask=d["masks"]["brain"])
+            mir = fit_miracle(d["F"], d["protocol"], b1=d["b1"], mask=d["masks"]["brain"],
+                              noise_sigma=d["measured"], scale=d["norm"])
             base = row("MIRACLE", mir, d, f"{time.perf_counter() - t0:.1f} s")
             bound = crb_row(d, n_cycles, snr)
             row("Cramer-Rao bound (0.674 SD)", {p: d[p] + bound[p] for p in ("t1", "t2")}, d, "unbiased, voxel-wise")

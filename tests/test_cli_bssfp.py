@@ -70,6 +70,18 @@ def test_miracle_sidecar_counts_voxels_not_converged(run):
     assert meta["NotConvergedVoxels"] == 0  # Newton converges also where T2 nears T1 (CSF)
 
 
+def test_miracle_writes_sd_maps_from_the_measured_noise(run):
+    """Noise-free series: the background noise is (near) zero, and so is every SD; the maps exist
+    with units and the description of how they were computed."""
+    out, _ = run
+    for suffix in ("T1map", "T2map"):
+        meta = json.loads((out / "sub-01" / "anat" / f"sub-01_acq-pc12_desc-miracleSD_{suffix}.json").read_text())
+        assert meta["Units"] == "s" and "propagated" in meta["Description"] and "NoiseSigma" in meta
+        sd = _maps(out, "miracleSD", suffix)
+        assert np.isfinite(sd).all() and (sd >= 0).all()
+        assert np.median(sd[_maps(out, "miracle", suffix) > 0]) < 1e-3  # s: no noise, no spread
+
+
 @pytest.fixture
 def bids(pristine, tmp_path):
     return shutil.copytree(pristine, tmp_path / "bids")

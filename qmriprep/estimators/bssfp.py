@@ -6,16 +6,29 @@ from .names import COMPLEX, MIRACLE, PINN, SVNN
 from .spec import Estimator, Output, register
 
 
-def fit_miracle(configurations, protocol, *, b1=None, mask=None, **_):
+def fit_miracle(configurations, protocol, *, b1=None, mask=None, noise_sigma=None, scale=None, **_):
     """MIRACLE T1, T2 from the Fourier configurations (the fixed point of the seed's alternating
-    golden-section searches, by Newton); the sidecars count the voxels that did not converge."""
+    golden-section searches, by Newton); the sidecars count the voxels that did not converge.
+    ``t1_sd``, ``t2_sd``: the configuration noise (``noise_sigma`` of the cycles, ``scale`` the
+    per-voxel norm the configurations were divided by) propagated to first order; 0 without them."""
+    import numpy as np
+
     from ..fit.miracle import fit_miracle as miracle
+    from ..fit.uncertainty import miracle_sd
 
     out = miracle(configurations, b1, flip_angle=protocol.flip_angle, tr=protocol.tr, mask=mask)
-    return {**out, "meta": {"NotConvergedVoxels": int(out["not_converged"].sum())}}
+    if noise_sigma is None or scale is None:
+        sd = {k: np.zeros_like(out["t1"]) for k in ("t1_sd", "t2_sd")}
+    else:
+        sd = miracle_sd(out["t1"], out["t2"], b1, protocol, sigma=noise_sigma, norm=scale, mask=mask)
+    return {**out, **sd, "meta": {"NotConvergedVoxels": int(out["not_converged"].sum())}}
 
 
 _MAPS = (Output("t1", "T1map"), Output("t2", "T2map"))
+_MIRACLE_SD = ("Standard deviation of the {} estimate: the noise of the configurations (NoiseSigma of "
+               "the cycles / sqrt(cycles) / the voxel's configuration norm) propagated to first order "
+               "through MIRACLE's exact inversion of |F-1|, |F0|, |F+1| (the Cramer-Rao bound of those "
+               "three magnitudes, Jacobian by automatic differentiation)")
 _NET_SD = ("Standard deviation of the {} estimate: the network's heteroscedastic output (log-variance "
            "head trained by the Gaussian negative log-likelihood of the in-silico truth at the training "
            "noise TrainingNoiseSigma; calibrated on the training distribution)")
@@ -30,7 +43,9 @@ register(Estimator(
     kind="bSSFP", name=MIRACLE, default=True, takes_b1=True, core=f"{__name__}:fit_miracle",
     algorithm="MIRACLE: alternating golden-section searches for T2 and T1 on the configuration "
               "ratios of pc-bSSFP (magnitudes of F-1, F0, F+1)",
-    citations=("nguyen2017", "birk2025"), outputs=_MAPS))
+    citations=("nguyen2017", "birk2025"),
+    outputs=_MAPS + (Output("t1_sd", "T1map", desc="SD", description=_MIRACLE_SD.format("T1")),
+                     Output("t2_sd", "T2map", desc="SD", description=_MIRACLE_SD.format("T2")))))
 for _complex in (False, True):
     for _name, _label, _pinn in ((SVNN, "SVNN (supervised)", False),
                                  (PINN, "PINN (physics-informed, self-supervised)", True)):

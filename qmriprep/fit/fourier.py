@@ -38,10 +38,12 @@ def _degibbs(volume):
     return gibbs_removal(vol, slice_axis=2, inplace=False, num_processes=1)
 
 
-def fourier_configurations(images, phase_increments, *, gibbs=True, mask=None):
+def fourier_configurations(images, phase_increments, *, gibbs=True, mask=None, return_norm=False):
     """Normalised ``(F-1, F0, F+1)`` of complex pc-bSSFP ``images`` ``(x, y, z, n_cycles)``.
 
     Returns complex64 ``(x, y, z, 3)``; voxels outside ``mask`` or without signal are 0.
+    ``return_norm``: also the per-voxel norm they were divided by (float32, the signal level
+    the noise of the normalised configurations is relative to).
     """
     images = np.asarray(images, dtype=np.complex128)
     valid = np.isfinite(images).all(-1) & (np.abs(images).sum(-1) > 0)
@@ -53,5 +55,7 @@ def fourier_configurations(images, phase_increments, *, gibbs=True, mask=None):
         mag = np.stack([_degibbs(np.abs(modes[..., k])) for k in range(modes.shape[-1])], -1)
         pha = np.stack([_degibbs(np.angle(modes[..., k])) for k in range(modes.shape[-1])], -1)
         modes = mag * np.exp(1j * pha)
-    features = normalise(modes)
-    return np.where(valid[..., None], features, 0).astype(np.complex64)
+    features = np.where(valid[..., None], normalise(modes), 0).astype(np.complex64)
+    if not return_norm:
+        return features
+    return features, np.where(valid, np.sqrt(np.sum(np.abs(modes) ** 2, -1)), 0).astype(np.float32)

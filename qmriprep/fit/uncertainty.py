@@ -138,3 +138,36 @@ def dess_sd(t2, s1, protocol, sigma, mask=None, *, t1=1.2, b1=None) -> dict:
 
     sd = crb_sd(model, {"m0": m0, "t2": t2}, sigma, valid & (m0 > 0), fixed={"b1": b1})
     return {"t2_sd": sd["t2"], "r2_sd": reciprocal_sd(t2, sd["t2"])}
+
+
+def miracle_sd(t1, t2, b1, protocol, *, sigma, norm, mask=None) -> dict:
+    """``t1_sd``, ``t2_sd`` of MIRACLE by first-order propagation of the configuration noise.
+
+    MIRACLE inverts the three magnitudes ``|F-1|, |F0|, |F+1|`` exactly (their two ratios give T1
+    and T2, the scale ``c`` is free), so its SD is ``sigma_F sqrt((J^T J)^-1)`` with ``J`` the 3 x 3
+    Jacobian of ``c |F_p(T1, T2, B1)|`` (:func:`~qmriprep.physics.bssfp.closed_form_configurations`,
+    theta 0, TE 0: a common ``exp(-TE/T2)`` lies along ``c`` and does not change the T1/T2 SDs)
+    and ``sigma_F = sigma / (sqrt(N) norm)``: the DFT over the ``N`` cycles of ``protocol`` (its
+    ``phase_increments``, ``flip_angle``, ``tr``; SI) divides the noise of each
+    real channel by ``sqrt(N)`` and the configurations were normalised by ``norm`` (their raw
+    per-voxel norm). Magnitudes treated as Gaussian (high SNR of each configuration).
+    """
+    from ..physics.bssfp import closed_form_configurations as configurations
+
+    flip_angle, tr, n_cycles = protocol.flip_angle, protocol.tr, len(protocol.phase_increments)
+    t1, t2 = np.asarray(t1, np.float64), np.asarray(t2, np.float64)
+    b1 = np.ones(t1.shape) if b1 is None else np.broadcast_to(np.asarray(b1, np.float64), t1.shape)
+    norm = np.broadcast_to(np.asarray(norm, np.float64), t1.shape)
+    valid = (t1 > 0) & (t2 > 0) & (b1 > 0) & (norm > 0) & (True if mask is None else np.asarray(mask, bool))
+
+    def model(c, t1, t2, b1):
+        mags = configurations(t1, t2, b1, flip_angle=flip_angle, tr=tr, te=0.0)
+        return c[:, None] * torch.stack([m.abs() for m in mags], -1)
+
+    unit = np.stack([np.abs(m) for m in configurations(np.where(valid, t1, 1.0), np.where(valid, t2, 0.1),
+                                                         np.where(valid, b1, 1.0),
+                                                         flip_angle=flip_angle, tr=tr, te=0.0)], -1)
+    c = 1.0 / np.maximum(np.linalg.norm(unit, axis=-1), 1e-12)  # the configurations have unit norm
+    sd = crb_sd(model, {"c": c, "t1": t1, "t2": t2}, 1.0, valid, fixed={"b1": b1})
+    scale = np.where(valid, float(sigma) / (np.sqrt(n_cycles) * np.where(norm > 0, norm, 1.0)), 0.0)
+    return {"t1_sd": (sd["t1"] * scale).astype(np.float32), "t2_sd": (sd["t2"] * scale).astype(np.float32)}

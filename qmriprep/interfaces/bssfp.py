@@ -74,6 +74,7 @@ class _ConfigurationsInputSpec(BaseInterfaceInputSpec):
 class _ConfigurationsOutputSpec(TraitedSpec):
     out_file = File(desc="complex64 (x, y, z, 3): normalised F-1, F0, F+1")
     out_magnitude = File(desc="|F-1|, |F0|, |F+1| (derivative)")
+    out_norm = File(desc="per-voxel norm the configurations were divided by (float32)")
 
 
 class FourierConfigurations(SimpleInterface):
@@ -89,11 +90,12 @@ class FourierConfigurations(SimpleInterface):
 
         series, ref = _load4d(self.inputs.in_file)
         mask = optional_mask(self.inputs.mask_file)
-        feats = fourier_configurations(series, self.inputs.phase_increments, gibbs=self.inputs.gibbs,
-                                       mask=mask)
+        feats, norm = fourier_configurations(series, self.inputs.phase_increments, gibbs=self.inputs.gibbs,
+                                             mask=mask, return_norm=True)
         out = lambda name: os.path.join(runtime.cwd, name)  # noqa: E731
         self._results["out_file"] = save_like(feats, ref, out("configurations.nii.gz"), dtype=np.complex64)
         self._results["out_magnitude"] = save_like(np.abs(feats), ref, out("configurations_mag.nii.gz"))
+        self._results["out_norm"] = save_like(norm, ref, out("configurations_norm.nii.gz"))
         return runtime
 
 

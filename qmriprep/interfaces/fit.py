@@ -30,6 +30,8 @@ class _FitMapsInputSpec(BaseInterfaceInputSpec):
     noise_sigma = traits.Float(desc="measured noise sigma, passed to the core as noise_sigma "
                                     "(estimators writing standard-deviation maps)")
     noise_meta = traits.Dict(desc="sidecar fields of the series' noise (NoiseSigma, NoiseMethod, SNR)")
+    scale_file = File(exists=True, desc="per-voxel level the data were normalised by (pc-bSSFP: the "
+                                        "configurations' norm), passed to the core as scale")
 
 
 class FitMaps(SimpleInterface):
@@ -60,6 +62,8 @@ class FitMaps(SimpleInterface):
         options = dict(self.inputs.options) if self.inputs.options else {}
         if isdefined(self.inputs.noise_sigma):
             options["noise_sigma"] = self.inputs.noise_sigma
+        if isdefined(self.inputs.scale_file):
+            options["scale"] = optional_volume(self.inputs.scale_file)
         res = resolve(self.inputs.core)(data, protocol, b1=optional_volume(self.inputs.b1_file),
                                         mask=optional_mask(self.inputs.mask_file), **options)
         for key in self._fields:

@@ -83,7 +83,7 @@ def init_bssfp_wf(*, item, config, output_dir: str, name: str = "bssfp_wf"):
     outputs += connect_estimators(workflow, kind="bSSFP", names=item.estimators, protocol=p, config=config,
                                   inputs=FitInputs((configs, "out_file"), (mask, "out_mask"), b1_out,
                                                    tuple(sources + b1_sources), meta,
-                                                   acquired=(series, "out_file")))
+                                                   acquired=(series, "out_file"), scale=(configs, "out_norm")))
     outputs += [(series, "out_reference", MapSpec(  # BIDS: a fieldmap comes with its magnitude
         f"magnitude_{spec.desc}", "magnitude", desc=spec.desc, datatype="fmap", meta={
             "Sources": list(sources), "SkullStripped": False,

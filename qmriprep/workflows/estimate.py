@@ -41,6 +41,9 @@ class FitInputs:
     #: is measured there and the collection workflow denoises it; None: ``data`` is the series,
     #: measured and (``noise`` config section) denoised here
     acquired: tuple | None = None
+    #: per-voxel level ``data`` was normalised by (pc-bSSFP: the configurations' norm), for
+    #: estimators whose SD maps need the noise relative to it; None: ``data`` is not normalised
+    scale: tuple | None = None
 
 
 def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: FitInputs) -> list:
@@ -59,6 +62,8 @@ def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: 
         workflow.connect([(data[0], fit, [(data[1], "in_files")]),
                           (inputs.mask[0], fit, [(inputs.mask[1], "mask_file")])])
         connect_noise_to(workflow, noise, meta, fit, est)
+        if inputs.scale is not None and "scale_file" in fit.inputs.copyable_trait_names():
+            workflow.connect(*inputs.scale, fit, "scale_file")
         if est.takes_b1 and inputs.b1 is not None:
             workflow.connect(*inputs.b1, fit, "b1_file")
         for out in est.outputs:
