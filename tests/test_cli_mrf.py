@@ -57,6 +57,11 @@ def test_mrf_matching_recovers_the_truth_within_one_dictionary_step(pristine, ru
     meta = json.loads((out / "sub-01" / "anat" / "sub-01_desc-matching_T1map.json").read_text())
     assert meta["Units"] == "s" and "Nature" in meta["EstimationReference"]
     assert len(meta["FlipAngle"]) == 150 and meta["B1Correction"].startswith("B1+ map")
+    for suffix in ("T1map", "T2map"):  # noise-free: the SD is the grid's quantisation, STEP / sqrt(12)
+        est = _load(out / "sub-01" / "anat" / f"sub-01_desc-matching_{suffix}.nii.gz")
+        sd = _load(out / "sub-01" / "anat" / f"sub-01_desc-matchingSD_{suffix}.nii.gz")
+        rel = np.median(sd[mask & (labels > 1)] / est[mask & (labels > 1)])
+        assert 0.7 < rel / (STEP / math.sqrt(12)) < 1.5, (suffix, rel)
 
 
 def test_subspace_cnn_runs_through_the_cli_with_its_training_record(pristine, run):

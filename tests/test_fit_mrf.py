@@ -153,3 +153,21 @@ def test_subspace_cnn_is_seeded_and_keeps_the_mask(protocol):
     assert rec["TrainingEpochs"] == 3 and rec["RandomSeed"] == 3
     assert len(rec["TrainingCurve"]["val_loss"]) == 3 and rec["IdentityValidationLoss"] > 0
     assert np.median(np.abs(np.log(a["t1"][mask] / t1[mask]))) < 0.2
+
+
+def test_matching_sd_is_calibrated_and_includes_the_grid_quantisation(protocol, dictionary):
+    """Complex series with a random phase: about 68 % of T1, T2 and M0 within +-1 SD where the
+    noise dominates; noise-free, the SD is the grid's quantisation (spacing / sqrt 12)."""
+    rng = np.random.default_rng(7)
+    t1, t2 = _truth(2000, seed=7)
+    t2 = np.minimum(t2, 0.5 * t1)
+    clean = fisp_signal(t1, t2, protocol).numpy() * np.exp(1j * rng.uniform(-np.pi, np.pi, t1.size))[:, None]
+    sigma = float(np.abs(clean).mean())
+    noisy = clean + sigma * (rng.standard_normal(clean.shape) + 1j * rng.standard_normal(clean.shape))
+    fit = fit_mrf_matching(noisy, protocol, settings=SETTINGS, dictionary=dictionary, sigma=sigma)
+    for key, truth in (("t1", t1), ("t2", t2), ("m0", 1.0)):
+        assert 0.62 < np.mean(np.abs(fit[key] - truth) <= fit[f"{key}_sd"]) < 0.76, key
+    exact = fit_mrf_matching(clean, protocol, settings=SETTINGS, dictionary=dictionary, sigma=1e-9)
+    floor = exact["t1"] * STEP / math.sqrt(12)
+    np.testing.assert_allclose(exact["t1_sd"], floor, rtol=0.06)
+    assert "t1_sd" not in fit_mrf_matching(clean[:5], protocol, settings=SETTINGS, dictionary=dictionary)

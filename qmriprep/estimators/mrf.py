@@ -6,11 +6,16 @@ from .names import MATCHING, SUBSPACECNN
 from .spec import Estimator, Output, register
 
 
-def fit_matching(series, protocol, *, b1=None, mask=None, **settings):
-    """T1, T2, M0, match quality and RMSE by subspace dictionary matching (:mod:`..fit.mrf`)."""
+def fit_matching(series, protocol, *, b1=None, mask=None, noise_sigma=None, **settings):
+    """T1, T2, M0, match quality and RMSE by subspace dictionary matching (:mod:`..fit.mrf`); SD
+    maps from the measured ``noise_sigma`` (0 without it)."""
+    import numpy as np
+
     from ..fit.mrf import fit_mrf_matching, settings_from
 
-    return fit_mrf_matching(series, protocol, b1=b1, mask=mask, settings=settings_from(settings))
+    maps = fit_mrf_matching(series, protocol, b1=b1, mask=mask, settings=settings_from(settings),
+                            sigma=noise_sigma)
+    return {f"{k}_sd": np.zeros_like(maps[k]) for k in ("t1", "t2", "m0")} | maps
 
 
 def fit_subspacecnn(series, protocol, *, b1=None, mask=None, seed=0, device="cpu", **settings):
@@ -33,9 +38,16 @@ _MAPS = (Output("t1", "T1map"), Output("t2", "T2map"), Output("m0", "M0map"),
 _DICTIONARY = ("FISP dictionary simulated by extended phase graphs (T1 x T2 grid, B1+ axis from the "
                "B1+ map when there is one), compressed to its SVD subspace")
 _CITES = ("ma2013", "jiang2015", "mcgivney2014", "weigel2015")
+_SD = ("Standard deviation of the {} estimate: Cramer-Rao bound of the voxel's subspace coefficients "
+       "(noise sigma measured on the series, NoiseSigma; Jacobian of the matched atom by finite "
+       "differences on the dictionary grid, the phase and, without a B1+ map, B1+ estimated too){}")
+_QUANTISED = " combined with the grid quantisation (spacing^2 / 12)"
 register(Estimator(
     kind="MRF", name=MATCHING, default=True, takes_b1=True, core=f"{__name__}:fit_matching",
-    settings="mrf", citations=_CITES, outputs=_MAPS,
+    settings="mrf", citations=_CITES,
+    outputs=_MAPS + (Output("t1_sd", "T1map", desc="SD", description=_SD.format("T1", _QUANTISED)),
+                     Output("t2_sd", "T2map", desc="SD", description=_SD.format("T2", _QUANTISED)),
+                     Output("m0_sd", "M0map", desc="SD", description=_SD.format("M0", ""))),
     algorithm=f"MR fingerprinting dictionary matching: {_DICTIONARY}; each voxel takes the atom of "
               "largest normalised inner product (coarse-to-fine search on the T1 x T2 grid), M0 the "
               "projection scale"))

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..physics.epg import fisp_signal
+from .mrf_sd import matching_sd
 from .mrfmatch import GridSearch, match, project
 
 
@@ -152,8 +153,9 @@ def subspace(atoms: torch.Tensor, settings: MRFSettings) -> Subspace:
 
 
 def fit_mrf_matching(series, protocol, *, b1=None, mask=None, settings: MRFSettings | None = None,
-                     dictionary: tuple[Dictionary, Subspace] | None = None) -> dict[str, np.ndarray]:
-    """T1, T2 (s), M0, match ``quality`` and ``rmse`` maps of an MRF series ``(..., T)``.
+                     dictionary: tuple[Dictionary, Subspace] | None = None, sigma=None) -> dict[str, np.ndarray]:
+    """T1, T2 (s), M0, match ``quality`` and ``rmse`` maps of an MRF series ``(..., T)``; with the
+    series' noise ``sigma`` also ``t1_sd``, ``t2_sd``, ``m0_sd`` (:func:`~.mrf_sd.matching_sd`).
 
     ``b1`` (a map, fraction): the dictionary gets a B1 axis covering the map (``b1_step``,
     unless ``b1_values`` is set) and each voxel is matched among the atoms of the B1 level
@@ -161,7 +163,7 @@ def fit_mrf_matching(series, protocol, *, b1=None, mask=None, settings: MRFSetti
     ``M0 x`` the matched atom (its component outside the subspace included).
     """
     prep = prepare(series, protocol, b1=b1, mask=mask, settings=settings, dictionary=dictionary)
-    return maps_from(project(prep.x, prep.sub.phi), prep)
+    return maps_from(project(prep.x, prep.sub.phi), prep, sigma)
 
 
 @dataclass(frozen=True)
@@ -192,9 +194,9 @@ def prepare(series, protocol, *, b1=None, mask=None, settings: MRFSettings | Non
     return Prepared(x, keep, b1v, settings, dic, sub)
 
 
-def maps_from(coef: torch.Tensor, prep: Prepared) -> dict[str, np.ndarray]:
+def maps_from(coef: torch.Tensor, prep: Prepared, sigma=None) -> dict[str, np.ndarray]:
     """Maps (module docstring) of subspace coefficients ``(V, r)`` of the voxels of ``prep``;
-    ``rmse`` against ``prep.x``."""
+    ``rmse`` against ``prep.x``; SD maps when the noise ``sigma`` is given."""
     x, dic = prep.x, prep.dic
     total = (x.abs() ** 2).sum(1).float() if x.is_complex() else (x.float() ** 2).sum(1)
     with single_thread():  # small kernels: threads only add contention on a shared machine
@@ -205,6 +207,8 @@ def maps_from(coef: torch.Tensor, prep: Prepared) -> dict[str, np.ndarray]:
     resid = total - 2 * m0 * inner + m0 ** 2 * (atom ** 2).sum(1)
     out = {"t1": dic.t1[found["index"]], "t2": dic.t2[found["index"]], "m0": found["m0"],
            "quality": found["quality"], "rmse": (resid.clamp_min(0) / x.shape[-1]).sqrt()}
+    if sigma is not None:
+        out.update(matching_sd(found["index"], found["m0"], dic, prep.sub, float(sigma), b1_free=prep.b1 is None))
     maps = {}
     for key, v in out.items():
         full = np.zeros(prep.keep.shape, np.float32)
