@@ -72,15 +72,15 @@ def tissue(ph):
     return {"WM": ph.pure & (ph.labels == 3), "GM": ph.pure & (ph.labels == 2)}
 
 
-def fit_kind(ph, mod, data, sigma, method):
+def fit_kind(ph, mod, data, sigma, method, basis=None):
     if mod == "VFA":
         p = PROTOCOL["VFA"]
         fa, tr = np.deg2rad(p["FlipAngle"]), p["RepetitionTimeExcitation"]
         maps = fit_vfa(data, fa, tr, b1=ph.b1, method=method, mask=ph.mask)
-        return maps, "t1", spgr_sd(maps, fa, tr, sigma, ph.mask, ph.b1), ph.t1
+        return maps, "t1", spgr_sd(maps, fa, tr, sigma, ph.mask, ph.b1, basis), ph.t1
     te = np.asarray(PROTOCOL[mod]["EchoTime"])
     maps = fit_monoexp(data, te, method=method, mask=ph.mask)
-    return maps, "t2", monoexp_sd(maps, te, sigma, ph.mask), ph.t2 if mod == "MESE" else ph.t2star
+    return maps, "t2", monoexp_sd(maps, te, sigma, ph.mask, basis), ph.t2 if mod == "MESE" else ph.t2star
 
 
 def median_error(est, truth, where):
@@ -96,10 +96,11 @@ def accuracy_and_calibration(ph):
                          ("VFA", ("nlls", "linear"))):
         for snr in (30, 50):
             data, sigma = noisy_magnitude(ph, mod, snr, 10 + snr)
-            den = denoise_mppca(data, ph.mask, sigma=estimate_noise(data, is_complex=False).sigma)
+            den, basis = denoise_mppca(data, ph.mask, sigma=estimate_noise(data, is_complex=False).sigma,
+                                       return_basis=True)
             for method in methods:
                 maps, key, sd, truth = fit_kind(ph, mod, data, sigma, method)
-                dmaps, _, dsd, _ = fit_kind(ph, mod, den, sigma, method)
+                dmaps, _, dsd, _ = fit_kind(ph, mod, den, sigma, method, basis)
                 errs = [median_error(m[key], truth, regions[r]) for r in ("WM", "GM") for m in (maps, dmaps)]
                 cov = np.mean(np.abs(maps[key] - truth)[brain] <= sd[f"{key}_sd"][brain])
                 cov_m0 = np.mean(np.abs(maps["m0"] - ph.pd)[brain] <= sd["m0_sd"][brain])
@@ -188,11 +189,14 @@ def main():
     parser.add_argument("--downsample", type=int, default=2)
     parser.add_argument("--slices", type=int, default=40)
     parser.add_argument("--cost", action="store_true", help="only the whole-brain cost")
+    parser.add_argument("--calibration", action="store_true", help="only tables 2-3 (errors and SD coverage)")
     args = parser.parse_args()
     if args.cost:
         return cost()
     ph = make_phantom(downsample=args.downsample, crop=True, n_slices=args.slices)
     print(f"phantom {ph.shape}, {int(ph.mask.sum())} voxels with water")
+    if args.calibration:
+        return accuracy_and_calibration(ph)
     noise_table(ph)
     bssfp_denoising(ph)
     dess_calibration(ph)

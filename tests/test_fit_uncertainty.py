@@ -110,3 +110,26 @@ def test_miracle_sd_is_calibrated():
     half = fit_miracle(feats, protocol, b1=b1, noise_sigma=sigma / 2, scale=2 * norm)
     np.testing.assert_allclose(half["t2_sd"], fit["t2_sd"] / 4, rtol=1e-5)
     assert np.all(fit_miracle(feats, protocol, b1=b1)["t1_sd"] == 0)  # no noise measured: no SD
+
+
+def test_sd_after_denoising_propagates_the_noise_through_the_kept_components():
+    """MP-PCA of a textured 16-echo MESE slab at SNR 30: with the acquired sigma alone the SD
+    over-covers the errors of the denoised fit; propagated through each voxel's kept components it
+    is calibrated to within a few points of 68 %."""
+    from qmriprep.fit.denoise import denoise_mppca
+    from qmriprep.synth.phantom import make_phantom
+
+    ph = make_phantom(downsample=3, crop=True, n_slices=10)
+    te = 0.01 * np.arange(1, 17)
+    rng = np.random.default_rng(5)
+    clean = np.where(ph.mask[..., None], ph.pd[..., None] * np.exp(-te / np.maximum(ph.t2, 1e-3)[..., None]), 0)
+    sigma = float(np.mean(clean[..., 0][ph.mask & (ph.labels == 3)])) / 30
+    noisy = np.hypot(clean + sigma * rng.standard_normal(clean.shape), sigma * rng.standard_normal(clean.shape))
+    den, basis = denoise_mppca(noisy, ph.mask, sigma=sigma, return_basis=True)
+    maps = fit_monoexp(den, te, method="varpro", mask=ph.mask)
+    tissue = ph.mask & np.isin(ph.labels, (2, 3))
+    naive = monoexp_sd(maps, te, sigma, ph.mask)["t2_sd"]
+    sd = monoexp_sd(maps, te, sigma, ph.mask, basis)["t2_sd"]
+    assert _coverage(maps["t2"][tissue], ph.t2[tissue], naive[tissue]) > 0.75
+    assert 0.60 < _coverage(maps["t2"][tissue], ph.t2[tissue], sd[tissue]) < 0.74
+    assert np.all(sd[tissue] <= naive[tissue] * 1.001)  # a projection never adds noise

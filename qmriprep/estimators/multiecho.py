@@ -17,14 +17,16 @@ class MultiEchoSettings:
 
 
 def _fit(solver: str, series, protocol, *, mask=None, drop_first_echo=False, fit_offset=False,
-         noise_sigma=None, **_):
+         noise_sigma=None, noise_basis=None, **_):
     from ..fit.monoexp import fit_monoexp
     from ..fit.uncertainty import monoexp_sd
 
     maps = fit_monoexp(series, protocol.echo_times, method=solver, drop_first_echo=drop_first_echo,
                        offset=fit_offset, mask=mask)
     te = protocol.echo_times[1:] if drop_first_echo else protocol.echo_times
-    return {**maps, **monoexp_sd(maps, te, noise_sigma, mask)}
+    if noise_basis is not None and drop_first_echo:
+        noise_basis = noise_basis.channels(slice(1, None))
+    return {**maps, **monoexp_sd(maps, te, noise_sigma, mask, noise_basis)}
 
 
 def fit_varpro(series, protocol, **kw):

@@ -6,12 +6,12 @@ from .names import LINEAR, NLLS
 from .spec import CRB, Estimator, Output, register
 
 
-def _fit(method: str, series, protocol, *, b1=None, mask=None, noise_sigma=None, **_):
+def _fit(method: str, series, protocol, *, b1=None, mask=None, noise_sigma=None, noise_basis=None, **_):
     from ..fit.despot1 import fit_vfa
     from ..fit.uncertainty import spgr_sd
 
     maps = fit_vfa(series, protocol.flip_angles, protocol.tr, b1=b1, method=method, mask=mask)
-    return {**maps, **spgr_sd(maps, protocol.flip_angles, protocol.tr, noise_sigma, mask, b1)}
+    return {**maps, **spgr_sd(maps, protocol.flip_angles, protocol.tr, noise_sigma, mask, b1, noise_basis)}
 
 
 def fit_nlls(series, protocol, **kw):

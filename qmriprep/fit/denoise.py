@@ -25,11 +25,43 @@ PATCH = 5
 SLAB = 6  # output slices per slab
 
 
-def denoise_mppca(series, mask=None, *, sigma=None, patch=PATCH):
+@dataclass(frozen=True)
+class NoiseBasis:
+    """The components each denoised voxel kept: ``vectors`` ``(V, channels, P)`` (float16, zero
+    columns pad to the largest ``P``) for the voxels of ``mask`` in C order; ``patch_voxels`` the
+    patch size. White noise of variance ``sigma^2`` leaves the denoiser with covariance
+    ``sigma^2 (U U^T + (I - U U^T) / patch_voxels)`` (the kept projection plus the patch mean),
+    to first order (:func:`qmriprep.fit.uncertainty.crb_sd`)."""
+
+    mask: np.ndarray
+    vectors: np.ndarray
+    patch_voxels: int
+
+    def at(self, where) -> np.ndarray:
+        """``(n, channels, P)`` float32 vectors of the voxels ``where`` (a bool array inside ``mask``)."""
+        index = np.cumsum(self.mask.ravel()) - 1
+        return self.vectors[index[np.flatnonzero(np.asarray(where, bool).ravel())]].astype(np.float32)
+
+    def channels(self, index) -> "NoiseBasis":
+        """The basis restricted to the channels ``index`` (e.g. a fit that drops the first echo)."""
+        return NoiseBasis(self.mask, self.vectors[:, index, :], self.patch_voxels)
+
+    def save(self, path) -> str:
+        np.savez(path, mask=self.mask, vectors=self.vectors, patch_voxels=self.patch_voxels)
+        return str(path)
+
+    @classmethod
+    def load(cls, path) -> "NoiseBasis":
+        with np.load(path) as f:
+            return cls(f["mask"], f["vectors"], int(f["patch_voxels"]))
+
+
+def denoise_mppca(series, mask=None, *, sigma=None, patch=PATCH, return_basis=False):
     """Denoised copy of ``series`` ``(x, y, z, n)`` (real or complex); voxels outside ``mask``
     are returned unchanged (progress lines by slab). Magnitude (real) series are clipped at 0 as in
     dipy. ``sigma``: the measured noise (per real channel) sets every patch's threshold instead of
-    its own MP estimate (dipy's ``genpca(sigma=...)``)."""
+    its own MP estimate (dipy's ``genpca(sigma=...)``). ``return_basis``: also the
+    :class:`NoiseBasis` of the mask's voxels (for the SD maps of fits to the denoised series)."""
     data = np.asarray(series)
     is_complex = np.iscomplexobj(data)
     x = np.concatenate([data.real, data.imag], -1) if is_complex else data.astype(np.float64)
@@ -38,6 +70,9 @@ def denoise_mppca(series, mask=None, *, sigma=None, patch=PATCH):
     size = [min(patch, n if n % 2 else n - 1) for n in x.shape[:3]]
     half = size[2] // 2
     out = x.copy()
+    order = np.full(mask.shape, -1)
+    order[mask] = np.arange(int(mask.sum()))
+    kept = []
     nz = x.shape[2]
     progress = Progress("MP-PCA denoising", nz, unit="slices")
     for z0 in range(0, nz, SLAB):
@@ -48,16 +83,30 @@ def denoise_mppca(series, mask=None, *, sigma=None, patch=PATCH):
         inner = mask[..., lo:hi].copy()
         inner[..., :z0 - lo] = False
         inner[..., z1 - lo:] = False
-        out[..., lo:hi, :][inner] = _denoise_voxels(x[..., lo:hi, :], inner, size, sigma)
+        out[..., lo:hi, :][inner], vectors = _denoise_voxels(x[..., lo:hi, :], inner, size, sigma)
+        if return_basis:
+            kept.append((order[..., lo:hi][inner], vectors))
         progress.update(z1, final=z1 == nz)
     if is_complex:
         n = data.shape[-1]
-        return (out[..., :n] + 1j * out[..., n:]).astype(data.dtype)
-    return np.clip(out, 0, None).astype(data.dtype if data.dtype.kind == "f" else np.float64)
+        out = (out[..., :n] + 1j * out[..., n:]).astype(data.dtype)
+    else:
+        out = np.clip(out, 0, None).astype(data.dtype if data.dtype.kind == "f" else np.float64)
+    return (out, _basis(mask, kept, x.shape[-1], int(np.prod(size)))) if return_basis else out
+
+
+def _basis(mask, kept, channels: int, patch_voxels: int) -> NoiseBasis:
+    """:class:`NoiseBasis` from the slabs' ``(voxel order, vectors)`` pairs."""
+    width = max([v.shape[-1] for _, v in kept] + [1])
+    vectors = np.zeros((int(mask.sum()), channels, width), np.float16)
+    for where, v in kept:
+        vectors[where, :, :v.shape[-1]] = v
+    return NoiseBasis(mask, vectors, patch_voxels)
 
 
 def _denoise_voxels(x, where, size, sigma=None):
-    """Denoised channels of the voxels ``where`` of the slab ``x``."""
+    """Denoised channels of the voxels ``where`` of the slab ``x`` and the kept eigenvectors
+    ``(voxels, channels, P)`` (P: the most any of them kept; the others' extra columns zero)."""
     channels = x.shape[-1]
     n = int(np.prod(size))
     box = lambda v: uniform_filter(v, size=size, mode="reflect")[where]  # noqa: E731
@@ -71,7 +120,8 @@ def _denoise_voxels(x, where, size, sigma=None):
     keep = lam >= (1 + np.sqrt(channels / n)) ** 2 * var[:, None]
     kept = vecs * keep[:, None, :]
     coef = np.einsum("vc,vck->vk", x[where] - mean, kept)
-    return np.einsum("vk,vck->vc", coef, kept) + mean
+    width = int(keep.sum(1).max()) if keep.size else 0  # eigh: ascending, so the kept are last
+    return np.einsum("vk,vck->vc", coef, kept) + mean, kept[:, :, channels - width:]
 
 
 @dataclass

@@ -20,13 +20,18 @@ from ..utils.progress import Progress
 CHUNK = 1 << 16  # voxels per batch
 
 
-def crb_sd(model, params: dict, sigma: float, mask=None, *, fixed=None, chunk: int = CHUNK) -> dict:
+def crb_sd(model, params: dict, sigma: float, mask=None, *, fixed=None, chunk: int = CHUNK,
+           basis=None) -> dict:
     """SD maps of ``params`` (arrays of one spatial shape) for ``model(**tensors) -> (v, n)``.
 
     ``model`` takes 1-D tensors (one value per voxel) by the names of ``params`` and of ``fixed``
     (known per-voxel inputs such as B1+, not estimated) and returns the voxels' signals (real or
     complex). Voxels outside ``mask``, with non-finite parameters or a singular ``J^T J`` get
-    SD 0 (float32 maps, like the fits).
+    SD 0 (float32 maps, like the fits). ``basis``: the :class:`~qmriprep.fit.denoise.NoiseBasis`
+    of a denoised series (``mask`` inside its mask, its channels those of ``model``): the noise
+    then has covariance ``sigma^2 C``, ``C = U U^T + (I - U U^T)/n``,
+    and the SD of the least-squares estimate is ``sigma sqrt(diag(A C A^T))``,
+    ``A = (J^T J)^-1 J^T`` (first-order propagation through the denoiser).
     """
     names, fixed = list(params), dict(fixed or {})
     arrays = [np.asarray(params[k], np.float64) for k in names]
@@ -36,13 +41,15 @@ def crb_sd(model, params: dict, sigma: float, mask=None, *, fixed=None, chunk: i
         inside &= np.isfinite(a)
     flat = [a[inside] for a in arrays]
     known = {k: np.broadcast_to(np.asarray(v, np.float64), shape)[inside] for k, v in fixed.items()}
+    vectors = None if basis is None else basis.at(inside)
     sd = np.zeros((len(names), int(inside.sum())))
     progress = Progress("Cramer-Rao SD", sd.shape[1], unit="voxels")
     for start in range(0, sd.shape[1], chunk):
         part = slice(start, start + chunk)
         primals = tuple(torch.from_numpy(np.ascontiguousarray(v[part])) for v in flat)
         consts = {k: torch.from_numpy(np.ascontiguousarray(v[part])) for k, v in known.items()}
-        sd[:, part] = _chunk_sd(lambda **kw: model(**kw, **consts), names, primals, sigma)
+        noise = None if vectors is None else (torch.from_numpy(vectors[part]).double(), basis.patch_voxels)
+        sd[:, part] = _chunk_sd(lambda **kw: model(**kw, **consts), names, primals, sigma, noise)
         progress.update(min(start + chunk, sd.shape[1]), final=start + chunk >= sd.shape[1])
     out = {}
     for k, name in enumerate(names):
@@ -52,8 +59,9 @@ def crb_sd(model, params: dict, sigma: float, mask=None, *, fixed=None, chunk: i
     return out
 
 
-def _chunk_sd(model, names, primals, sigma):
-    """``sigma sqrt(diag((J^T J)^-1))`` for one chunk, ``(n_params, voxels)``; 0 if singular."""
+def _chunk_sd(model, names, primals, sigma, noise=None):
+    """``sigma sqrt(diag((J^T J)^-1))`` for one chunk, ``(n_params, voxels)``; 0 if singular;
+    ``noise``: ``(U (v, n, P), patch voxels)`` of a denoised series (:func:`crb_sd`)."""
     def signal(*values):
         s = model(**dict(zip(names, values)))
         return torch.cat([s.real, s.imag], -1) if s.is_complex() else s
@@ -66,6 +74,10 @@ def _chunk_sd(model, names, primals, sigma):
     jac = torch.stack(cols, -1)  # (v, n, p)
     inv, info = torch.linalg.inv_ex(jac.transpose(1, 2) @ jac)
     var = torch.diagonal(inv, dim1=1, dim2=2).T
+    if noise is not None:  # diag(A C A^T) = |A U|^2 + (|A|^2 - |A U|^2) / n, with diag(A A^T) = var
+        vectors, n = noise
+        kept = ((inv @ jac.transpose(1, 2)) @ vectors).pow(2).sum(-1).T
+        var = kept + (var - kept) / n
     ok = (info == 0) & torch.isfinite(var).all(0) & (var >= 0).all(0)
     return torch.where(ok, sigma * var.clamp(min=0).sqrt(), torch.zeros_like(var)).numpy()
 
@@ -85,7 +97,7 @@ def residual_sigma(rmse, mask, n_points: int, n_params: int) -> float:
     return float(np.median(vals) * np.sqrt(n_points / max(n_points - n_params, 1))) if vals.size else 0.0
 
 
-def monoexp_sd(maps: dict, te, sigma, mask=None) -> dict:
+def monoexp_sd(maps: dict, te, sigma, mask=None, basis=None) -> dict:
     """``t2_sd``, ``r2_sd``, ``m0_sd`` (and ``offset`` estimated too when ``maps`` has it) of
     ``S = M0 exp(-TE/T2) [+ offset]`` (:func:`qmriprep.physics.exponential.monoexp`)."""
     from ..physics.exponential import monoexp
@@ -99,11 +111,11 @@ def monoexp_sd(maps: dict, te, sigma, mask=None) -> dict:
     def model(m0, t2, offset=0.0):
         return monoexp(m0[:, None], t2[:, None], te, offset if np.isscalar(offset) else offset[:, None])
 
-    sd = crb_sd(model, params, sigma, valid)
+    sd = crb_sd(model, params, sigma, valid, basis=basis)
     return {"t2_sd": sd["t2"], "r2_sd": reciprocal_sd(maps["t2"], sd["t2"]), "m0_sd": sd["m0"]}
 
 
-def spgr_sd(maps: dict, flip_angles, tr, sigma, mask=None, b1=None) -> dict:
+def spgr_sd(maps: dict, flip_angles, tr, sigma, mask=None, b1=None, basis=None) -> dict:
     """``t1_sd``, ``r1_sd``, ``m0_sd`` of the SPGR signal (:func:`qmriprep.physics.spgr.spgr`) with
     the flip angles scaled by the (known) B1+ map."""
     from ..physics.spgr import spgr
@@ -117,7 +129,7 @@ def spgr_sd(maps: dict, flip_angles, tr, sigma, mask=None, b1=None) -> dict:
         return spgr(m0[:, None], t1[:, None], fa, tr, b1[:, None])
 
     sd = crb_sd(model, {"m0": maps["m0"], "t1": maps["t1"]}, sigma, valid,
-                fixed={"b1": 1.0 if b1 is None else b1})
+                fixed={"b1": 1.0 if b1 is None else b1}, basis=basis)
     return {"t1_sd": sd["t1"], "r1_sd": reciprocal_sd(maps["t1"], sd["t1"]), "m0_sd": sd["m0"]}
 
 

@@ -30,6 +30,8 @@ class _FitMapsInputSpec(BaseInterfaceInputSpec):
     noise_sigma = traits.Float(desc="measured noise sigma, passed to the core as noise_sigma "
                                     "(estimators writing standard-deviation maps)")
     noise_meta = traits.Dict(desc="sidecar fields of the series' noise (NoiseSigma, NoiseMethod, SNR)")
+    noise_basis_file = File(exists=True, desc="the components each voxel of a denoised series kept "
+                                              "(qmriprep.fit.denoise.NoiseBasis), passed as noise_basis")
     scale_file = File(exists=True, desc="per-voxel level the data were normalised by (pc-bSSFP: the "
                                         "configurations' norm), passed to the core as scale")
 
@@ -62,6 +64,9 @@ class FitMaps(SimpleInterface):
         options = dict(self.inputs.options) if self.inputs.options else {}
         if isdefined(self.inputs.noise_sigma):
             options["noise_sigma"] = self.inputs.noise_sigma
+        if isdefined(self.inputs.noise_basis_file):
+            from ..fit.denoise import NoiseBasis
+            options["noise_basis"] = NoiseBasis.load(self.inputs.noise_basis_file)
         if isdefined(self.inputs.scale_file):
             options["scale"] = optional_volume(self.inputs.scale_file)
         res = resolve(self.inputs.core)(data, protocol, b1=optional_volume(self.inputs.b1_file),

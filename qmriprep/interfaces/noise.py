@@ -14,8 +14,8 @@ from .fit import _load
 
 #: sidecar ``Denoising`` of maps fitted to a denoised series
 DENOISED = ("MP-PCA (Veraart 2016, 5x5x5 patches, threshold from NoiseSigma) of the series before "
-            "fitting; NoiseSigma is that of the acquired series, so Cramer-Rao SD maps overstate the "
-            "spread of these maps")
+            "fitting; NoiseSigma is that of the acquired series, and the SD maps of magnitude fits "
+            "propagate it through each voxel's kept components (first order)")
 
 
 class _NoiseInputSpec(BaseInterfaceInputSpec):
@@ -64,6 +64,8 @@ class _DenoiseOutputSpec(TraitedSpec):
                                                "for a complex series, else float32) or the input")
     out_file = File(desc="the first of out_files (a 4-D series in one file)")
     meta = traits.Dict(desc="noise_meta, with Denoising when the series was denoised")
+    noise_basis = File(desc="the components each voxel kept (qmriprep.fit.denoise.NoiseBasis, .npz); "
+                            "undefined when the series was not denoised")
 
 
 class Denoise(SimpleInterface):
@@ -85,8 +87,10 @@ class Denoise(SimpleInterface):
                                  meta=meta)
             return runtime
         data, ref = _load(self.inputs.in_files)
-        out = denoise_mppca(data, optional_mask(self.inputs.mask_file), sigma=self.inputs.noise_sigma)
+        out, basis = denoise_mppca(data, optional_mask(self.inputs.mask_file), sigma=self.inputs.noise_sigma,
+                                   return_basis=True)
         dtype = np.complex64 if np.iscomplexobj(out) else np.float32
         path = save_like(out, ref, os.path.join(runtime.cwd, "denoised.nii.gz"), dtype=dtype)
-        self._results.update(out_files=[path], out_file=path, meta={**meta, "Denoising": DENOISED})
+        self._results.update(out_files=[path], out_file=path, meta={**meta, "Denoising": DENOISED},
+                             noise_basis=basis.save(os.path.join(runtime.cwd, "noise_basis.npz")))
         return runtime

@@ -64,6 +64,11 @@ def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: 
         connect_noise_to(workflow, noise, meta, fit, est)
         if inputs.scale is not None and "scale_file" in fit.inputs.copyable_trait_names():
             workflow.connect(*inputs.scale, fit, "scale_file")
+        denoise = workflow.get_node("denoise")
+        if (denoise is not None and inputs.acquired is None and data[0] is denoise
+                and "noise_basis_file" in fit.inputs.copyable_trait_names()
+                and any(o.desc.endswith("SD") for o in est.outputs)):
+            workflow.connect(denoise, "noise_basis", fit, "noise_basis_file")
         if est.takes_b1 and inputs.b1 is not None:
             workflow.connect(*inputs.b1, fit, "b1_file")
         for out in est.outputs:
