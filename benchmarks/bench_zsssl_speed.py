@@ -44,7 +44,8 @@ HERE = Path(__file__).resolve().parents[1]
 
 
 def slice_set(r=4.0, snr=50.0, echoes=8, coils=8, seed=0, shape=(180, 230)):
-    """``y (1, E, N, H, W)``, ``mask (1, E, H, W)``, noise-free magnitudes ``truth (1, E, H, W)``, ``brain (H, W)``."""
+    """``y (1, E, N, H, W)``, ``mask (1, E, H, W)``, noise-free magnitudes ``truth (1, E, H, W)``,
+    ``brain (H, W)``, noise-free coil images ``coil_truth (1, E, N, H, W)``."""
     from qmriprep.physics.exponential import monoexp
     from qmriprep.recon.fft import centred_fft
     from qmriprep.recon.masks import variable_density_mask
@@ -66,7 +67,8 @@ def slice_set(r=4.0, snr=50.0, echoes=8, coils=8, seed=0, shape=(180, 230)):
     lines = variable_density_mask((h, w), r, calib=24, kind="lines", seed=seed)
     mask = np.broadcast_to(lines, (1, echoes, h, w)).astype(np.float32)
     return {"y": (ksp[None] * mask[:, :, None]).astype(np.complex64), "mask": mask,
-            "truth": img[None].astype(np.float32), "brain": ph.mask[box + (0,)]}
+            "truth": img[None].astype(np.float32), "brain": ph.mask[box + (0,)],
+            "coil_truth": (maps[None] * img[:, None]).astype(np.complex64)[None]}
 
 
 def clock(fn, repeat=1):

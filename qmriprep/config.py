@@ -80,14 +80,15 @@ def _fast() -> ReconSettings:
 class Recon:
     """Reconstructions of raw k-space: methods, the ZS-SSL preset it started from, its settings
     (the preset's, then every option the user set) and a model to start training from (given,
-    or the shipped one unless ``pretrained`` is off)."""
+    or the shipped one when ``pretrained`` is on)."""
 
     methods: list = field(default_factory=lambda: [r.name for r in estimators.reconstructions()
                                                    if r.default])
     preset: str = "fast"
     init: str = ""
-    #: start ZS-SSL from the shipped network when one fits (recon.pipeline.SHIPPED_INIT)
-    pretrained: bool = True
+    #: start ZS-SSL from the shipped network when one fits (recon.pipeline.SHIPPED_INIT): off by
+    #: default, its gain was measured on the phantom it was trained on, not on real anatomy
+    pretrained: bool = False
     zsssl: ReconSettings = field(default_factory=_fast)
 
     def apply_preset(self, name: str) -> None:

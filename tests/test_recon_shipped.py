@@ -24,16 +24,16 @@ def test_the_shipped_network_is_the_recorded_one_and_fits_only_its_architecture(
     assert shipped_init(8, _fast(features=4)) is None
 
 
-def test_the_workflow_starts_from_it_unless_told_otherwise(tmp_path):
+def test_the_workflow_starts_from_it_only_when_asked(tmp_path):
     from qmriprep.workflows.recon import _recon_node
     from qmriprep import estimators
 
     method = estimators.reconstruction("zsssl")
     config = Config()
+    assert not _recon_node(method, config, 8).inputs.init_model  # default: from scratch
+    config.recon.pretrained = True  # --recon-pretrained
     assert _recon_node(method, config, 8).inputs.init_model == shipped_init(8, config.recon.zsssl)
     assert not _recon_node(method, config, 4).inputs.init_model  # no network for 4 contrasts
-    config.recon.pretrained = False  # --recon-from-scratch
-    assert not _recon_node(method, config, 8).inputs.init_model
     given = tmp_path / "model.pt"
     given.write_bytes(b"")
     config.recon.init = str(given)  # --recon-init wins

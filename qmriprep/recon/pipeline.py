@@ -41,7 +41,7 @@ PRESETS = {
 #: ZS-SSL start networks shipped in ``qmriprep/data/weights`` (seed 000's transfer): number of
 #: contrasts -> (file, SHA256 of the weights). Pre-trained on synthetic 8-echo slice sets by
 #: ``benchmarks/pretrain_zsssl.py`` (``fast`` architecture); used by the workflow when the
-#: collection and the settings match and the user gave no ``--recon-init``/``--recon-from-scratch``
+#: collection and the settings match, the user asked for it (``--recon-pretrained``) and gave no ``--recon-init``
 SHIPPED_INIT = {8: ("zsssl_fast_8.pt", "874b9eec2c171f63db1ccb6fbb1eabb293b65381af3c44b8518d010f79e944e0")}
 
 

@@ -83,7 +83,8 @@ def init_recon_wf(*, item, config, output_dir: str, init_maps_wf, name: str = "r
 
 def _recon_node(method, config, n_contrasts: int):
     """The reconstruction node of ``method`` with its settings and start model: ``--recon-init``,
-    else the shipped network for ``n_contrasts`` when it fits (:func:`~qmriprep.recon.pipeline.shipped_init`)."""
+    else with ``--recon-pretrained`` the shipped network for ``n_contrasts`` when it fits
+    (:func:`~qmriprep.recon.pipeline.shipped_init`), else none."""
     threads = config.nipype.omp_nthreads
     recon = pe.Node(Reconstruct(method=method.name, num_threads=threads), name=f"recon_{method.name}",
                     n_procs=threads)
