@@ -122,7 +122,7 @@ def real_slice_set(r: float, snr: float = 50.0, coils: int = 8, seed: int = 0, s
             "truth": img[None].astype(np.float32), "brain": mask2d}
 
 
-def finetune(start: str, r: float, steps: int, data: str = "phantom") -> dict:
+def finetune(start: str, r: float, steps: int, data: str = "phantom", lr: float | None = None) -> dict:
     from qmriprep.recon.coils import estimate_coils
     from qmriprep.recon.sense import cg_sense
     from qmriprep.recon.zsssl import load_model, reconstruct, train_zsssl
@@ -137,7 +137,7 @@ def finetune(start: str, r: float, steps: int, data: str = "phantom") -> dict:
     if start != "scratch":
         init, _ = load_model(start)
         out["start network"] = B.scores(reconstruct(init, d["y"], maps, d["mask"]), d)
-    st = B.settings({"lr": 2e-3 if init is None else 5e-4, "steps_per_epoch": 5,
+    st = B.settings({"lr": lr or (2e-3 if init is None else 5e-4), "steps_per_epoch": 5,
                      "max_epochs": max(steps // 5, 1), "patience": 1000})
     t = time.perf_counter()
     model, _ = train_zsssl(d["y"], maps, d["mask"], st, init=init)
@@ -155,6 +155,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--slices", type=int, default=len(TRAINING_SLICES), help="pretrain: first N slice sets")
     ap.add_argument("--init", help="pretrain: continue from this model")
+    ap.add_argument("--lr", type=float, help="finetune: learning rate (default 2e-3 from scratch, 5e-4 from a model)")
     ap.add_argument("--data", choices=["phantom", "real"], default="phantom",
                     help="finetune: the phantom's test slice or real MESE images (real_slice_set)")
     ap.add_argument("--supervised", action="store_true",
@@ -164,7 +165,7 @@ def main() -> None:
     if args.mode == "pretrain":
         pretrain(Path(args.model), args.steps or 120, args.slices, args.init, args.supervised)
     else:
-        print(json.dumps(finetune(args.model, args.r, args.steps or 20, args.data), indent=1))
+        print(json.dumps(finetune(args.model, args.r, args.steps or 20, args.data, args.lr), indent=1))
 
 
 if __name__ == "__main__":
