@@ -52,3 +52,14 @@ def test_denoising_is_comparable_to_dipy(phantom):
 def test_settings_choose_the_kinds():
     assert DenoiseSettings("mppca").applies_to("MESE") and not DenoiseSettings("mppca").applies_to("DESS")
     assert not DenoiseSettings("none").applies_to("VFA")
+
+
+def test_noise_basis_refuses_voxels_it_did_not_denoise():
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((8, 8, 8, 6)) + 5
+    mask = np.zeros((8, 8, 8), bool)
+    mask[2:6, 2:6, 2:6] = True
+    _, basis = denoise_mppca(data, mask, sigma=1.0, return_basis=True)
+    assert basis.at(mask).shape[:2] == (int(mask.sum()), 6)
+    with pytest.raises(ValueError, match="outside the denoised mask"):
+        basis.at(np.ones_like(mask))

@@ -39,8 +39,11 @@ class NoiseBasis:
 
     def at(self, where) -> np.ndarray:
         """``(n, channels, P)`` float32 vectors of the voxels ``where`` (a bool array inside ``mask``)."""
+        where = np.asarray(where, bool)
+        if np.any(where & ~self.mask):
+            raise ValueError("NoiseBasis.at: voxels outside the denoised mask have no kept components")
         index = np.cumsum(self.mask.ravel()) - 1
-        return self.vectors[index[np.flatnonzero(np.asarray(where, bool).ravel())]].astype(np.float32)
+        return self.vectors[index[np.flatnonzero(where.ravel())]].astype(np.float32)
 
     def channels(self, index) -> "NoiseBasis":
         """The basis restricted to the channels ``index`` (e.g. a fit that drops the first echo)."""

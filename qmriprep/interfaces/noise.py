@@ -87,10 +87,13 @@ class Denoise(SimpleInterface):
                                  meta=meta)
             return runtime
         data, ref = _load(self.inputs.in_files)
-        out, basis = denoise_mppca(data, optional_mask(self.inputs.mask_file), sigma=self.inputs.noise_sigma,
-                                   return_basis=True)
+        if np.iscomplexobj(data):  # pc-bSSFP: its estimators fit configurations, not the series
+            out = denoise_mppca(data, optional_mask(self.inputs.mask_file), sigma=self.inputs.noise_sigma)
+        else:  # magnitude fits propagate the noise through the kept components
+            out, basis = denoise_mppca(data, optional_mask(self.inputs.mask_file), sigma=self.inputs.noise_sigma,
+                                       return_basis=True)
+            self._results["noise_basis"] = basis.save(os.path.join(runtime.cwd, "noise_basis.npz"))
         dtype = np.complex64 if np.iscomplexobj(out) else np.float32
         path = save_like(out, ref, os.path.join(runtime.cwd, "denoised.nii.gz"), dtype=dtype)
-        self._results.update(out_files=[path], out_file=path, meta={**meta, "Denoising": DENOISED},
-                             noise_basis=basis.save(os.path.join(runtime.cwd, "noise_basis.npz")))
+        self._results.update(out_files=[path], out_file=path, meta={**meta, "Denoising": DENOISED})
         return runtime
