@@ -38,8 +38,7 @@ class _Counting(ResumingMultiProc):
         return super()._submit_job(node, updatehash=updatehash)
 
 
-def test_rerun_finishes_cached_nodes_without_workers_and_gets_the_same_result(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # Nipype's resource monitor (on if another test enabled it) writes here
+def test_rerun_finishes_cached_nodes_without_workers_and_gets_the_same_result(tmp_path):
     workflow, _ = _chain(tmp_path, 6)
     _Counting.submitted = 0
     workflow.run(plugin=_Counting({"n_procs": 2}))
@@ -55,8 +54,7 @@ def test_rerun_finishes_cached_nodes_without_workers_and_gets_the_same_result(tm
     assert gc.get_freeze_count() == 0
 
 
-def test_a_changed_input_reruns_only_what_depends_on_it(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_a_changed_input_reruns_only_what_depends_on_it(tmp_path):
     workflow, _ = _chain(tmp_path, 4)
     workflow.run(plugin=ResumingMultiProc({"n_procs": 2}))
 

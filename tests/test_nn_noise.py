@@ -99,7 +99,6 @@ def test_out_of_range_flags(nets):
 def test_interfaces_train_for_the_series_noise_and_write_sd_and_flags(nets, tmp_path):
     """TrainNetwork picks the training SNR from the measured noise; NetworkFit writes the SD maps,
     the out-of-range mask and the sidecar fields."""
-    import os
 
     import nibabel as nib
 
@@ -109,7 +108,6 @@ def test_interfaces_train_for_the_series_noise_and_write_sd_and_flags(nets, tmp_
     p, models = nets
     sigma = 0.074 * 0.7 / (math.sqrt(2) * 30)
     snr = 0.7 * signal_level(p, "uniform") / sigma
-    os.chdir(tmp_path)
     trained = TrainNetwork(protocol=p.as_dict(), noise_sigma=sigma, noise_meta={"SNR": snr},
                            options={"physics_informed": False, "complex_net": False, "n_samples": 3000,
                                     "max_epochs": 1, "cache_dir": str(tmp_path / "cache")}).run()
