@@ -2,10 +2,13 @@
 
     python benchmarks/bench_hybrid.py WORK_DIR [--subjects 6] [--test 2] [--slices 32] [--threads 1]
                                       [--edge-weight 0.5] [--epochs N] [--steps N] [--width N]
+                                      [--flair] [--label-noise 0.05]
 
 1. ``python -m qmriprep.synth`` equivalent: ``--subjects`` phantoms at 1 mm (``--slices`` central
-   axial slices, smooth per-subject deformation of 2 mm RMS, SNR 50), MPRAGE T1w + TSE T2w, label
-   maps on 3.5 mm slices (``derivatives/lowres``); the last ``--test`` subjects are held out.
+   axial slices, smooth per-subject deformation of 2 mm RMS, SNR 50), MPRAGE T1w + TSE T2w (with
+   ``--flair`` also FLAIR, then a third network input), label maps on 3.5 mm slices
+   (``derivatives/lowres``; ``--label-noise``: times 1 + that relative noise, as labels fitted from
+   noisy data are); the last ``--test`` subjects are held out.
 2. ``qmriprep-hybrid train`` twice on the training subjects (``--loss supervised`` and ``hybrid``),
    same settings and seed, the two at the same time (``--threads`` each); wall and CPU time of each,
    the load average.
@@ -46,6 +49,8 @@ def _args():
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--width", type=int, default=None)
+    p.add_argument("--flair", action="store_true", help="FLAIR images too (a third network input)")
+    p.add_argument("--label-noise", type=float, default=0.0, help="relative noise of the label maps")
     return p.parse_args()
 
 
@@ -55,7 +60,8 @@ def _data(args):
         t = time.perf_counter()
         write_dataset(bids, DatasetSpec(subjects=tuple(f"{i:02d}" for i in range(1, args.subjects + 1)),
                                         downsample=1, n_slices=args.slices, modalities=("weighted",),
-                                        warp_mm=2.0, snr=50.0, label_thickness=3.5))
+                                        warp_mm=2.0, snr=50.0, label_thickness=3.5, flair=args.flair,
+                                        label_noise=args.label_noise))
         print(f"dataset written in {time.perf_counter() - t:.0f} s")
     return bids
 
@@ -102,7 +108,6 @@ def _evaluate(args, bids, models):
         sub = f"{i:02d}"
         anat, truth = bids / f"sub-{sub}" / "anat", bids / "derivatives" / "truth" / f"sub-{sub}" / "anat"
         ref = nib.load(anat / f"sub-{sub}_T1w.nii.gz")
-        series = np.stack([_load(anat / f"sub-{sub}_{c}.nii.gz") for c in ("T1w", "T2w")], -1)
         labels = _load(truth / f"sub-{sub}_dseg.nii.gz").astype(int)
         mask = labels > 0  # CSF, GM or WM fills most of the voxel
         band = (ndimage.maximum_filter(labels, 3) != ndimage.minimum_filter(labels, 3))
@@ -115,6 +120,8 @@ def _evaluate(args, bids, models):
                                                                      order=1, mode="nearest").dataobj)
                                       for k, s in (("t1", "T1map"), ("t2", "T2map"))}
         for name, folder in models.items():
+            contrasts = json.loads((folder / "model.json").read_text())["Contrasts"]
+            series = np.stack([_load(anat / f"sub-{sub}_{c}.nii.gz") for c in contrasts], -1)
             t, c = time.perf_counter(), time.process_time()
             est[name] = fit_weighted(series, protocol, mask=mask, model=str(folder))
             apply_s.append((time.perf_counter() - t, time.process_time() - c))

@@ -123,3 +123,58 @@ def test_corrupted_model_weights_are_refused(bids, model, tmp_path, capsys):
     code = qmriprep_main([str(bids), str(tmp_path / "out"), "participant", "-w", str(tmp_path / "work"),
                           "--participant-label", "03", "--hybrid-model", str(bad)])
     assert code == EXIT_INPUT and "model.pt: SHA256 differs" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def flair_bids(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("hybrid_flair") / "bids", DatasetSpec(
+        subjects=("01", "02"), downsample=4, n_slices=16, modalities=("weighted",),
+        label_thickness=8.0, snr=50.0, flair=True))
+
+
+@pytest.fixture(scope="module")
+def flair_model(flair_bids, tmp_path_factory):
+    out = tmp_path_factory.mktemp("flair_model") / "model"
+    assert hybrid.main(["train", str(flair_bids), str(out), "--labels", str(flair_bids / "derivatives" / "lowres"),
+                        "--participant-label", "01", *TINY]) == 0
+    return out
+
+
+def test_flair_is_a_third_input_with_its_protocol_and_no_flair_leaves_it_out(flair_bids, flair_model, tmp_path):
+    meta = json.loads((flair_model / "model.json").read_text())
+    assert meta["Contrasts"] == ["T1w", "T2w", "FLAIR"]
+    assert meta["Protocol"]["flair"]["inversion_time"] == pytest.approx(2.5) and "FLAIR TR/TI/TE" in meta[
+        "ProtocolDescription"]
+    out = tmp_path / "noflair"
+    assert hybrid.main(["train", str(flair_bids), str(out), "--labels", str(flair_bids / "derivatives" / "lowres"),
+                        "--participant-label", "01", "--no-flair", *TINY]) == 0
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["Contrasts"] == ["T1w", "T2w"] and meta["Protocol"]["flair"] is None
+    # a T1w + T2w model applies to a subject that also has a FLAIR (of any protocol)
+    data = tmp_path / "bids"
+    shutil.copytree(flair_bids, data, ignore=shutil.ignore_patterns("derivatives"))
+    _edit_json(data / "sub-02" / "anat" / "sub-02_FLAIR.json", InversionTime=2.2)
+    assert qmriprep_main([str(data), str(tmp_path / "out"), "participant", "-w", str(tmp_path / "work"),
+                          "--participant-label", "02", "--nprocs", "1", "--hybrid-model", str(out)]) == 0
+    assert (tmp_path / "out" / "sub-02" / "anat" / f"sub-02_desc-{HYBRID}_T2map.nii.gz").exists()
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"InversionTime": 2.2}, "sub-02_FLAIR.nii.gz: protocol does not match the --hybrid-model: FLAIR InversionTime "
+                             "is 2.2, the model assumes 2.5"),
+    ({"InversionTime": None}, "sub-02_FLAIR.json: InversionTime is missing"),
+    ("delete", "no FLAIR image (the model assumes one)")])
+def test_flair_model_refuses_a_subject_without_a_matching_flair(flair_bids, flair_model, tmp_path, capsys,
+                                                                change, message):
+    data = tmp_path / "bids"
+    shutil.copytree(flair_bids, data, ignore=shutil.ignore_patterns("derivatives"))
+    anat = data / "sub-02" / "anat"
+    if change == "delete":
+        for f in anat.glob("*_FLAIR.*"):
+            f.unlink()
+    else:
+        _edit_json(anat / "sub-02_FLAIR.json", **change)
+    code = qmriprep_main([str(data), str(tmp_path / "out"), "participant", "-w", str(tmp_path / "work"),
+                          "--participant-label", "02", "--hybrid-model", str(flair_model)])
+    assert code == EXIT_INPUT and message in capsys.readouterr().out
+    assert not (tmp_path / "out" / "sub-02").exists()

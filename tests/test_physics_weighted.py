@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from qmriprep.physics.mprage import MPRAGEProtocol, mprage_signal
-from qmriprep.physics.tse import TSEProtocol, tse_signal
+from qmriprep.physics.tse import FLAIRProtocol, TSEProtocol, flair_signal, tse_signal
 
 #: seed 002's MPRAGE (TR 1900 ms, TI 900 ms, 9 deg) with a 176-pulse train of 7.1 ms spacing
 MPRAGE = MPRAGEProtocol(tr_prep=1.9, inversion_time=0.9, tr=0.0071, flip_angle=math.radians(9),
@@ -65,7 +65,8 @@ def _rot(alpha, phi):
 
 def _epg_tse(m0, t1, t2, p: TSEProtocol, refocus=math.pi, n_tr=6):
     """CPMG echo train by extended phase graphs (90x, then refocusing about y every ESP, a crusher
-    at the end of the train), repeated until steady state; the echo at ``TE_eff``."""
+    at the end of the train; for FLAIR an ideal crushed inversion ``TI`` before the 90x), repeated
+    until steady state; the echo at ``TE_eff``."""
     n = 2 * p.echo_train_length + 4
     state = np.zeros((3, n), complex)
     state[2, 0] = m0
@@ -82,6 +83,9 @@ def _epg_tse(m0, t1, t2, p: TSEProtocol, refocus=math.pi, n_tr=6):
         st[0, 0] = np.conj(st[1, 0])
 
     for _ in range(n_tr):
+        if isinstance(p, FLAIRProtocol):
+            state[:2], state[2] = 0, -state[2]
+            relax(state, p.inversion_time)
         state = exc @ state
         for k in range(1, p.echo_train_length + 1):
             relax(state, p.echo_spacing / 2)
@@ -114,3 +118,23 @@ def test_tse_model_is_t2_weighted_and_torch_differentiable():
 def test_tse_rejects_a_train_longer_than_tr():
     with pytest.raises(ValueError, match="does not fit"):
         TSEProtocol(tr=0.1, echo_time=0.093, echo_train_length=16, echo_spacing=0.0116)
+
+
+FLAIR = FLAIRProtocol(tr=9.0, echo_time=0.09, echo_train_length=16, echo_spacing=0.0113,
+                      inversion_time=2.5)
+
+
+@pytest.mark.parametrize("t1,t2", [(0.85, 0.07), (1.35, 0.09), (4.3, 1.8)])
+def test_flair_model_matches_epg_with_an_inversion(t1, t2):
+    """An ideal inversion TI before each CPMG train (EPG, steady state); CSF (T1 4.3 s) nulled."""
+    expected = _epg_tse(0.7, t1, t2, FLAIR)
+    assert flair_signal(0.7, t1, t2, FLAIR) == pytest.approx(expected, rel=0.01, abs=1e-3)
+    if t1 > 4:
+        assert flair_signal(0.7, t1, t2, FLAIR) < 0.05 * flair_signal(0.7, 0.85, 0.07, FLAIR)
+
+
+def test_flair_rejects_an_inversion_that_does_not_fit():
+    with pytest.raises(ValueError, match="FLAIR echo train .* does not fit"):
+        FLAIRProtocol(tr=2.5, echo_time=0.09, echo_train_length=16, echo_spacing=0.0113, inversion_time=2.4)
+    with pytest.raises(ValueError, match="inversion time"):
+        FLAIRProtocol(tr=9.0, echo_time=0.09, echo_train_length=16, echo_spacing=0.0113, inversion_time=0)

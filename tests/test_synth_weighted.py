@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from qmriprep.physics.mprage import mprage_signal
-from qmriprep.physics.tse import tse_signal
+from qmriprep.physics.tse import flair_signal, tse_signal
 from qmriprep.synth import DatasetSpec, make_phantom, write_dataset
-from qmriprep.synth.weighted import MPRAGE, TSE, _slab_mean, deform, lowres_maps
+from qmriprep.synth.weighted import FLAIR, MPRAGE, TSE, _slab_mean, deform, lowres_maps
 
 
 def test_slab_mean_averages_fractional_voxels():
@@ -58,3 +58,24 @@ def test_dataset_images_are_the_signal_models_of_the_truth(tmp_path):
     assert meta["InversionTime"] == MPRAGE.inversion_time and meta["FlipAngle"] == pytest.approx(9.0)
     low = nb.load(root / "derivatives" / "lowres" / "sub-01" / "anat" / "sub-01_T1map.nii.gz")
     assert low.shape[2] == 7 and low.header.get_zooms()[2] == pytest.approx(8.0)
+
+
+def test_flair_image_and_noisy_labels(tmp_path):
+    """``flair``: the FLAIR model of the truth with its sidecar; ``label_noise``: thick-slice labels
+    times 1 + noise of that relative SD (against the noise-free labels of the same phantom)."""
+    kw = dict(subjects=("01",), downsample=4, n_slices=14, modalities=("weighted",), label_thickness=8.0)
+    root = write_dataset(tmp_path / "ds", DatasetSpec(**kw, flair=True, label_noise=0.05))
+    clean = write_dataset(tmp_path / "clean", DatasetSpec(**kw))
+    anat, truth = root / "sub-01" / "anat", root / "derivatives" / "truth" / "sub-01" / "anat"
+    t1, t2, m0 = (nb.load(truth / f"sub-01_{s}.nii.gz").get_fdata() for s in ("T1map", "T2map", "M0map"))
+    ok = m0 > 0
+    flair = nb.load(anat / "sub-01_FLAIR.nii.gz").get_fdata()
+    np.testing.assert_allclose(flair[ok], flair_signal(m0, np.where(ok, t1, 1), np.where(ok, t2, 1), FLAIR)[ok],
+                               rtol=1e-4, atol=1e-6)
+    meta = json.loads((anat / "sub-01_FLAIR.json").read_text())
+    assert meta["InversionTime"] == FLAIR.inversion_time and meta["RepetitionTime"] == FLAIR.tr
+    assert not (clean / "sub-01" / "anat" / "sub-01_FLAIR.nii.gz").exists()
+    low = "derivatives/lowres/sub-01/anat/sub-01_T1map.nii.gz"
+    noisy, exact = nb.load(root / low).get_fdata(), nb.load(clean / low).get_fdata()
+    ratio = noisy[exact > 0.5] / exact[exact > 0.5] - 1
+    assert ratio.std() == pytest.approx(0.05, rel=0.15) and abs(ratio.mean()) < 0.01

@@ -9,7 +9,10 @@ entities (``acq-`` aside) in the same ``anat`` folder. Its protocol (SI) comes f
   (read as the readout pulses per inversion; linear ordering);
 - T2w (TSE, :class:`~qmriprep.physics.tse.TSEProtocol`): ``RepetitionTimeExcitation`` or
   ``RepetitionTime``, ``EchoTime`` (effective), ``EchoTrainLength``, and ``EchoSpacing`` (s, not a
-  BIDS field; when absent ``2 EchoTime / EchoTrainLength``, i.e. linear ordering).
+  BIDS field; when absent ``2 EchoTime / EchoTrainLength``, i.e. linear ordering);
+- FLAIR (inversion-recovery TSE, :class:`~qmriprep.physics.tse.FLAIRProtocol`): the TSE fields and
+  ``InversionTime``. Optional: a FLAIR whose sidecar lacks a field is left out of the set with a
+  warning (a model trained with FLAIR then refuses the subject, naming the field).
 
 Label maps of training subjects (``T1map``, ``T2map``, ``M0map``) are found in a BIDS derivatives
 folder and resampled (trilinear, nibabel) to the weighted grid.
@@ -25,7 +28,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..physics.mprage import MPRAGEProtocol
-from ..physics.tse import TSEProtocol
+from ..physics.tse import FLAIRProtocol, TSEProtocol
 from .names import parse_name
 from .sidecars import Sidecar, relpath, resolve_sidecar, sidecar_name
 
@@ -38,41 +41,68 @@ FIELDS = {"mprage": {"tr_prep": "RepetitionTimePreparation", "inversion_time": "
                      "n_readout": "EchoTrainLength", "inversion_efficiency": "inversion efficiency"},
           "tse": {"tr": "RepetitionTime", "echo_time": "EchoTime", "echo_train_length": "EchoTrainLength",
                   "echo_spacing": "EchoSpacing"}}
+FIELDS["flair"] = {**FIELDS["tse"], "inversion_time": "InversionTime"}
+#: protocol part of each contrast
+PARTS = {"mprage": "T1w", "tse": "T2w", "flair": "FLAIR"}
 
 
 @dataclass(frozen=True)
 class WeightedProtocol:
-    """The MPRAGE and TSE protocols of a weighted collection (dicts are accepted and converted)."""
+    """The MPRAGE, TSE and (optional) FLAIR protocols of a weighted collection (dicts are accepted
+    and converted)."""
 
     mprage: MPRAGEProtocol
     tse: TSEProtocol
+    flair: FLAIRProtocol | None = None
 
     def __post_init__(self):
-        for name, cls in (("mprage", MPRAGEProtocol), ("tse", TSEProtocol)):
+        for name, cls in (("mprage", MPRAGEProtocol), ("tse", TSEProtocol), ("flair", FLAIRProtocol)):
             value = getattr(self, name)
             if isinstance(value, dict):
                 object.__setattr__(self, name, cls(**value))
 
-    n_points = 2  # T1w, T2w (each file one volume)
+    @property
+    def n_points(self) -> int:
+        """Images of the collection (each file one volume)."""
+        return 2 if self.flair is None else 3
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def mismatch(self, other: WeightedProtocol, rtol: float = 1e-3) -> str | None:
-        """``"T1w RepetitionTimePreparation 2.3 s, the model's 1.9 s"``-like text of the first field
-        differing from ``other`` by more than ``rtol``, or None."""
-        for part, contrast in (("mprage", "T1w"), ("tse", "T2w")):
+    def mismatch(self, other: WeightedProtocol, rtol: float = 1e-3) -> tuple[str, str] | None:
+        """``("T1w", "T1w RepetitionTimePreparation is 2.3, the model assumes 1.9")``: the contrast and
+        text of the first field differing from ``other`` by more than ``rtol`` (or of a FLAIR
+        ``other`` has and this lacks), or None. A FLAIR only this collection has is not compared."""
+        for part, contrast in PARTS.items():
+            if getattr(other, part) is None:
+                continue
+            if getattr(self, part) is None:
+                return "T1w", f"no {contrast} image (the model assumes one)"
             mine, theirs = dataclasses.asdict(getattr(self, part)), dataclasses.asdict(getattr(other, part))
             for key, value in mine.items():
                 if not math.isclose(value, theirs[key], rel_tol=rtol):
-                    return f"{contrast} {FIELDS[part][key]} is {value:g}, the model assumes {theirs[key]:g}"
+                    return contrast, f"{contrast} {FIELDS[part][key]} is {value:g}, the model assumes {theirs[key]:g}"
         return None
+
+    def check_matches(self, reference: WeightedProtocol, files, context: str) -> None:
+        """An InputError ``"<image>: <context>: <mismatch>"`` naming the image (of ``files``: T1w,
+        T2w[, FLAIR]) whose protocol differs from ``reference``; nothing when they match."""
+        found = self.mismatch(reference)
+        if found:
+            image = next((f for f in files if parse_name(f).suffix == found[0]), files[0])
+            raise InputError(image, f"{context}: {found[1]}")
 
     def describe(self) -> str:
         m, t = self.mprage, self.tse
         return (f"MPRAGE TR_prep/TI/TR = {1e3 * m.tr_prep:.0f}/{1e3 * m.inversion_time:.0f}/"
                 f"{1e3 * m.tr:.1f} ms, {math.degrees(m.flip_angle):.3g} deg, {m.n_readout} pulses; "
-                f"TSE TR/TE = {1e3 * t.tr:.0f}/{1e3 * t.echo_time:.0f} ms, ETL {t.echo_train_length}")
+                f"TSE TR/TE = {1e3 * t.tr:.0f}/{1e3 * t.echo_time:.0f} ms, ETL {t.echo_train_length}"
+                + ("" if (f := self.flair) is None else
+                   f"; FLAIR TR/TI/TE = {1e3 * f.tr:.0f}/{1e3 * f.inversion_time:.0f}/"
+                   f"{1e3 * f.echo_time:.0f} ms, ETL {f.echo_train_length}"))
+
+    def without_flair(self) -> WeightedProtocol:
+        return dataclasses.replace(self, flair=None)
 
 
 def _number(sc: Sidecar, key: str, what: str, *, integer=False, fallback: str | None = None) -> float:
@@ -98,14 +128,16 @@ def mprage_protocol(sc: Sidecar) -> MPRAGEProtocol:
         raise InputError(sc.name, str(err)) from None
 
 
-def tse_protocol(sc: Sidecar) -> TSEProtocol:
-    """The TSE protocol of a T2w sidecar (SI); an InputError naming the field otherwise."""
-    f = lambda key, **kw: _number(sc, key, "TSE", **kw)  # noqa: E731
+def tse_protocol(sc: Sidecar, flair: bool = False) -> TSEProtocol:
+    """The TSE protocol of a T2w sidecar (the FLAIR protocol of a FLAIR sidecar with ``flair``)
+    (SI); an InputError naming the field otherwise."""
+    f = lambda key, **kw: _number(sc, key, "FLAIR" if flair else "TSE", **kw)  # noqa: E731
     te, etl = f("EchoTime"), int(f("EchoTrainLength", integer=True))
-    esp = f("EchoSpacing") if "EchoSpacing" in sc.values else 2 * te / etl
-    tr = f("RepetitionTimeExcitation", fallback="RepetitionTime")
+    fields = dict(tr=f("RepetitionTimeExcitation", fallback="RepetitionTime"), echo_time=te,
+                  echo_train_length=etl,
+                  echo_spacing=f("EchoSpacing") if "EchoSpacing" in sc.values else 2 * te / etl)
     try:
-        return TSEProtocol(tr=tr, echo_time=te, echo_train_length=etl, echo_spacing=esp)
+        return FLAIRProtocol(**fields, inversion_time=f("InversionTime")) if flair else TSEProtocol(**fields)
     except ValueError as err:
         raise InputError(sc.name, str(err)) from None
 
@@ -124,12 +156,24 @@ def find_weighted(root: str | Path, subject: str, session: str | None = None) ->
             LOGGER.warning("%s: no T2w image with the same entities; not used by --hybrid-model",
                            relpath(t1w, root))
             continue
-        files = (t1w, *[o for o in others if o is not None])
-        scs = [_sidecar(root, p) for p in files[:2]]
-        out.append({"files": files, "entities": {k: v for k, v in name.entities.items() if k != "sub"},
-                    "session": name.entities.get("ses"),
-                    "protocol": WeightedProtocol(mprage_protocol(scs[0]), tse_protocol(scs[1]))})
+        scs = [_sidecar(root, p) for p in (t1w, others[0])]
+        protocol = WeightedProtocol(mprage_protocol(scs[0]), tse_protocol(scs[1]),
+                                    _flair_protocol(root, others[1]))
+        out.append({"files": (t1w, others[0]) + ((others[1],) if protocol.flair else ()),
+                    "entities": {k: v for k, v in name.entities.items() if k != "sub"},
+                    "session": name.entities.get("ses"), "protocol": protocol})
     return out
+
+
+def _flair_protocol(root: Path, flair: Path | None) -> FLAIRProtocol | None:
+    """The FLAIR protocol, or None without a FLAIR or with a sidecar lacking a field (warned)."""
+    if flair is None:
+        return None
+    try:
+        return tse_protocol(_sidecar(root, flair), flair=True)
+    except InputError as err:
+        LOGGER.warning("%s; the FLAIR image is not used", err)
+        return None
 
 
 def _sidecar(root: Path, image: Path) -> Sidecar:

@@ -3,6 +3,8 @@
 Every subject (or those of ``--participant-label``) with a T1w/T2w pair (:mod:`..bids.weighted`)
 and ``T1map``, ``T2map``, ``M0map`` labels in ``DERIV_DIR`` (any resolution; resampled to the
 weighted grid, trilinear) is a training subject; one without labels is skipped with a warning.
+FLAIR is a third input when every training subject has one (``--no-flair``: never); the model
+then needs it, and its protocol, in every subject it is applied to.
 The model folder (``model.pt`` and ``model.json``: SHA256, estimator, settings, curves, assumed
 protocol) is written to a temporary folder and renamed into place when complete. Exit codes as
 ``qmriprep``: 65 bad input, 2 bad command line, 1 anything unforeseen.
@@ -47,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                             ("--batch-size", "batch_size", int), ("--lr", "lr", float),
                             ("--time-budget", "time_budget_s", float), ("--seed", "seed", int)):
         t.add_argument(flag, dest=key, type=kind, default=getattr(d, key), help=f"default {getattr(d, key)}")
+    t.add_argument("--no-flair", action="store_true",
+                   help="T1w and T2w only, even when every training subject has a FLAIR image")
     t.add_argument("--nthreads", type=int, default=2, help="torch threads (default 2)")
     return p
 
@@ -86,11 +90,11 @@ def _train(args) -> int:
     if model_dir.exists() and any(model_dir.iterdir()):
         raise InputError(model_dir, "exists and is not empty (choose a new model folder)")
     sets = training_sets(bids_dir, args.labels.absolute(), args.participant_label)
-    protocol, contrasts = sets[0][1]["protocol"], _contrasts(sets)
+    contrasts = _contrasts(sets, args.no_flair)
+    protocol = sets[0][1]["protocol"]
+    protocol = protocol if "FLAIR" in contrasts else protocol.without_flair()
     for subject, wset, _ in sets[1:]:
-        why = wset["protocol"].mismatch(protocol)
-        if why:
-            raise InputError(wset["files"][0], f"sub-{subject}'s protocol differs from sub-{sets[0][0]}'s: {why}")
+        wset["protocol"].check_matches(protocol, wset["files"], f"protocol differs from sub-{sets[0][0]}'s")
     torch.set_num_threads(args.nthreads)
     vols = [load_volumes(w["files"][:len(contrasts)], labels, bids_dir) for _, w, labels in sets]
     LOGGER.info("training on %d subjects (%s), %s loss", len(sets), ", ".join(s for s, _, _ in sets), args.loss)
@@ -123,9 +127,10 @@ def training_sets(bids_dir: Path, labels_dir: Path, participants) -> list[tuple]
     return out
 
 
-def _contrasts(sets) -> tuple[str, ...]:
-    """T1w, T2w, and FLAIR when every training subject has one."""
-    return ("T1w", "T2w", "FLAIR") if all(len(w["files"]) > 2 for _, w, _ in sets) else ("T1w", "T2w")
+def _contrasts(sets, no_flair: bool) -> tuple[str, ...]:
+    """T1w, T2w, and FLAIR when every training subject has one (and not ``no_flair``)."""
+    flair = not no_flair and all(w["protocol"].flair is not None for _, w, _ in sets)
+    return ("T1w", "T2w", "FLAIR") if flair else ("T1w", "T2w")
 
 
 def load_volumes(files, labels: dict, root: Path):

@@ -80,13 +80,14 @@ def add_weighted(plan, layout, config):
     root, items = Path(layout.root), []
     sessions = config.execution.session_label or [None]
     for wset in (w for ses in sessions for w in find_weighted(root, plan.subject, ses)):
-        files = wset["files"][:len(meta["Contrasts"])]
+        files = [f.relative_to(root) for f in wset["files"][:len(meta["Contrasts"])]]
+        protocol = wset["protocol"] if "FLAIR" in meta["Contrasts"] else wset["protocol"].without_flair()
+        check_protocol(meta, protocol, files)
         if len(files) < len(meta["Contrasts"]):
-            raise InputError(files[0].relative_to(root), f"the --hybrid-model needs {', '.join(meta['Contrasts'])}")
-        check_protocol(meta, wset["protocol"], files[0].relative_to(root))
+            raise InputError(files[0], f"the --hybrid-model needs {', '.join(meta['Contrasts'])}")
         col = Collection(KIND, plan.subject, wset["session"], {k: v for k, v in wset["entities"].items()
                                                                if k not in ("ses", "acq")},
-                         files, [], wset["protocol"], True,
+                         wset["files"][:len(files)], [], protocol, True,
                          f"{' + '.join(meta['Contrasts'])} with the protocol of the --hybrid-model "
                          f"({meta['Estimator']}, SHA256 {meta['SHA256'][:12]})", root=root)
         items.append(CollectionPlan(col, (meta["Estimator"],)))

@@ -51,13 +51,12 @@ def read_model_meta(model_dir) -> dict:
     return meta
 
 
-def check_protocol(meta: dict, protocol, where) -> None:
-    """An InputError naming ``where`` when ``protocol`` differs from the model's."""
+def check_protocol(meta: dict, protocol, files) -> None:
+    """An InputError naming the image of ``files`` (T1w, T2w[, FLAIR]) whose protocol differs from
+    the model's."""
     from ..bids.weighted import WeightedProtocol
 
-    why = protocol.mismatch(WeightedProtocol(**meta["Protocol"]))
-    if why:
-        raise InputError(where, f"protocol does not match the --hybrid-model: {why}")
+    protocol.check_matches(WeightedProtocol(**meta["Protocol"]), files, "protocol does not match the --hybrid-model")
 
 
 def fit_weighted(series, protocol, *, b1=None, mask=None, model="", **_):
@@ -70,7 +69,7 @@ def fit_weighted(series, protocol, *, b1=None, mask=None, model="", **_):
     from ..nn.unet import UNet
 
     meta = read_model_meta(model)
-    check_protocol(meta, protocol, Path(model) / META_FILE)
+    check_protocol(meta, protocol, [Path(model) / META_FILE])
     settings = HybridSettings(**{**meta["Settings"], "scales": tuple(meta["Settings"]["scales"])})
     state = torch.load(Path(model) / MODEL_FILE, map_location="cpu", weights_only=True)
     net = UNet(len(meta["Contrasts"]), 3, settings.width, settings.depth)

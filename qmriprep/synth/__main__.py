@@ -61,6 +61,9 @@ def build_parser():
         help="give each subject its own anatomy: smooth random deformation of this RMS (mm)")
     add("--label-thickness", type=float, default=3.5, metavar="MM",
         help="slice thickness of the label maps of --modalities weighted (derivatives/lowres)")
+    add("--label-noise", type=float, default=0.0, metavar="FRACTION",
+        help="relative Gaussian noise of those label maps (labels fitted from noisy data)")
+    add("--flair", action="store_true", help="--modalities weighted with a FLAIR image")
     add("--overwrite", action="store_true", help="replace a previous synthetic dataset")
     return p
 
@@ -87,7 +90,8 @@ def _spec(args):
                        motion=True if args.motion else None, bssfp_cycles=args.bssfp_cycles,
                        bssfp_parts=args.bssfp_parts, kspace=kspace, mrf_frames=args.mrf_frames,
                        mrf_undersampling=args.mrf_undersampling, warp_mm=args.warp_mm,
-                       label_thickness=args.label_thickness)
+                       label_thickness=args.label_thickness, label_noise=args.label_noise,
+                       flair=args.flair)
 
 
 def _natural(path):

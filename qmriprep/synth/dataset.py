@@ -91,6 +91,8 @@ class DatasetSpec:
     mrf_undersampling: float = 1.0
     warp_mm: float = 0.0           # per-subject smooth deformation (:func:`.weighted.deform`)
     label_thickness: float = 3.5   # slice thickness (mm) of the "weighted" modality's label maps
+    label_noise: float = 0.0       # relative noise of those label maps (:mod:`.weighted`)
+    flair: bool = False            # the "weighted" modality with a FLAIR image
 
     def __post_init__(self):
         put = functools.partial(object.__setattr__, self)
@@ -100,6 +102,8 @@ class DatasetSpec:
         unknown = sorted(set(self.modalities) - set(ALL_MODALITIES))
         if unknown or not self.modalities:
             raise ValueError(f"unknown modalities {unknown}; choose from {', '.join(ALL_MODALITIES)}")
+        if not 0 <= self.label_noise < 1:
+            raise ValueError(f"label_noise must be in [0, 1), got {self.label_noise}")
         if "bSSFP" in self.modalities:
             cycles, parts = bssfp.check(self.bssfp_cycles, self.bssfp_parts)
             put("bssfp_cycles", cycles)

@@ -1,12 +1,16 @@
-"""Clinical weighted images with low-resolution label maps (seed 002): MPRAGE T1w and TSE T2w.
+"""Clinical weighted images with low-resolution label maps (seed 002): MPRAGE T1w, TSE T2w and
+(``flair``) FLAIR.
 
-``T1w`` is :func:`~qmriprep.physics.mprage.mprage_signal` and ``T2w``
-:func:`~qmriprep.physics.tse.tse_signal` of the phantom's M0 (PD), T1 and T2 (B1+ = 1), at the
-phantom's grid (1 mm with ``downsample=1``), with Rician noise at the dataset's SNR. The label maps
+``T1w`` is :func:`~qmriprep.physics.mprage.mprage_signal`, ``T2w``
+:func:`~qmriprep.physics.tse.tse_signal` and ``FLAIR`` :func:`~qmriprep.physics.tse.flair_signal`
+of the phantom's M0 (PD), T1 and T2 (B1+ = 1), at the phantom's grid (1 mm with ``downsample=1``),
+with Rician noise at the dataset's SNR (in each image's WM). The label maps
 a site would have (``T1map``, ``T2map``, ``M0map``) are written to ``derivatives/lowres`` on a
 grid ``label_thickness`` mm thick along the last (slice) axis: each thick voxel averages the 1 mm
 voxels it covers (fractions of voxels at its edges) with the partial-volume rule of
-:mod:`.phantom` (``PD`` averaged, rates ``PD``-weighted); training resamples them back.
+:mod:`.phantom` (``PD`` averaged, rates ``PD``-weighted); training resamples them back. With
+``label_noise`` > 0 each thick voxel is multiplied by ``1 + label_noise N(0, 1)`` (independent per
+map and voxel): labels that are fits of noisy data, as a site's are.
 
 :func:`deform` gives every subject its own anatomy: a smooth random displacement field (Gaussian
 filtered noise, ``warp_mm`` root-mean-square) and a random scaling of up to 4 % per axis.
@@ -23,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..physics.mprage import MPRAGEProtocol, mprage_signal
-from ..physics.tse import TSEProtocol, tse_signal
+from ..physics.tse import FLAIRProtocol, TSEProtocol, flair_signal, tse_signal
 from .files import save_nifti, write_json
 
 #: seed 002's MPRAGE (TR 1900 ms, TI 900 ms, 9 deg; 176 readout pulses of 7.1 ms spacing assumed)
@@ -31,13 +35,17 @@ MPRAGE = MPRAGEProtocol(tr_prep=1.9, inversion_time=0.9, tr=0.0071, flip_angle=m
                         n_readout=176)
 #: seed 002's TSE (TR 7010 ms, TE 93 ms; echo train of 16 echoes, 11.6 ms spacing assumed)
 TSE = TSEProtocol(tr=7.01, echo_time=0.093, echo_train_length=16, echo_spacing=0.093 / 8)
+#: a clinical 3 T FLAIR (TR 9000 ms, TI 2500 ms: CSF of T1 4.3 s near its null, TE 90 ms, 16 echoes)
+FLAIR = FLAIRProtocol(tr=9.0, echo_time=0.09, echo_train_length=16, echo_spacing=0.09 / 8,
+                      inversion_time=2.5)
 #: the echo time of the MPRAGE readout (sidecar only; not in the model)
 MPRAGE_TE = 0.00293
 LABELS_FOLDER = "lowres"
 
 
-def sidecars(mprage: MPRAGEProtocol = MPRAGE, tse: TSEProtocol = TSE) -> dict[str, dict]:
-    """BIDS sidecar fields (s, deg) of the two protocols, by suffix."""
+def sidecars(mprage: MPRAGEProtocol = MPRAGE, tse: TSEProtocol = TSE,
+             flair: FLAIRProtocol = FLAIR) -> dict[str, dict]:
+    """BIDS sidecar fields (s, deg) of the three protocols, by suffix."""
     return {
         "T1w": {"PulseSequenceType": "MPRAGE", "MRAcquisitionType": "3D",
                 "RepetitionTimePreparation": mprage.tr_prep, "InversionTime": mprage.inversion_time,
@@ -46,6 +54,10 @@ def sidecars(mprage: MPRAGEProtocol = MPRAGE, tse: TSEProtocol = TSE) -> dict[st
         "T2w": {"PulseSequenceType": "TSE", "MRAcquisitionType": "3D", "RepetitionTime": tse.tr,
                 "EchoTime": tse.echo_time, "EchoTrainLength": tse.echo_train_length,
                 "EchoSpacing": tse.echo_spacing, "FlipAngle": 180.0},
+        "FLAIR": {"PulseSequenceType": "TSE", "ScanningSequence": "SE_IR", "MRAcquisitionType": "3D",
+                  "RepetitionTime": flair.tr, "InversionTime": flair.inversion_time,
+                  "EchoTime": flair.echo_time, "EchoTrainLength": flair.echo_train_length,
+                  "EchoSpacing": flair.echo_spacing, "FlipAngle": 180.0},
     }
 
 
@@ -93,11 +105,12 @@ def _slab_mean(a, edges):
 
 
 def write(root: Path, ph, folder: Path, prefix: str, spec, record: dict, add_noise) -> None:
-    """``T1w`` and ``T2w`` of phantom ``ph`` (noise ``add_noise(clean, sigma, rng)`` at ``spec.snr``)
-    and the low-resolution labels."""
-    m0, meta = ph.pd, sidecars()
-    images = {"T1w": mprage_signal(m0, ph.safe("t1"), MPRAGE),
-              "T2w": tse_signal(m0, ph.safe("t1"), ph.safe("t2"), TSE)}
+    """``T1w``, ``T2w`` (and ``FLAIR``) of phantom ``ph`` (noise ``add_noise(clean, sigma, rng)`` at
+    ``spec.snr``) and the low-resolution labels."""
+    m0, meta, t1, t2 = ph.pd, sidecars(), ph.safe("t1"), ph.safe("t2")
+    images = {"T1w": mprage_signal(m0, t1, MPRAGE), "T2w": tse_signal(m0, t1, t2, TSE)}
+    if spec.flair:
+        images["FLAIR"] = flair_signal(m0, t1, t2, FLAIR)
     ref = ph.noise_reference()
     for suffix, clean in images.items():
         rel = (folder / "anat" / f"{prefix}_{suffix}.nii.gz").as_posix()
@@ -108,6 +121,10 @@ def write(root: Path, ph, folder: Path, prefix: str, spec, record: dict, add_noi
             record["noise_sigma"][rel] = sigma
         save_nifti(root / rel, data, ph.affine, meta[suffix])
     labels, affine = lowres_maps(ph, spec.label_thickness)
+    if spec.label_noise > 0:
+        rng = np.random.default_rng([spec.seed, zlib.crc32(prefix.encode()), 3])
+        labels = {k: (v * (1 + spec.label_noise * rng.standard_normal(v.shape))).clip(min=0).astype(np.float32)
+                  for k, v in labels.items()}
     deriv = root / "derivatives" / LABELS_FOLDER
     if not (deriv / "dataset_description.json").exists():
         write_json(deriv / "dataset_description.json", {
@@ -118,4 +135,6 @@ def write(root: Path, ph, folder: Path, prefix: str, spec, record: dict, add_noi
     for suffix, data in labels.items():
         save_nifti(deriv / folder / "anat" / f"{prefix}_{suffix}.nii.gz", data, affine,
                    {"Units": units[suffix], "Description": f"truth averaged over {spec.label_thickness:g} mm "
-                                                          "slices (partial-volume rule)"})
+                                                          "slices (partial-volume rule)"
+                                                          + (f", times 1 + {spec.label_noise:g} N(0, 1)"
+                                                             if spec.label_noise > 0 else "")})
