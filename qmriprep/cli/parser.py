@@ -226,10 +226,10 @@ def _scancnn(g) -> None:
     from ..nn.scancnn import LOSSES
 
     g.add_argument("--scancnn-loss", dest="scan_cnn.loss", choices=LOSSES,
-                   help="data term between acquired and synthesised echoes (default l1; see "
+                   help="data term between acquired and synthesised echoes (default l2; see "
                         "benchmarks/RESULTS.md for the comparison)")
     g.add_argument("--scancnn-epochs", dest="scan_cnn.max_epochs", type=_positive, metavar="N",
-                   help="maximum training epochs on the scan (default 400; training stops earlier "
+                   help="maximum training epochs on the scan (default 2000; training stops earlier "
                         "when the held-out echo error stops falling)")
     g.add_argument("--scancnn-time-budget", dest="scan_cnn.time_budget_s", type=float, metavar="S",
                    help="stop each scan's training after this many seconds (default 270; 0: no limit)")

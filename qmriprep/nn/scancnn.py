@@ -40,14 +40,14 @@ LOGGER = logging.getLogger("nipype.interface")
 class ScanCNNSettings:
     """Settings of the scan-specific CNN (config section ``scan_cnn``)."""
 
-    loss: str = "l1"            # one of LOSSES: data term between acquired and synthesised echoes
+    loss: str = "l2"            # one of LOSSES: data term between acquired and synthesised echoes
     width: int = 16             # feature channels
     blocks: int = 2             # residual blocks (the seed: 9)
-    lr: float = 1e-2            # Adam learning rate
+    lr: float = 3e-3            # Adam learning rate
     batch_slices: int = 4       # slices per optimiser step (an epoch visits every slice once)
     pretrain_epochs: int = 0    # epochs fitting the VarPro maps first (0: random start)
-    max_epochs: int = 400       # physics-loss epochs
-    patience: int = 30          # epochs without a lower held-out error before stopping
+    max_epochs: int = 2000      # physics-loss epochs (the time budget usually stops a volume first)
+    patience: int = 60          # epochs without a lower held-out error before stopping
     holdout: float = 0.1        # fraction of (voxel, echo) samples held out for stopping
     t2_min: float = 1e-3        # output bounds (s)
     t2_max: float = 3.0
