@@ -82,7 +82,8 @@ def _train(args, bids, loss):
            str(bids / "derivatives" / "lowres"), "--participant-label", *train, "--loss", loss,
            "--nthreads", str(args.threads), *extra]
     print(" ".join(cmd[1:]))
-    return out, subprocess.Popen(cmd, stdout=open(args.work / f"train-{loss}.log", "w"), stderr=subprocess.STDOUT)
+    with open(args.work / f"train-{loss}.log", "w") as log:  # the child keeps its own descriptor
+        return out, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _load(path):
