@@ -46,7 +46,7 @@ class HybridSettings:
     scales: tuple[float, float, float] = (3.0, 1.0, 1.0)  # T1 (s), T2 (s), M0
     slice_axis: int = 0
     batch_size: int = 8
-    max_epochs: int = 40
+    max_epochs: int = 80
     patience: int = 6
     lr: float = 2e-3
     steps_per_epoch: int = 25
