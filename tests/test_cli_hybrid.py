@@ -159,6 +159,17 @@ def test_flair_is_a_third_input_with_its_protocol_and_no_flair_leaves_it_out(fla
     assert (tmp_path / "out" / "sub-02" / "anat" / f"sub-02_desc-{HYBRID}_T2map.nii.gz").exists()
 
 
+def test_flair_model_applies_to_a_subject_with_the_same_three_contrasts(flair_bids, flair_model, tmp_path):
+    assert qmriprep_main([str(flair_bids), str(tmp_path / "out"), "participant", "-w", str(tmp_path / "work"),
+                          "--participant-label", "02", "--nprocs", "1", "--hybrid-model", str(flair_model)]) == 0
+    anat = tmp_path / "out" / "sub-02" / "anat"
+    t1 = np.asarray(nib.load(anat / f"sub-02_desc-{HYBRID}_T1map.nii.gz").dataobj)
+    assert np.isfinite(t1).all() and (t1 > 0).any()
+    side = json.loads((anat / f"sub-02_desc-{HYBRID}_T1map.json").read_text())
+    assert side["InputContrasts"] == ["T1w", "T2w", "FLAIR"]
+    assert side["Sources"][-1] == "bids:raw:sub-02/anat/sub-02_FLAIR.nii.gz"
+
+
 @pytest.mark.parametrize("change,message", [
     ({"InversionTime": 2.2}, "sub-02_FLAIR.nii.gz: protocol does not match the --hybrid-model: FLAIR InversionTime "
                              "is 2.2, the model assumes 2.5"),

@@ -77,11 +77,13 @@ def fit_weighted(series, protocol, *, b1=None, mask=None, model="", **_):
     images = np.moveaxis(np.asarray(series, np.float32), -1, 0)
     maps = predict(net, images[:len(meta["Contrasts"])], settings, mask=mask)
     return {**maps, "meta": {"ModelSHA256": meta["SHA256"], "TrainingSettings": meta["Settings"],
-                             "TrainingSubjects": meta.get("TrainingSubjects", [])}}
+                             "TrainingSubjects": meta.get("TrainingSubjects", []),
+                             "InputContrasts": list(meta["Contrasts"])}}
 
 
 _OUT = (Output("t1", "T1map"), Output("t2", "T2map"), Output("m0", "M0map"))
-_NET = ("A 2-D U-Net mapping slices of the T1-weighted MPRAGE and T2-weighted TSE images (each divided "
+_NET = ("A 2-D U-Net mapping slices of the T1-weighted MPRAGE and T2-weighted TSE images (and of the "
+        "FLAIR image, InputContrasts, when the model was trained with one; each divided "
         "by its 99th percentile) to T1, T2 and M0, trained with an L1 loss to low-resolution label maps")
 for _name, _how in ((HYBRID, " plus an L1 loss between the Sobel edge maps of the acquired weighted images "
                      "and of those synthesised from the predicted maps by the MPRAGE and TSE signal models, "
