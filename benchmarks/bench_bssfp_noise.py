@@ -10,7 +10,8 @@ no Gibbs removal: the default of ``--gibbs``; optionally after MP-PCA, ``--denoi
 Estimators: MIRACLE (the pipeline's, :func:`qmriprep.estimators.bssfp.fit_miracle`), the networks as shipped today (``uniform``,
 noise-free, ``--nn-distribution uniform --nn-snr 0``) and the noise-matched networks (``invivo``
 prior, trained at the series' SNR measured from the data: :func:`qmriprep.fit.noise.estimate_noise`
-on the complex series when present, :func:`qmriprep.nn.insilico.matched_snr`, snapped to the
+on the complex series and the median configuration norm in the brain as the pipeline does,
+:func:`qmriprep.nn.insilico.matched_snr`, snapped to the
 grid of :func:`~qmriprep.nn.insilico.snap_snr`). Reported per tissue (pure WM, pure GM): median
 absolute relative error of T1 and T2 (%), the fraction of voxels whose truth lies within +-1
 network SD (pure WM and GM together, and the whole brain without CSF), and the out-of-range count.
@@ -49,14 +50,9 @@ def phantom_data(n_cycles, snr, seed=0, denoise=False):
     n = rng.standard_normal((2,) + sig.shape)
     sig = sig + sigma * (n[0] + 1j * n[1])
     brain = ph.mask & (ph.pd > 0.3)
-    try:
-        from qmriprep.fit.noise import estimate_noise
-        est = estimate_noise(sig, is_complex=True, mask=None)
-        measured, method, level = float(est.sigma), est.method, float(est.snr * est.sigma)
-    except ImportError:
-        measured, method, level = sigma, "true sigma (qmriprep.fit.noise not available)", None
-    if level is None:
-        level = float(np.median(np.abs(sig[brain][:, 0])))
+    from qmriprep.fit.noise import estimate_noise
+    est = estimate_noise(sig, is_complex=True, mask=None)
+    measured, method = float(est.sigma), est.method
     if denoise:
         from qmriprep.fit.denoise import denoise_mppca
         sig = denoise_mppca(sig, brain)
@@ -66,7 +62,7 @@ def phantom_data(n_cycles, snr, seed=0, denoise=False):
     masks = {t: brain & ph.pure & (ph.labels == lab) for t, lab in TISSUES.items()}
     masks["brain"] = brain & (ph.labels != 1)
     return dict(F=F, norm=norm, b1=ph.b1, t1=ph.t1, t2=ph.t2, masks=masks, sigma=sigma, measured=measured,
-                method=method, level=level, protocol=protocol)
+                method=method, level=float(np.median(norm[brain])), protocol=protocol)
 
 
 def crb_row(d, n_cycles, snr, seed=0):

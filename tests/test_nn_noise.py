@@ -15,22 +15,34 @@ from qmriprep.nn.train import TrainSettings, head_loss, train
 SMALL = dict(n_samples=30_000, max_epochs=10, batch_size=512, lr=3e-3)
 
 
-def _prior_series(protocol, n, m0, sigma, seed):
+def _prior_series(protocol, n, m0, sigma, seed, on_resonance=False):
     g = torch.Generator().manual_seed(seed)
     p = sample_parameters(n, "invivo", complex_net=True, generator=g, dtype=torch.float64)
-    sig = m0 * simulate(protocol, p["t1"], p["t2"], p["b1"], p["theta"])
+    theta = torch.zeros_like(p["theta"]) if on_resonance else p["theta"]
+    sig = m0 * simulate(protocol, p["t1"], p["t2"], p["b1"], theta)
     return p, sig + sigma * torch.complex(torch.randn(sig.shape, generator=g, dtype=torch.float64),
                                           torch.randn(sig.shape, generator=g, dtype=torch.float64))
 
 
-def test_matched_snr_recovers_the_seed_snr_of_a_brain_like_series():
-    """A series drawn from the prior with M0 = 0.7 and sigma of seed SNR 30 is measured as SNR 30."""
-    p = seed_protocol(12)
+def _level(protocol, series) -> float:
+    """The pipeline's level: median norm of the configurations (fit.fourier, as the workflow)."""
+    from qmriprep.fit.fourier import fourier_configurations
+
+    _, norm = fourier_configurations(series.numpy(), protocol.phase_increments, gibbs=False, return_norm=True)
+    return float(np.median(norm))
+
+
+@pytest.mark.parametrize("n_cycles", [12, 4])
+@pytest.mark.parametrize("on_resonance", [False, True])
+def test_matched_snr_recovers_the_seed_snr_of_a_brain_like_series(n_cycles, on_resonance):
+    """A brain-like series with M0 = 0.7 and sigma of seed SNR 30 is measured as SNR 30 from the
+    median norm of its configurations, whatever its off-resonance (all on resonance: 32 at 4
+    cycles, where F+-1 alias with F-+3; the first cycle's level, used before, gave 41)."""
+    p = seed_protocol(n_cycles)
     sigma = 0.074 * 0.7 / (math.sqrt(2) * 30)
-    _, sig = _prior_series(p, 20_000, 0.7, sigma, seed=3)
-    level = float(sig[:, 0].abs().median())
-    assert matched_snr(sigma, level, p) == pytest.approx(30, rel=0.05)
-    assert signal_level(p, "invivo") > 0 and matched_snr(0.0, level, p) == math.inf
+    _, sig = _prior_series(p, 20_000, 0.7, sigma, seed=3, on_resonance=on_resonance)
+    assert matched_snr(sigma, _level(p, sig), p) == pytest.approx(30, rel=0.08)
+    assert signal_level(p) > 0 and matched_snr(0.0, 1.0, p) == math.inf
 
 
 def test_snap_snr_grid():
@@ -43,8 +55,7 @@ def test_snap_snr_grid():
 def test_matched_training_options():
     p = seed_protocol(12)
     sigma = 0.074 * 0.7 / (math.sqrt(2) * 30)
-    level = 0.7 * signal_level(p, "uniform")
-    got = matched_training(NetworkOptions(distribution="uniform"), p, sigma, level / sigma)
+    got = matched_training(NetworkOptions(distribution="uniform"), p, sigma, 0.7 * signal_level(p))
     assert got["snr"] == 32.0 and got["series_snr"] == pytest.approx(30, rel=1e-3)
     assert got["training_noise_sigma"] == pytest.approx(noise_sigma(32.0) * 0.7, rel=1e-3)
     assert matched_training(NetworkOptions(noise_match=False), p, sigma, 20.0) == {"snr": None}
@@ -107,8 +118,10 @@ def test_interfaces_train_for_the_series_noise_and_write_sd_and_flags(nets, tmp_
 
     p, models = nets
     sigma = 0.074 * 0.7 / (math.sqrt(2) * 30)
-    snr = 0.7 * signal_level(p, "uniform") / sigma
-    trained = TrainNetwork(protocol=p.as_dict(), noise_sigma=sigma, noise_meta={"SNR": snr},
+    snr = 20.0
+    nib.save(nib.Nifti1Image(np.full((4, 4, 2), 0.7 * signal_level(p), np.float32), np.eye(4)),
+             str(tmp_path / "norm.nii.gz"))
+    trained = TrainNetwork(protocol=p.as_dict(), noise_sigma=sigma, scale_file=str(tmp_path / "norm.nii.gz"),
                            options={"physics_informed": False, "complex_net": False, "n_samples": 3000,
                                     "max_epochs": 1, "cache_dir": str(tmp_path / "cache")}).run()
     prov = trained.outputs.provenance

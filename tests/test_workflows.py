@@ -92,3 +92,21 @@ def test_vfa_interface_takes_radians(collections):
     assert fit.inputs.protocol["flip_angles"] == pytest.approx([math.radians(a) for a in (3, 8, 15, 20)])
     sink = wf.get_node("vfa_wf.ds_maps_wf.ds_t1_nlls")
     assert sink.interface._metadata["FlipAngle"] == [3.0, 8.0, 15.0, 20.0]
+
+
+
+def test_noise_matched_trainer_gets_sigma_and_level(tmp_path):
+    """The bSSFP trainers take the measured sigma and the configurations' norm in the mask
+    (the level of the series' SNR)."""
+    from qmriprep.bids.collections import find_collections, load_layout
+    from qmriprep.estimators.names import SVNN
+
+    bids = write_dataset(tmp_path / "bids", DatasetSpec(downsample=8, n_slices=2, modalities=("bSSFP",)))
+    wf = _build((bids, find_collections(load_layout(bids), "01")), estimators={"bssfp": [SVNN]})
+    trainers = [n for n in wf.list_node_names() if n.endswith(f".train_{SVNN}")]
+    assert trainers, "no bSSFP network in the graph"
+    sub = wf.get_node(trainers[0].rsplit(".", 1)[0])
+    edges = {(u.name, v.name, tuple(d["connect"])) for u, v, d in sub._graph.edges(data=True)}
+    train = f"train_{SVNN}"
+    assert {("noise", train, (("sigma", "noise_sigma"),)), ("configs", train, (("out_norm", "scale_file"),)),
+            ("mask", train, (("out_mask", "mask_file"),))} <= edges

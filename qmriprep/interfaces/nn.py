@@ -18,8 +18,9 @@ class _TrainNetworkInputSpec(BaseInterfaceInputSpec):
     options = traits.Dict(mandatory=True, desc="physics_informed, complex_net (the estimator's "
                           "declaration), NetworkOptions fields (the run's nn section), seed, device")
     noise_sigma = traits.Float(desc="measured noise sigma of the series (signal units)")
-    noise_meta = traits.Dict(desc="the series' noise fields (NoiseSigma, SNR: median first-volume "
-                             "magnitude over sigma), for the noise-matched training SNR")
+    scale_file = File(exists=True, desc="per-voxel norm of the configurations (signal units): its "
+                      "median in the mask is the series' level for the noise-matched training SNR")
+    mask_file = File(exists=True, desc="brain mask of the series")
 
 
 class _TrainNetworkOutputSpec(TraitedSpec):
@@ -46,8 +47,7 @@ class TrainNetwork(SimpleInterface):
         user = NetworkOptions(**{k: opts[k] for k in NetworkOptions.__dataclass_fields__ if k in opts})
         protocol = as_protocol(self.inputs.protocol)
         sigma = self.inputs.noise_sigma if isdefined(self.inputs.noise_sigma) else None
-        snr = (self.inputs.noise_meta or {}).get("SNR") if isdefined(self.inputs.noise_meta) else None
-        matched = matched_training(user, protocol, sigma, snr)
+        matched = matched_training(user, protocol, sigma, self._level())
         training, source = network_settings(user, seed=opts.get("seed", 0), device=opts.get("device", "cpu"),
                                             snr=matched.get("snr"))
         model, prov = get_model(protocol, PINN if opts["physics_informed"] else SVNN,
@@ -60,6 +60,15 @@ class TrainNetwork(SimpleInterface):
         self._results.update(model_file=path, provenance=prov,
                              curve_file=os.path.join(runtime.cwd, "curve.json"))
         return runtime
+
+    def _level(self) -> float | None:
+        """Median configuration norm in the mask (None without a norm map)."""
+        scale = optional_volume(self.inputs.scale_file)
+        if scale is None:
+            return None
+        mask = optional_mask(self.inputs.mask_file)
+        inside = scale[(mask if mask is not None else np.ones(scale.shape, bool)) & (scale > 0)]
+        return float(np.median(inside)) if inside.size else None
 
 
 class _NetworkFitInputSpec(BaseInterfaceInputSpec):

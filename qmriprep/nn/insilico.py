@@ -35,7 +35,8 @@ from dataclasses import dataclass
 import torch
 
 from ..bids.protocols import BSSFPProtocol
-from ..physics.bssfp import bssfp_signal, fourier_features
+from ..physics.bssfp import bssfp_signal, fourier_features, remove_common_phase
+from ..physics.bssfp import configurations as raw_configurations
 
 DISTRIBUTIONS = ("uniform", "extended", "invivo")
 #: (T1 low, T1 high), (T2 low, T2 high) of each distribution, s
@@ -180,20 +181,23 @@ def noise_sigma(snr: float | None) -> float:
     return 0.0 if snr is None or math.isinf(snr) else NOISE_SCALE / (math.sqrt(2) * snr)
 
 
-def signal_level(protocol, distribution: str = "invivo", n: int = 20_000, seed: int = 0) -> float:
-    """Median over the prior (``distribution``, off-resonance included) of the first phase
-    cycle's magnitude ``|S_1|`` at M0 = 1: what a series' median first-volume level (the
-    ``SNR`` of :func:`qmriprep.fit.noise.estimate_noise` times its sigma) corresponds to."""
-    prm = sample_parameters(n, distribution, complex_net=True, generator=torch.Generator().manual_seed(seed),
+def signal_level(protocol, n: int = 20_000, seed: int = 0) -> float:
+    """Median over the ``invivo`` prior (a brain's T1, T2, B1+ and off-resonance) of the
+    configurations' norm ``sqrt(|F-1|^2 + |F0|^2 + |F+1|^2)`` at M0 = 1: the level a series'
+    median norm in the brain (the scale the pipeline normalises by) corresponds to. The norm does
+    not depend on off-resonance, which moves the level of single phase cycles by bands; the
+    ``invivo`` prior stands for the data whatever prior a network is trained on."""
+    prm = sample_parameters(n, "invivo", complex_net=True, generator=torch.Generator().manual_seed(seed),
                             dtype=torch.float64)
-    return float(simulate(protocol, prm["t1"], prm["t2"], prm["b1"], prm["theta"])[:, 0].abs().median())
+    feats = _raw_configurations(protocol, simulate(protocol, prm["t1"], prm["t2"], prm["b1"], prm["theta"]))
+    return float(torch.sqrt((feats.abs() ** 2).sum(-1)).median())
 
 
-def matched_snr(sigma: float, level: float, protocol, distribution: str = "invivo") -> float:
+def matched_snr(sigma: float, level: float, protocol) -> float:
     """The series' SNR in the seed's definition, ``0.074 M0 / (sqrt(2) sigma)``, with ``M0`` the
-    series' median level ``level`` (median in the mask of ``|S_1|``, signal units) over
+    series' median configuration norm in the brain ``level`` (signal units) over
     :func:`signal_level`; ``sigma``: noise SD per real channel (signal units)."""
-    m0 = level / signal_level(protocol, distribution)
+    m0 = level / signal_level(protocol)
     return NOISE_SCALE * m0 / (math.sqrt(2) * sigma) if sigma > 0 else math.inf
 
 
@@ -213,6 +217,12 @@ def add_noise(signal: torch.Tensor, snr: float | None, generator: torch.Generato
     real = torch.randn(signal.shape, generator=generator, dtype=signal.real.dtype)
     imag = torch.randn(signal.shape, generator=generator, dtype=signal.real.dtype)
     return signal + sigma * torch.complex(real, imag)
+
+
+def _raw_configurations(protocol, signal: torch.Tensor) -> torch.Tensor:
+    """``(F-1, F0, F+1)`` of the signals before the per-voxel normalisation."""
+    phi = torch.tensor(as_protocol(protocol).phase_increments, dtype=torch.float64, device=signal.device)
+    return raw_configurations(remove_common_phase(signal), phi)
 
 
 def configurations(protocol, signal: torch.Tensor) -> torch.Tensor:

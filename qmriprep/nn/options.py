@@ -30,20 +30,19 @@ class NetworkOptions:
     retrain: bool = False
 
 
-def matched_training(options: NetworkOptions, protocol, sigma: float | None, snr: float | None) -> dict:
-    """Training noise for a series with noise ``sigma`` and ``snr`` (median first-volume magnitude
-    over sigma, :func:`qmriprep.fit.noise.estimate_noise`): ``snr`` (seed definition, the
-    :func:`~qmriprep.nn.insilico.snap_snr` grid; None: noise-free), ``series_snr`` (unsnapped)
-    and ``training_noise_sigma`` (that training noise in the series' signal units)."""
+def matched_training(options: NetworkOptions, protocol, sigma: float | None, level: float | None) -> dict:
+    """Training noise for a series with noise ``sigma`` and median configuration norm ``level``
+    in the brain (signal units; :func:`qmriprep.nn.insilico.matched_snr`): ``snr`` (seed
+    definition, the :func:`~qmriprep.nn.insilico.snap_snr` grid; None: noise-free), ``series_snr``
+    (unsnapped) and ``training_noise_sigma`` (that training noise in the series' signal units)."""
     if options.snr:
         fixed = {"snr": float(options.snr)}
-        if not (sigma and snr):
+        if not (sigma and level):
             return fixed
-    elif not (options.noise_match and sigma and snr and math.isfinite(snr)):
+    elif not (options.noise_match and sigma and level and math.isfinite(level)):
         return {"snr": None}
-    level = float(snr) * float(sigma)
-    m0 = level / signal_level(protocol, options.distribution)
-    series = matched_snr(float(sigma), level, protocol, options.distribution)
+    m0 = float(level) / signal_level(protocol)
+    series = matched_snr(float(sigma), float(level), protocol)
     train = float(options.snr) if options.snr else snap_snr(series)
     return {"snr": train, "series_snr": round(series, 2),
             "training_noise_sigma": None if train is None else noise_sigma(train) * m0}
