@@ -59,6 +59,10 @@ def test_estimator_adapter_returns_the_declared_maps_and_noise_record():
     declared = {o.field for o in get("MESE", "scancnn").outputs}
     assert declared <= set(res) and res["meta"]["TrainingEpochs"] == 3
     assert res["meta"]["NoiseSigmaEstimate"] == pytest.approx(0.03, rel=0.25)
+    sd = res["t2_sd"]  # voxel-wise Cramer-Rao bound at the CNN's estimates, the measured sigma given
+    assert np.all(sd[mask] > 0) and np.all(sd[~mask] == 0)
+    given = scancnn_estimator(noisy, protocol, mask=mask, seed=0, noise_sigma=0.06, **settings)["t2_sd"]
+    assert np.allclose(given[mask], sd[mask] * 0.06 / res["meta"]["NoiseSigmaEstimate"], rtol=1e-4)
     with pytest.raises(ValueError, match="offset"):
         scancnn_estimator(noisy, protocol, mask=mask, fit_offset=True, **settings)
 
@@ -95,6 +99,7 @@ def test_scancnn_through_the_command_line(tmp_path):
         assert len(meta["TrainingCurve"]["val_loss"]) == 4 and meta["NoiseSigmaEstimate"] > 0
         assert "Gao" in meta["EstimationReference"]
     assert (anat / "sub-01_desc-scancnnT2star_M0map.nii.gz").exists()
+    assert (anat / "sub-01_desc-scancnnSD_T2map.nii.gz").exists()
     assert "by varpro, scancnn fitting" in (out / "logs" / "CITATION.md").read_text()
     html = (out / "sub-01.html").read_text()
     assert "sub-01_desc-scancnn_T2map" in html and "Training curve" in html

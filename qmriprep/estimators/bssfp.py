@@ -6,22 +6,35 @@ from .names import COMPLEX, MIRACLE, PINN, SVNN
 from .spec import Estimator, Output, register
 
 
+#: alias level (:func:`qmriprep.physics.bssfp.alias_level`) above which a MIRACLE voxel is flagged
+ALIAS_LIMIT = 0.01
+
+
 def fit_miracle(configurations, protocol, *, b1=None, mask=None, noise_sigma=None, scale=None, **_):
     """MIRACLE T1, T2 from the Fourier configurations (the fixed point of the seed's alternating
     golden-section searches, by Newton); the sidecars count the voxels that did not converge.
     ``t1_sd``, ``t2_sd``: the configuration noise (``noise_sigma`` of the cycles, ``scale`` the
-    per-voxel norm the configurations were divided by) propagated to first order; 0 without them."""
+    per-voxel norm the configurations were divided by) propagated to first order; 0 without them.
+    ``out_of_range``: voxels whose configurations at the estimate hold aliases above
+    :data:`ALIAS_LIMIT` (few cycles, long T2): outside what the infinite-cycle model describes."""
     import numpy as np
 
     from ..fit.miracle import fit_miracle as miracle
     from ..fit.uncertainty import miracle_sd
+    from ..physics.bssfp import alias_level
 
     out = miracle(configurations, b1, flip_angle=protocol.flip_angle, tr=protocol.tr, mask=mask)
     if noise_sigma is None or scale is None:
         sd = {k: np.zeros_like(out["t1"]) for k in ("t1_sd", "t2_sd")}
     else:
         sd = miracle_sd(out["t1"], out["t2"], b1, protocol, sigma=noise_sigma, norm=scale, mask=mask)
-    return {**out, **sd, "meta": {"NotConvergedVoxels": int(out["not_converged"].sum())}}
+    fitted = (out["t1"] > 0) & (out["t2"] > 0) & (True if mask is None else np.asarray(mask, bool))
+    level = alias_level(np.where(fitted, out["t1"], 1.0), np.where(fitted, out["t2"], 0.1),
+                        1.0 if b1 is None else np.where(fitted, b1, 1.0), flip_angle=protocol.flip_angle,
+                        tr=protocol.tr, n_cycles=len(protocol.phase_increments))
+    flagged = fitted & (level > ALIAS_LIMIT)
+    return {**out, **sd, "out_of_range": flagged.astype(np.uint8),
+            "meta": {"NotConvergedVoxels": int(out["not_converged"].sum()), "OutOfRangeVoxels": int(flagged.sum())}}
 
 
 _MAPS = (Output("t1", "T1map"), Output("t2", "T2map"))
@@ -45,7 +58,12 @@ register(Estimator(
               "ratios of pc-bSSFP (magnitudes of F-1, F0, F+1)",
     citations=("nguyen2017", "birk2025"),
     outputs=_MAPS + (Output("t1_sd", "T1map", desc="SD", description=_MIRACLE_SD.format("T1")),
-                     Output("t2_sd", "T2map", desc="SD", description=_MIRACLE_SD.format("T2")))))
+                     Output("t2_sd", "T2map", desc="SD", description=_MIRACLE_SD.format("T2")),
+                     Output("out_of_range", "mask", desc="OutOfRange", description=(
+                         f"1 where MIRACLE's infinite-cycle model misses more than {100 * ALIAS_LIMIT:g} % "
+                         "of a configuration at the estimate (the aliases F_(p+kN) of N phase cycles: few "
+                         "cycles, long T2, low flip angle; T2 bias about 1-2.5 times that level); the SD "
+                         "maps do not include that bias")))))
 for _complex in (False, True):
     for _name, _label, _pinn in ((SVNN, "SVNN (supervised)", False),
                                  (PINN, "PINN (physics-informed, self-supervised)", True)):

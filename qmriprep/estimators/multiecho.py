@@ -45,12 +45,15 @@ def fit_loglinear(series, protocol, **kw):
 
 
 def fit_scancnn(series, protocol, *, b1=None, mask=None, drop_first_echo=False, fit_offset=False,
-                seed=0, device="cpu", **settings):
+                seed=0, device="cpu", noise_sigma=None, noise_basis=None, **settings):
     """Scan-specific unsupervised CNN (Gao et al. 2022) started from the VarPro maps of the scan;
-    ``settings``: the fields of :class:`~qmriprep.nn.scancnn.ScanCNNSettings`."""
+    ``settings``: the fields of :class:`~qmriprep.nn.scancnn.ScanCNNSettings`. SD maps: the
+    voxel-wise Cramer-Rao bound at the CNN's estimates (its spatial context makes the error
+    smaller than that bound; coverage measured in benchmarks/RESULTS.md)."""
     import numpy as np
 
     from ..fit.monoexp import fit_monoexp
+    from ..fit.uncertainty import monoexp_sd
     from ..nn.scancnn import ScanCNNSettings, fit_scancnn as train_scancnn
 
     if fit_offset:
@@ -58,6 +61,7 @@ def fit_scancnn(series, protocol, *, b1=None, mask=None, drop_first_echo=False, 
     series, te = np.asarray(series), np.asarray(protocol.echo_times, float)
     if drop_first_echo:
         series, te = series[..., 1:], te[1:]
+        noise_basis = None if noise_basis is None else noise_basis.channels(slice(1, None))
     init = fit_monoexp(series, te, method=VARPRO, mask=mask)
     inside = init["m0"] > 0 if mask is None else mask & (init["m0"] > 0)
     if not inside.any():
@@ -67,9 +71,22 @@ def fit_scancnn(series, protocol, *, b1=None, mask=None, drop_first_echo=False, 
     resid = series - maps["m0"][..., None] * np.exp(-te / np.where(inside, maps["t2"], 1.0)[..., None])
     rmse = np.where(inside, np.sqrt(np.mean(resid ** 2, axis=-1)), 0.0)
     sigma = float(np.median(init["rmse"][inside]) * np.sqrt(te.size / max(te.size - 2, 1)))
-    return {**maps, "r2": np.where(inside, 1.0 / np.where(inside, maps["t2"], 1.0), 0.0), "rmse": rmse,
-            "meta": {**meta, "NoiseSigmaEstimate": sigma, "NoiseSigmaMethod":
-                     "median VarPro residual RMS x sqrt(n_echo / (n_echo - 2))"}}
+    maps = {**maps, "r2": np.where(inside, 1.0 / np.where(inside, maps["t2"], 1.0), 0.0), "rmse": rmse}
+    sd = monoexp_sd(maps, te, sigma if noise_sigma is None else noise_sigma, inside, noise_basis)
+    return {**maps, **sd, "meta": {**meta, "NoiseSigmaEstimate": sigma, "NoiseSigmaMethod":
+                                   "median VarPro residual RMS x sqrt(n_echo / (n_echo - 2))"}}
+
+
+SCANCNN_SD = CRB.replace("at the fitted parameters (automatic differentiation)",
+                         "at the CNN's estimates (automatic differentiation): the bound of a voxel-wise "
+                         "fit, which the CNN's spatial context can undercut")
+
+
+def _sd_outputs(tmap: str, t: str, r: str, text: str) -> tuple:
+    """SD maps of T2 (T2*), R2 (R2*) and M0 described by ``text``."""
+    return (Output("t2_sd", tmap, desc="SD", description=text.format(t)),
+            Output("r2_sd", tmap.replace("T2", "R2"), desc="SD", description=text.format(r)),
+            Output("m0_sd", "M0map", desc=t.replace("*", "star") + "SD", description=text.format("M0")))
 
 
 _HOW = {VARPRO: ("variable projection (M0 in closed form, 1-D search over R2)", ("golub1973",)),
@@ -85,10 +102,7 @@ for _kind, _t, _r, _ref in (("MESE", "T2", "R2", "cpmg"), ("MEGRE", "T2*", "R2*"
             citations=(_ref, *_cites), core=f"{__name__}:fit_{_name}", settings="multiecho",
             outputs=(Output("t2", _tmap), Output("r2", _tmap.replace("T2", "R2")),
                      Output("m0", "M0map", desc=_t.replace("*", "star")), Output("rmse", _tmap, desc="RMSE"),
-                     Output("t2_sd", _tmap, desc="SD", description=CRB.format(_t)),
-                     Output("r2_sd", _tmap.replace("T2", "R2"), desc="SD", description=CRB.format(_r)),
-                     Output("m0_sd", "M0map", desc=_t.replace("*", "star") + "SD",
-                            description=CRB.format("M0")))))
+                     *_sd_outputs(_tmap, _t, _r, CRB))))
     register(Estimator(
         kind=_kind, name=SCANCNN, stochastic=True, settings=("multiecho", "scan_cnn"),
         algorithm=f"Scan-specific unsupervised CNN: M0 and {_t} maps from the echo images, trained on this "
@@ -96,4 +110,5 @@ for _kind, _t, _r, _ref in (("MESE", "T2", "R2", "cpmg"), ("MEGRE", "T2*", "R2*"
                   "from the VarPro maps, stopped on held-out echo samples",
         citations=(_ref, "gao2022"), core=f"{__name__}:fit_{SCANCNN}",
         outputs=(Output("t2", _tmap), Output("r2", _tmap.replace("T2", "R2")),
-                 Output("m0", "M0map", desc=_t.replace("*", "star")), Output("rmse", _tmap, desc="RMSE"))))
+                 Output("m0", "M0map", desc=_t.replace("*", "star")), Output("rmse", _tmap, desc="RMSE"),
+                 *_sd_outputs(_tmap, _t, _r, SCANCNN_SD))))

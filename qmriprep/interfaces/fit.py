@@ -72,7 +72,9 @@ class FitMaps(SimpleInterface):
         res = resolve(self.inputs.core)(data, protocol, b1=optional_volume(self.inputs.b1_file),
                                         mask=optional_mask(self.inputs.mask_file), **options)
         for key in self._fields:
-            self._results[key] = save_like(res[key], ref, os.path.join(runtime.cwd, f"{key}.nii.gz"))
+            flags = np.asarray(res[key]).dtype in (np.bool_, np.uint8)  # masks stay masks
+            self._results[key] = save_like(res[key], ref, os.path.join(runtime.cwd, f"{key}.nii.gz"),
+                                           dtype=np.uint8 if flags else np.float32)
         noise = dict(self.inputs.noise_meta) if isdefined(self.inputs.noise_meta) else {}
         self._results["meta"] = {**noise, **res.get("meta", {})}
         return runtime

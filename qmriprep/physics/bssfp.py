@@ -127,3 +127,25 @@ def closed_form_configurations(t1, t2, b1, *, flip_angle, tr, te, m0=1.0):
     scale = m0 * torch.tan(a / 2)
     return -scale * fm1m * torch.exp((tr - te) / t2), scale * f0m * torch.exp(-te / t2), \
         scale * f1m * torch.exp(-te / t2)
+
+
+@_numpy_friendly
+def alias_level(t1, t2, b1, *, flip_angle, tr, n_cycles: int):
+    """Largest relative size of the aliases in the measured ``F-1, F0, F+1`` of ``n_cycles``
+    equidistant phase cycles: ``F_p`` of ``N`` cycles holds ``sum_k F_{p + kN}``, and with
+    ``x = (p - r)/q`` (:func:`miracle_terms`) ``F_n = F0 x^n`` (n >= 0), ``F_-n = F-1 x^(n-1)``::
+
+        A_-1 = g + (|F0|/|F-1|) x^(N-1)/(1 - x^N)      g = x^N / (1 - x^N)
+        A_0  = g + (|F-1|/|F0|) x^(N-1)/(1 - x^N)
+        A_+1 = g + (|F-1|/|F0|) x^(N-3)/(1 - x^N)
+
+    The sum of the aliases' magnitudes: a bound on the error of the measured ``|F_p|``, which
+    reaches a median 0.8-0.9 of it at the worst off-resonance: what MIRACLE's infinite-cycle model misses; its T2 bias is about 1-2.5 times this level (benchmarks/RESULTS.md)."""
+    (fm1m, f0m, _), (p, q, r) = miracle_terms(t1, t2, b1, flip_angle=flip_angle, tr=tr)
+    x = torch.clamp((p - r) / q, 0.0, 1.0 - 1e-12)
+    ratio = torch.abs(fm1m * torch.exp(tr / t2) / f0m)  # |F-1| / |F0|
+    tail = 1.0 / (1.0 - x ** n_cycles)
+    g = x ** n_cycles * tail
+    levels = (g + x ** (n_cycles - 1) * tail / ratio, g + ratio * x ** (n_cycles - 1) * tail,
+              g + ratio * x ** (n_cycles - 3) * tail)
+    return torch.maximum(torch.maximum(levels[0], levels[1]), levels[2])
