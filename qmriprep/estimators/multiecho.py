@@ -44,10 +44,11 @@ def fit_loglinear(series, protocol, **kw):
     return _fit(LOGLINEAR, series, protocol, **kw)
 
 
-def fit_scancnn(series, protocol, *, b1=None, mask=None, drop_first_echo=False, fit_offset=False,
-                seed=0, device="cpu", noise_sigma=None, noise_basis=None, **settings):
+def fit_scancnn(series, protocol, *, mask=None, drop_first_echo=False, fit_offset=False, noise_sigma=None,
+                noise_basis=None, **settings):
     """Scan-specific unsupervised CNN (Gao et al. 2022) started from the VarPro maps of the scan;
-    ``settings``: the fields of :class:`~qmriprep.nn.scancnn.ScanCNNSettings`. SD maps: the
+    ``settings``: the fields of :class:`~qmriprep.nn.scancnn.ScanCNNSettings`, and the run's
+    ``seed`` and ``device`` (``b1`` is not used). SD maps: the
     voxel-wise Cramer-Rao bound at the CNN's estimates (its spatial context makes the error
     smaller than that bound; coverage measured in benchmarks/RESULTS.md)."""
     import numpy as np
@@ -58,6 +59,8 @@ def fit_scancnn(series, protocol, *, b1=None, mask=None, drop_first_echo=False, 
 
     if fit_offset:
         raise ValueError(f"{SCANCNN} has no noise-floor offset: run it without --fit-offset")
+    settings.pop("b1", None)
+    run = {"seed": settings.pop("seed", 0), "device": settings.pop("device", "cpu")}
     series, te = np.asarray(series), np.asarray(protocol.echo_times, float)
     if drop_first_echo:
         series, te = series[..., 1:], te[1:]
@@ -66,8 +69,7 @@ def fit_scancnn(series, protocol, *, b1=None, mask=None, drop_first_echo=False, 
     inside = init["m0"] > 0 if mask is None else mask & (init["m0"] > 0)
     if not inside.any():
         raise ValueError(f"{SCANCNN}: no voxel inside the mask has a positive signal")
-    maps, meta = train_scancnn(series, te, inside, init, ScanCNNSettings(**settings), seed=seed,
-                                 device=device)
+    maps, meta = train_scancnn(series, te, inside, init, ScanCNNSettings(**settings), **run)
     resid = series - maps["m0"][..., None] * np.exp(-te / np.where(inside, maps["t2"], 1.0)[..., None])
     rmse = np.where(inside, np.sqrt(np.mean(resid ** 2, axis=-1)), 0.0)
     sigma = float(np.median(init["rmse"][inside]) * np.sqrt(te.size / max(te.size - 2, 1)))
