@@ -12,7 +12,8 @@ before the change, e.g. ``git archive c95d71d qmriprep | tar -x -C SRC``; the cu
 - ``slice``: CG-SENSE and ZS-SSL (``--settings``, JSON over the ``fast`` preset) at R = 4 and 8:
   seconds, image NRMSE and SSIM of the magnitudes against the noise-free truth in the brain.
 - ``curve``: image NRMSE / SSIM after every epoch of one ZS-SSL training per R (slice set,
-  ``--settings``): quality against training CPU seconds.
+  ``--settings``): quality against training CPU seconds; ``--data real``: on real anatomy
+  (``pretrain_zsssl.real_slice_set``) instead of the phantom.
 - ``demo``: the demo's three k-space collections (``qmriprep.synth.DEMO``: 4 mm, 16 slices,
   MESE 16 echoes, VFA 4 flips, DESS 2 echoes, R = 4) through ``pipeline.reconstruct("zsssl")``
   with the demo's settings (``--demo-settings``), one torch thread as in ``scripts/demo.sh``.
@@ -141,7 +142,11 @@ def part_slice(args) -> dict:
 
     rows = []
     for r in (float(a) for a in args.accelerations.split(",")):
-        d = slice_set(r)
+        if args.data == "real":
+            from pretrain_zsssl import real_slice_set
+            d = real_slice_set(r)
+        else:
+            d = slice_set(r)
         maps = estimate_coils(d["y"], d["mask"])
         tens = [torch.from_numpy(np.ascontiguousarray(a)) for a in (d["y"], maps, d["mask"])]
         with torch.no_grad():
@@ -193,7 +198,11 @@ def part_curve(args) -> dict:
 
     out = {}
     for r in (float(a) for a in args.accelerations.split(",")):
-        d = slice_set(r)
+        if args.data == "real":
+            from pretrain_zsssl import real_slice_set
+            d = real_slice_set(r)
+        else:
+            d = slice_set(r)
         maps = estimate_coils(d["y"], d["mask"])
         st = settings(json.loads(args.settings))
         scan = Z._prepare(d["y"], maps, d["mask"], "cpu")
@@ -230,7 +239,7 @@ def run_worker(src: Path, part: str, args, settings_json: str, demo_json: str) -
     env = {**os.environ, "PYTHONPATH": str(src)}
     cmd = [sys.executable, __file__, "--worker", part, "--threads", str(args.threads if part != "demo" else 1),
            "--settings", settings_json, "--demo-settings", demo_json, "--accelerations", args.accelerations,
-           "--work", str(args.work)]
+           "--work", str(args.work), "--data", args.data]
     res = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -245,6 +254,7 @@ def main(argv=None):
     p.add_argument("--before-demo-settings", default='{"max_epochs": 10, "steps_per_epoch": 10}')
     p.add_argument("--accelerations", default="4,8")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--data", choices=["phantom", "real"], default="phantom", help="curve: the slice set")
     p.add_argument("--work", type=Path, default=None)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, default=None)
