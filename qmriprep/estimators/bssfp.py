@@ -33,8 +33,8 @@ def fit_miracle(configurations, protocol, *, b1=None, mask=None, noise_sigma=Non
                         1.0 if b1 is None else np.where(fitted, b1, 1.0), flip_angle=protocol.flip_angle,
                         tr=protocol.tr, n_cycles=len(protocol.phase_increments))
     flagged = fitted & (level > ALIAS_LIMIT)
-    return {**out, **sd, "out_of_range": flagged.astype(np.uint8),
-            "meta": {"NotConvergedVoxels": int(out["not_converged"].sum()), "OutOfRangeVoxels": int(flagged.sum())}}
+    meta = {"NotConvergedVoxels": int(out["not_converged"].sum()), "OutOfRangeVoxels": int(flagged.sum())}
+    return {**out, **sd, "out_of_range": flagged.astype(np.uint8), "meta": meta}
 
 
 _MAPS = (Output("t1", "T1map"), Output("t2", "T2map"))

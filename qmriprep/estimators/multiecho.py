@@ -79,9 +79,10 @@ def fit_scancnn(series, protocol, *, mask=None, drop_first_echo=False, fit_offse
                                    "median VarPro residual RMS x sqrt(n_echo / (n_echo - 2))"}}
 
 
-SCANCNN_SD = CRB.replace("at the fitted parameters (automatic differentiation)",
-                         "at the CNN's estimates (automatic differentiation): the bound of a voxel-wise "
-                         "fit, which the CNN's spatial context can undercut")
+SCANCNN_SD = ("Standard deviation of the {} estimate: Cramer-Rao lower bound sigma sqrt((J^T J)^-1) from "
+              "the noise sigma measured on the series (NoiseSigma) and the Jacobian J of the signal model at "
+              "the CNN's estimates (automatic differentiation): the bound of a voxel-wise fit, which the "
+              "CNN's spatial context can undercut")
 
 
 def _sd_outputs(tmap: str, t: str, r: str, text: str) -> tuple:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from ..bids.protocols import BSSFPProtocol
-from ..physics.bssfp import bssfp_signal, fourier_features, remove_common_phase
+from ..physics.bssfp import bssfp_signal, normalise, remove_common_phase
 from ..physics.bssfp import configurations as raw_configurations
 
 DISTRIBUTIONS = ("uniform", "extended", "invivo")
@@ -227,9 +227,7 @@ def _raw_configurations(protocol, signal: torch.Tensor) -> torch.Tensor:
 
 def configurations(protocol, signal: torch.Tensor) -> torch.Tensor:
     """Normalised ``(F-1, F0, F+1)`` of the signals (the physics module's pipeline)."""
-    signal = torch.as_tensor(signal)
-    phi = torch.tensor(as_protocol(protocol).phase_increments, dtype=torch.float64, device=signal.device)
-    return fourier_features(signal, phi)
+    return normalise(_raw_configurations(protocol, torch.as_tensor(signal)))
 
 
 @dataclass

@@ -140,7 +140,8 @@ def alias_level(t1, t2, b1, *, flip_angle, tr, n_cycles: int):
         A_+1 = g + (|F-1|/|F0|) x^(N-3)/(1 - x^N)
 
     The sum of the aliases' magnitudes: a bound on the error of the measured ``|F_p|``, which
-    reaches a median 0.8-0.9 of it at the worst off-resonance: what MIRACLE's infinite-cycle model misses; its T2 bias is about 1-2.5 times this level (benchmarks/RESULTS.md)."""
+    reaches a median 0.8-0.9 of it at the worst off-resonance. It is what MIRACLE's
+    infinite-cycle model misses; its T2 bias is about 1-2.5 times this level (benchmarks/RESULTS.md)."""
     (fm1m, f0m, _), (p, q, r) = miracle_terms(t1, t2, b1, flip_angle=flip_angle, tr=tr)
     x = torch.clamp((p - r) / q, 0.0, 1.0 - 1e-12)
     ratio = torch.abs(fm1m * torch.exp(tr / t2) / f0m)  # |F-1| / |F0|

@@ -61,13 +61,7 @@ def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: 
         fit = fit_node(workflow, est, protocol, config)
         workflow.connect([(data[0], fit, [(data[1], "in_files")]),
                           (inputs.mask[0], fit, [(inputs.mask[1], "mask_file")])])
-        connect_noise_to(workflow, noise, meta, fit, est)
-        train = workflow.get_node(f"train_{est.name}") if est.learned else None
-        for node in (fit, train):  # SD maps and noise-matched training need the level
-            if node is not None and inputs.scale is not None and "scale_file" in node.inputs.copyable_trait_names():
-                workflow.connect(*inputs.scale, node, "scale_file")
-        if train is not None and "mask_file" in train.inputs.copyable_trait_names():
-            workflow.connect(*inputs.mask, train, "mask_file")
+        connect_noise_to(workflow, noise, meta, fit, est, inputs)
         denoise = workflow.get_node("denoise")
         if (denoise is not None and inputs.acquired is None and data[0] is denoise
                 and "noise_basis_file" in fit.inputs.copyable_trait_names()
@@ -84,17 +78,20 @@ def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: 
     return outputs
 
 
-def connect_noise_to(workflow, noise, meta, fit, est):
+def connect_noise_to(workflow, noise, meta, fit, est, inputs: FitInputs):
     """The series' noise fields (``meta``: ``(node, output)``) go to every map's sidecar (node
-    input ``noise_meta``); its sigma to estimators writing SD maps and to trainers taking
-    ``noise_sigma`` (noise-matched, with the level from the data's ``scale_file``)."""
+    input ``noise_meta``); its sigma and the data's level (``inputs.scale``) to estimators writing
+    SD maps; sigma, level and mask to noise-matched trainers (``train_<name>``)."""
     if "noise_meta" in fit.inputs.copyable_trait_names():
         workflow.connect(*meta, fit, "noise_meta")
     if any(o.desc.endswith("SD") for o in est.outputs) and "noise_sigma" in fit.inputs.copyable_trait_names():
         workflow.connect(noise, "sigma", fit, "noise_sigma")
     train = workflow.get_node(f"train_{est.name}") if est.learned else None
-    if train is not None and "noise_sigma" in train.inputs.copyable_trait_names():  # noise-matched
-        workflow.connect(noise, "sigma", train, "noise_sigma")
+    ports = {"noise_sigma": (noise, "sigma"), "scale_file": inputs.scale, "mask_file": inputs.mask}
+    for node, names in ((fit, ("scale_file",)), (train, tuple(ports))):
+        for name in names:
+            if node is not None and ports[name] is not None and name in node.inputs.copyable_trait_names():
+                workflow.connect(*ports[name], node, name)
 
 
 def fit_node(workflow, est, protocol, config):
