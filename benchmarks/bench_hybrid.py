@@ -17,7 +17,8 @@
    and on maps divided by 3 s (as the seed) PSNR, SSIM and HFEN (:mod:`qmriprep.recon.metrics`,
    sagittal planes, the labels' thick axis in-plane); MPE in the edge band (voxels whose 3x3x3
    neighbourhood holds two tissue labels) and inside tissues; the interpolated low-resolution labels
-   as the baseline.
+   as the baseline; the % of voxels whose truth lies within +-1 SD of the networks' SD maps
+   (``in1SD``; brain, edge band, inside tissues).
 """
 
 from __future__ import annotations
@@ -90,13 +91,19 @@ def _load(path):
     return np.asarray(nib.load(path).dataobj, np.float64)
 
 
-def _metrics(est, truth, mask, band):
-    """MPE (%), PSNR (dB), SSIM, HFEN on maps / 3 s; MPE in the edge band and inside tissues."""
+def _metrics(est, truth, mask, band, sd=None):
+    """MPE (%), PSNR (dB), SSIM, HFEN on maps / 3 s; MPE in the edge band and inside tissues; with
+    an SD map the % of voxels whose truth lies within +-1 SD, in the brain, edge band and inside."""
     rel = np.abs(est - truth) / np.where(mask, truth, 1)
     e, t = est / 3.0, truth / 3.0
-    return {"MPE": 100 * rel[mask].mean(), "PSNR": psnr(e * mask, t * mask, mask),
-            "SSIM": ssim(e * mask, t * mask, mask), "HFEN": hfen(e * mask, t * mask, mask),
-            "MPE_edge": 100 * rel[mask & band].mean(), "MPE_inside": 100 * rel[mask & ~band].mean()}
+    out = {"MPE": 100 * rel[mask].mean(), "PSNR": psnr(e * mask, t * mask, mask),
+           "SSIM": ssim(e * mask, t * mask, mask), "HFEN": hfen(e * mask, t * mask, mask),
+           "MPE_edge": 100 * rel[mask & band].mean(), "MPE_inside": 100 * rel[mask & ~band].mean()}
+    if sd is not None:
+        within = np.abs(est - truth) <= sd
+        out.update({"in1SD": 100 * within[mask].mean(), "in1SD_edge": 100 * within[mask & band].mean(),
+                    "in1SD_inside": 100 * within[mask & ~band].mean()})
+    return out
 
 
 def _evaluate(args, bids, models):
@@ -129,17 +136,18 @@ def _evaluate(args, bids, models):
         for name, maps in est.items():
             for k, s in (("t1", "T1map"), ("t2", "T2map")):
                 rows.append({"subject": sub, "method": name, "map": s,
-                             **_metrics(np.asarray(maps[k], float), _load(truth / f"sub-{sub}_{s}.nii.gz"), mask, band)})
+                             **_metrics(np.asarray(maps[k], float), _load(truth / f"sub-{sub}_{s}.nii.gz"), mask,
+                                        band, maps.get(f"{k}_sd"))})
     return rows, apply_s
 
 
 def _table(rows):
-    keys = ("MPE", "PSNR", "SSIM", "HFEN", "MPE_edge", "MPE_inside")
+    keys = ("MPE", "PSNR", "SSIM", "HFEN", "MPE_edge", "MPE_inside", "in1SD", "in1SD_edge", "in1SD_inside")
     lines = ["| map | method | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for m in ("T1map", "T2map"):
         for method in ("interpolated labels", SUPERVISED, HYBRID):
             sel = [r for r in rows if r["map"] == m and r["method"] == method]
-            vals = [np.mean([r[k] for r in sel]) for k in keys]
+            vals = [np.mean([r.get(k, np.nan) for r in sel]) for k in keys]
             lines.append(f"| {m} | {method} | " + " | ".join(f"{v:.4g}" for v in vals) + " |")
     return "\n".join(lines)
 

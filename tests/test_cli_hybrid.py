@@ -67,6 +67,23 @@ def test_apply_writes_hybrid_maps_with_provenance(bids, model, tmp_path):
     side = json.loads((anat / f"sub-03_desc-{HYBRID}_T1map.json").read_text())
     assert side["ModelSHA256"] == json.loads((model / "model.json").read_text())["SHA256"]
     assert (anat / f"sub-03_desc-{HYBRID}_M0map.nii.gz").exists()
+    sd = np.asarray(nib.load(anat / f"sub-03_desc-{HYBRID}SD_T1map.nii.gz").dataobj)
+    assert (sd[data > 0] > 0).all() and (sd[data == 0] == 0).all()
+    sd_side = json.loads((anat / f"sub-03_desc-{HYBRID}SD_T1map.json").read_text())
+    assert sd_side["Units"] == "s" and "log-variance" in sd_side["Description"]
+    assert sd_side["SDCalibration"] == json.loads((model / "model.json").read_text())["SDCalibration"]
+
+
+def test_a_model_without_sd_head_is_refused(bids, model, tmp_path, capsys):
+    old = tmp_path / "old"
+    shutil.copytree(model, old)
+    meta = json.loads((old / "model.json").read_text())
+    del meta["SDCalibration"]
+    (old / "model.json").write_text(json.dumps(meta))
+    code = qmriprep_main([str(bids), str(tmp_path / "out"), "participant", "-w", str(tmp_path / "work"),
+                          "--participant-label", "03", "--hybrid-model", str(old)])
+    assert code == EXIT_INPUT and "old/model.json: model has no standard-deviation head" in capsys.readouterr().out
+    assert not (tmp_path / "out" / "sub-03").exists()
 
 
 def test_supervised_model_is_named_supervised(bids, tmp_path):

@@ -46,6 +46,9 @@ def read_model_meta(model_dir) -> dict:
         expected = meta["SHA256"]
     except (ValueError, KeyError, TypeError) as err:
         raise InputError(meta_file, f"not a qmriprep-hybrid model description ({err})") from None
+    if "SDCalibration" not in meta:
+        raise InputError(meta_file, "model has no standard-deviation head (written by an earlier qmriprep): "
+                                    "train it again with qmriprep-hybrid train")
     if sha256_file(weights) != expected:
         raise InputError(weights, f"SHA256 differs from {META_FILE} (corrupted or replaced weights)")
     return meta
@@ -72,16 +75,23 @@ def fit_weighted(series, protocol, *, b1=None, mask=None, model="", **_):
     check_protocol(meta, protocol, [Path(model) / META_FILE])
     settings = HybridSettings(**{**meta["Settings"], "scales": tuple(meta["Settings"]["scales"])})
     state = torch.load(Path(model) / MODEL_FILE, map_location="cpu", weights_only=True)
-    net = UNet(len(meta["Contrasts"]), 3, settings.width, settings.depth)
+    net = UNet(len(meta["Contrasts"]), 3, settings.width, settings.depth, sd_channels=3)
     net.load_state_dict(state)
     images = np.moveaxis(np.asarray(series, np.float32), -1, 0)
-    maps = predict(net, images[:len(meta["Contrasts"])], settings, mask=mask)
+    maps = predict(net, images[:len(meta["Contrasts"])], settings, mask=mask,
+                   sd_calibration=meta["SDCalibration"])
     return {**maps, "meta": {"ModelSHA256": meta["SHA256"], "TrainingSettings": meta["Settings"],
                              "TrainingSubjects": meta.get("TrainingSubjects", []),
-                             "InputContrasts": list(meta["Contrasts"])}}
+                             "InputContrasts": list(meta["Contrasts"]), "SDCalibration": meta["SDCalibration"]}}
 
 
-_OUT = (Output("t1", "T1map"), Output("t2", "T2map"), Output("m0", "M0map"))
+_SD = ("Standard deviation of the {} estimate: a second U-Net head (on the maps' detached features) "
+       "predicting the log-variance of the residual to the low-resolution labels (Gaussian negative "
+       "log-likelihood), scaled per map so that 68.27 % of the held-out training slices' residuals lie "
+       "within +-1 SD (SDCalibration); label noise and blur count as error")
+_OUT = (Output("t1", "T1map"), Output("t2", "T2map"), Output("m0", "M0map"),
+        *(Output(f"{k}_sd", s, desc="SD", description=_SD.format(k.upper()))
+          for k, s in (("t1", "T1map"), ("t2", "T2map"), ("m0", "M0map"))))
 _NET = ("A 2-D U-Net mapping slices of the T1-weighted MPRAGE and T2-weighted TSE images (and of the "
         "FLAIR image, InputContrasts, when the model was trained with one; each divided "
         "by its 99th percentile) to T1, T2 and M0, trained with an L1 loss to low-resolution label maps")

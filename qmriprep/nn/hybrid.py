@@ -16,6 +16,14 @@ differentiable function of ``i_hat`` in the graph (not detached), so the edge te
 invariant to the scale of ``i_hat`` and the network is not pushed to match the unknown receiver
 gain. ``lambda = 0`` is the supervised-only baseline. Training goes through :func:`.loop.fit`
 (Adam, early stopping on held-out slices of the training volumes).
+
+**Uncertainty**: a second head of the U-Net (on detached features, so the
+maps are trained as without it) predicts a log-variance ``s`` per map, trained by the Gaussian
+negative log-likelihood of the maps' residual to the labels, ``(r^2 exp(-s) + s) / 2`` in the brain
+(``r`` on the scaled maps, detached: Kendall and Gal 2017 with the mean kept from the L1 loss).
+The standard deviation ``k exp(s / 2)`` is then calibrated on the held-out slices: ``k`` per map makes
+68.27 % of their label residuals lie within +-1 SD (as a Gaussian's; the model's ``SDCalibration``).
+The residual is to the *labels*: label noise and label blur count as error.
 """
 
 from __future__ import annotations
@@ -79,7 +87,20 @@ def sobel(x: torch.Tensor) -> torch.Tensor:
 
 def maps_from(out: torch.Tensor, settings: HybridSettings) -> torch.Tensor:
     """Network output -> ``(B, 3, H, W)`` T1 (s), T2 (s), M0 (softplus, scaled)."""
-    return F.softplus(out) * torch.tensor(settings.scales, dtype=out.dtype)[:, None, None]
+    return F.softplus(out[:, :3]) * torch.tensor(settings.scales, dtype=out.dtype)[:, None, None]
+
+
+def log_variance(out: torch.Tensor) -> torch.Tensor:
+    """Network output -> ``(B, 3, H, W)`` log-variances of the scaled maps (clamped to [-30, 10])."""
+    return out[:, 3:6].clamp(-30.0, 10.0)
+
+
+def sd_loss(out: torch.Tensor, maps: torch.Tensor, y: torch.Tensor, settings: HybridSettings) -> torch.Tensor:
+    """Gaussian NLL ``(r^2 exp(-s) + s) / 2`` of the detached scaled residual ``r`` where the M0 label > 0."""
+    scales = torch.tensor(settings.scales, dtype=y.dtype)[:, None, None]
+    r, s = (maps.detach() - y) / scales, log_variance(out)
+    brain = (y[:, 2:3] > 0).expand_as(r)
+    return (0.5 * (r ** 2 * torch.exp(-s) + s))[brain].mean() if brain.any() else s.sum() * 0
 
 
 def synthesise(maps: torch.Tensor, mprage: MPRAGEProtocol, tse: TSEProtocol) -> torch.Tensor:
@@ -97,15 +118,17 @@ def edge_loss(synth: torch.Tensor, acquired: torch.Tensor) -> torch.Tensor:
     return (a * gs - ga).abs().mean()
 
 
-def loss_terms(model, x, y, settings: HybridSettings, protocols) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(supervised L1 on scaled maps, edge loss)`` of a batch ``x`` (inputs), ``y`` (labels, SI)."""
+def loss_terms(model, x, y, settings: HybridSettings, protocols) -> tuple[torch.Tensor, ...]:
+    """``(supervised L1 on scaled maps, edge loss, SD head NLL)`` of a batch ``x`` (inputs), ``y``
+    (labels, SI); the edge loss zero when ``edge_weight`` is."""
     out = model(x)
     maps = maps_from(out, settings)
     scales = torch.tensor(settings.scales, dtype=x.dtype)[:, None, None]
     sup = (maps / scales - y / scales).abs().mean()
+    nll = sd_loss(out, maps, y, settings)
     if settings.edge_weight == 0:
-        return sup, torch.zeros(())
-    return sup, edge_loss(synthesise(maps, *protocols), x[:, :2])
+        return sup, torch.zeros(()), nll
+    return sup, edge_loss(synthesise(maps, *protocols), x[:, :2]), nll
 
 
 def _slices(vols: list[Volumes], axis: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,15 +155,17 @@ def train(vols: list[Volumes], protocols: tuple[MPRAGEProtocol, TSEProtocol], se
     n_val = max(1, int(round(settings.val_fraction * x.shape[0])))
     val, tr = order[:n_val], order[n_val:]
     with seeded(settings.seed):
-        model = UNet(x.shape[1], 3, settings.width, settings.depth)
+        model = UNet(x.shape[1], 3, settings.width, settings.depth, sd_channels=3)
 
-    def total(xb, yb):
-        sup, edge = loss_terms(model, xb, yb, settings, protocols)
-        return sup + settings.edge_weight * edge
+    def total(xb, yb, *, with_sd=False):
+        """The maps' loss; ``with_sd`` adds the SD head's gradient but not its value (curves and
+        early stopping stay on the maps' loss)."""
+        sup, edge, nll = loss_terms(model, xb, yb, settings, protocols)
+        return sup + settings.edge_weight * edge + (nll - nll.detach() if with_sd else 0)
 
     def step():
         idx = tr[torch.randint(len(tr), (settings.batch_size,), generator=gen)]
-        return total(x[idx], y[idx])
+        return total(x[idx], y[idx], with_sd=True)
 
     def val_loss():
         return float(sum(total(x[val[i:i + 16]], y[val[i:i + 16]]) * len(val[i:i + 16])
@@ -154,15 +179,41 @@ def train(vols: list[Volumes], protocols: tuple[MPRAGEProtocol, TSEProtocol], se
               "epochs": len(hist.records), "best_epoch": hist.best_epoch + 1, "stopped": hist.stopped,
               "seconds": hist.seconds, "cpu_seconds": hist.cpu_seconds,
               "curves": {k: hist.column(k) for k in ("train_loss", "val_loss", "seconds")}}
+    record["SDCalibration"] = calibrate_sd(model, x[val], y[val], settings)
     return model, record
 
 
+#: fraction of a Gaussian within +-1 SD
+ONE_SD = 0.6827
+
+
 @torch.no_grad()
-def predict(model, images: np.ndarray, settings: HybridSettings, *, mask=None, batch: int = 16) -> dict:
-    """``{"t1", "t2", "m0"}`` (s, s, label units) of raw weighted ``images`` (C, X, Y, Z); 0 outside ``mask``."""
+def calibrate_sd(model, x: torch.Tensor, y: torch.Tensor, settings: HybridSettings) -> list[float]:
+    """Per map, the factor ``k`` making 68.27 % of the label residuals of slices ``x``, ``y`` (brain:
+    M0 label > 0) lie within ``k exp(s / 2)``."""
+    model.eval()
+    out = torch.cat([model(x[i:i + 16]) for i in range(0, len(x), 16)])
+    z = (maps_from(out, settings) - y).abs() / (torch.exp(log_variance(out) / 2)
+                                                 * torch.tensor(settings.scales)[:, None, None])
+    brain = y[:, 2] > 0
+    return [float(np.quantile(z[:, c][brain].numpy(), ONE_SD)) if brain.any() else 1.0 for c in range(3)]
+
+
+_KEYS = ("t1", "t2", "m0")
+
+
+@torch.no_grad()
+def predict(model, images: np.ndarray, settings: HybridSettings, *, mask=None, batch: int = 16,
+            sd_calibration=None) -> dict:
+    """``{"t1", "t2", "m0"}`` (s, s, label units) of raw weighted ``images`` (C, X, Y, Z) and their
+    SDs ``{"t1_sd", "t2_sd", "m0_sd"}`` (times ``sd_calibration``, per map); 0 outside ``mask``."""
     model.eval()
     x = torch.from_numpy(np.moveaxis(normalise(images), settings.slice_axis + 1, 0))
-    out = torch.cat([maps_from(model(x[i:i + batch]), settings) for i in range(0, x.shape[0], batch)])
-    maps = np.moveaxis(out.numpy(), 0, settings.slice_axis + 1)
+    out = torch.cat([model(x[i:i + batch]) for i in range(0, x.shape[0], batch)])
+    scales = torch.tensor(settings.scales)[:, None, None]
+    fields = {k: maps_from(out, settings)[:, i] for i, k in enumerate(_KEYS)}
+    sd = torch.exp(log_variance(out) / 2) * scales * torch.tensor(sd_calibration or [1.0] * 3)[:, None, None]
+    fields.update({f"{k}_sd": sd[:, i] for i, k in enumerate(_KEYS)})
     keep = np.ones(images.shape[1:], bool) if mask is None else np.asarray(mask, bool)
-    return {k: np.where(keep, maps[i], 0).astype(np.float32) for i, k in enumerate(("t1", "t2", "m0"))}
+    return {k: np.where(keep, np.moveaxis(v.numpy(), 0, settings.slice_axis), 0).astype(np.float32)
+            for k, v in fields.items()}

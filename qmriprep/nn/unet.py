@@ -1,7 +1,9 @@
 """A 2-D U-Net (Ronneberger et al., MICCAI 2015) built from the shared blocks (:mod:`.blocks`).
 
 ``depth`` levels of two 3x3 conv + ReLU, 2x2 max pooling down, transposed 2x2 convolution up,
-skip connections by concatenation, a 1x1 head; the width doubles per level. No normalisation
+skip connections by concatenation, a 1x1 head; the width doubles per level. With ``sd_channels``
+a second head (3x3 conv + ReLU + 1x1) reads the last features *detached*, so whatever it is trained
+for (e.g. a log-variance) leaves the trunk and the first head as without it. No normalisation
 layers: instance norm would remove each slice's absolute intensity, which carries T1 and T2.
 Inputs of any size: padded (replicate) to a multiple of ``2**depth`` and cropped back.
 """
@@ -20,9 +22,9 @@ def _double(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class UNet(nn.Module):
-    """``(B, c_in, H, W) -> (B, c_out, H, W)``; see the module docstring."""
+    """``(B, c_in, H, W) -> (B, c_out + sd_channels, H, W)``; see the module docstring."""
 
-    def __init__(self, c_in: int, c_out: int, width: int = 16, depth: int = 3):
+    def __init__(self, c_in: int, c_out: int, width: int = 16, depth: int = 3, sd_channels: int = 0):
         super().__init__()
         widths = [width * 2 ** i for i in range(depth + 1)]
         self.depth = depth
@@ -32,6 +34,8 @@ class UNet(nn.Module):
                                 for a, b in zip(widths[:-1], widths[1:]))
         self.merge = nn.ModuleList(_double(2 * a, a) for a in widths[:-1])
         self.head = nn.Conv2d(width, c_out, 1)
+        self.sd_head = (nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+                                      nn.Conv2d(width, sd_channels, 1)) if sd_channels else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -45,4 +49,5 @@ class UNet(nn.Module):
         x = self.bottom(x)
         for up, merge, skip in zip(reversed(self.up), reversed(self.merge), reversed(skips)):
             x = merge(torch.cat([up(x), skip], 1))
-        return self.head(x)[..., :h, :w]
+        out = self.head(x) if self.sd_head is None else torch.cat([self.head(x), self.sd_head(x.detach())], 1)
+        return out[..., :h, :w]

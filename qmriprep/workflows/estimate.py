@@ -22,8 +22,9 @@ from .outputs import MapSpec
 NOISE_TEXT = (" The noise standard deviation of the series was measured from the background (Rayleigh "
               "or Gaussian second moment) or, without a noise-only background, by Marchenko-Pastur "
               "PCA [@veraart2016].")
-SD_TEXT = (" Per-voxel standard deviations (desc-<estimator>SD maps) are Cramer-Rao bounds from that "
-           "noise, with the Jacobian of the signal model by automatic differentiation.")
+SD_TEXT = (" Per-voxel standard deviations (desc-<estimator>SD maps) are, for model fits, Cramer-Rao bounds "
+           "from that noise with the Jacobian of the signal model by automatic differentiation, and for "
+           "networks their calibrated variance outputs (each map's sidecar Description says which).")
 
 
 @dataclass(frozen=True)
