@@ -72,6 +72,28 @@ def test_apply_writes_hybrid_maps_with_provenance(bids, model, tmp_path):
     sd_side = json.loads((anat / f"sub-03_desc-{HYBRID}SD_T1map.json").read_text())
     assert sd_side["Units"] == "s" and "log-variance" in sd_side["Description"]
     assert sd_side["SDCalibration"] == json.loads((model / "model.json").read_text())["SDCalibration"]
+    flags = np.asarray(nib.load(anat / f"sub-03_desc-{HYBRID}OutOfRange_mask.nii.gz").dataobj)
+    assert int(flags.sum()) == sd_side["OutOfRangeVoxels"] and not flags[data == 0].any()
+
+
+def test_estimates_outside_the_training_range_are_flagged(bids, model, tmp_path):
+    """Narrowing the model's T1 range to its lower half flags about half the brain's voxels."""
+    from qmriprep.bids.weighted import find_weighted
+    from qmriprep.estimators.hybrid import fit_weighted
+
+    wset = find_weighted(bids, "03")[0]
+    series = np.stack([np.asarray(nib.load(f).dataobj, np.float32) for f in wset["files"][:2]], -1)
+    mask = series[..., 0] > np.percentile(series[..., 0], 50)
+    full = fit_weighted(series, wset["protocol"], mask=mask, model=str(model))
+    assert full["out_of_range"].dtype == np.uint8 and not full["out_of_range"][~mask].any()
+    narrow = tmp_path / "narrow"
+    shutil.copytree(model, narrow)
+    meta = json.loads((narrow / "model.json").read_text())
+    meta["TrainingRange"][0] = [0.0, float(np.median(full["t1"][mask]))]
+    (narrow / "model.json").write_text(json.dumps(meta))
+    flagged = fit_weighted(series, wset["protocol"], mask=mask, model=str(narrow))
+    assert 0.4 < flagged["out_of_range"][mask].mean() < 0.6 + full["out_of_range"][mask].mean()
+    assert flagged["meta"]["OutOfRangeVoxels"] == int(flagged["out_of_range"].sum())
 
 
 def test_a_model_without_sd_head_is_refused(bids, model, tmp_path, capsys):

@@ -46,9 +46,9 @@ def read_model_meta(model_dir) -> dict:
         expected = meta["SHA256"]
     except (ValueError, KeyError, TypeError) as err:
         raise InputError(meta_file, f"not a qmriprep-hybrid model description ({err})") from None
-    if "SDCalibration" not in meta:
-        raise InputError(meta_file, "model has no standard-deviation head (written by an earlier qmriprep): "
-                                    "train it again with qmriprep-hybrid train")
+    if "SDCalibration" not in meta or "TrainingRange" not in meta:
+        raise InputError(meta_file, "model has no standard-deviation head or training range (written by an "
+                                    "earlier qmriprep): train it again with qmriprep-hybrid train")
     if sha256_file(weights) != expected:
         raise InputError(weights, f"SHA256 differs from {META_FILE} (corrupted or replaced weights)")
     return meta
@@ -80,9 +80,15 @@ def fit_weighted(series, protocol, *, b1=None, mask=None, model="", **_):
     images = np.moveaxis(np.asarray(series, np.float32), -1, 0)
     maps = predict(net, images[:len(meta["Contrasts"])], settings, mask=mask,
                    sd_calibration=meta["SDCalibration"])
-    return {**maps, "meta": {"ModelSHA256": meta["SHA256"], "TrainingSettings": meta["Settings"],
-                             "TrainingSubjects": meta.get("TrainingSubjects", []),
-                             "InputContrasts": list(meta["Contrasts"]), "SDCalibration": meta["SDCalibration"]}}
+    inside = np.ones(images.shape[1:], bool) if mask is None else np.asarray(mask, bool)
+    outside = np.zeros_like(inside)
+    for key, (low, high) in zip(("t1", "t2", "m0"), meta["TrainingRange"]):
+        outside |= inside & ((maps[key] < low) | (maps[key] > high))
+    return {**maps, "out_of_range": outside.astype(np.uint8),
+            "meta": {"ModelSHA256": meta["SHA256"], "TrainingSettings": meta["Settings"],
+                     "TrainingSubjects": meta.get("TrainingSubjects", []), "InputContrasts": list(meta["Contrasts"]),
+                     "SDCalibration": meta["SDCalibration"], "TrainingRange": meta["TrainingRange"],
+                     "OutOfRangeVoxels": int(outside.sum())}}
 
 
 _SD = ("Standard deviation of the {} estimate: a second U-Net head (on the maps' detached features) "
@@ -91,7 +97,10 @@ _SD = ("Standard deviation of the {} estimate: a second U-Net head (on the maps'
        "within +-1 SD (SDCalibration); label noise and blur count as error")
 _OUT = (Output("t1", "T1map"), Output("t2", "T2map"), Output("m0", "M0map"),
         *(Output(f"{k}_sd", s, desc="SD", description=_SD.format(k.upper()))
-          for k, s in (("t1", "T1map"), ("t2", "T2map"), ("m0", "M0map"))))
+          for k, s in (("t1", "T1map"), ("t2", "T2map"), ("m0", "M0map"))),
+        Output("out_of_range", "mask", desc="OutOfRange", description=(
+            "1 where the T1, T2 or M0 estimate lies outside the 0.1-99.9 percentile range of the training "
+            "labels in the brain (TrainingRange): an extrapolation")))
 _NET = ("A 2-D U-Net mapping slices of the T1-weighted MPRAGE and T2-weighted TSE images (and of the "
         "FLAIR image, InputContrasts, when the model was trained with one; each divided "
         "by its 99th percentile) to T1, T2 and M0, trained with an L1 loss to low-resolution label maps")

@@ -180,7 +180,16 @@ def train(vols: list[Volumes], protocols: tuple[MPRAGEProtocol, TSEProtocol], se
               "seconds": hist.seconds, "cpu_seconds": hist.cpu_seconds,
               "curves": {k: hist.column(k) for k in ("train_loss", "val_loss", "seconds")}}
     record["SDCalibration"] = calibrate_sd(model, x[val], y[val], settings)
+    record["TrainingRange"] = training_range(y[tr])
     return model, record
+
+
+def training_range(y: torch.Tensor) -> list[list[float]]:
+    """Per map ``[low, high]``: the 0.1 and 99.9 percentiles of the brain's (M0 label > 0) labels;
+    estimates outside are extrapolations (the estimator's out-of-range mask)."""
+    brain = (y[:, 2] > 0).numpy()
+    return [np.quantile(y[:, c].numpy()[brain], [0.001, 0.999]).tolist() if brain.any() else [0.0, np.inf]
+            for c in range(3)]
 
 
 #: fraction of a Gaussian within +-1 SD
