@@ -1,6 +1,6 @@
 """Maps from weighted images with low-resolution labels (issue 10, seed 002): supervised vs hybrid.
 
-    python benchmarks/bench_hybrid.py WORK_DIR [--subjects 6] [--test 2] [--slices 32] [--threads 1]
+    python benchmarks/bench_hybrid.py WORK_DIR [--subjects 6] [--test 2 | --held-out 01 02] [--slices 32] [--threads 1]
                                       [--edge-weight 0.5] [--epochs N] [--steps N] [--width N]
                                       [--flair] [--label-noise 0.05]
 
@@ -8,7 +8,7 @@
    axial slices, smooth per-subject deformation of 2 mm RMS, SNR 50), MPRAGE T1w + TSE T2w (with
    ``--flair`` also FLAIR, then a third network input), label maps on 3.5 mm slices
    (``derivatives/lowres``; ``--label-noise``: times 1 + that relative noise, as labels fitted from
-   noisy data are); the last ``--test`` subjects are held out.
+   noisy data are); the last ``--test`` subjects are held out (or those of ``--held-out``).
 2. ``qmriprep-hybrid train`` twice on the training subjects (``--loss supervised`` and ``hybrid``),
    same settings and seed, the two at the same time (``--threads`` each); wall and CPU time of each,
    the load average.
@@ -18,7 +18,8 @@
    sagittal planes, the labels' thick axis in-plane); MPE in the edge band (voxels whose 3x3x3
    neighbourhood holds two tissue labels) and inside tissues; the interpolated low-resolution labels
    as the baseline; the % of voxels whose truth lies within +-1 SD of the networks' SD maps
-   (``in1SD``; brain, edge band, inside tissues).
+   (``in1SD``; brain, edge band, inside tissues) and of the held-out subject's interpolated labels
+   (``in1SD_labels``: what the SD was calibrated on).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def _args():
     p.add_argument("work", type=Path)
     p.add_argument("--subjects", type=int, default=6)
     p.add_argument("--test", type=int, default=2)
+    p.add_argument("--held-out", nargs="+", default=None, metavar="LABEL",
+                   help="held-out subjects (default: the last --test); the others train (cross-validation folds)")
     p.add_argument("--slices", type=int, default=32)
     p.add_argument("--threads", type=int, default=1, help="torch threads of each of the 2 trainings")
     p.add_argument("--edge-weight", type=float, default=None)
@@ -59,7 +62,7 @@ def _data(args):
     bids = args.work / "bids"
     if not bids.exists():
         t = time.perf_counter()
-        write_dataset(bids, DatasetSpec(subjects=tuple(f"{i:02d}" for i in range(1, args.subjects + 1)),
+        write_dataset(bids, DatasetSpec(subjects=tuple(_subjects(args)),
                                         downsample=1, n_slices=args.slices, modalities=("weighted",),
                                         warp_mm=2.0, snr=50.0, label_thickness=3.5, flair=args.flair,
                                         label_noise=args.label_noise))
@@ -78,13 +81,21 @@ def _train(args, bids, loss):
     extra = [f for k, v in (("--edge-weight", args.edge_weight), ("--epochs", args.epochs),
                             ("--steps-per-epoch", args.steps), ("--width", args.width)) if v is not None
              for f in (k, str(v))]
-    train = [f"{i:02d}" for i in range(1, args.subjects - args.test + 1)]
+    train = [s for s in _subjects(args) if s not in _held_out(args)]
     cmd = [sys.executable, "-m", "qmriprep.cli.hybrid", "train", str(bids), str(out), "--labels",
            str(bids / "derivatives" / "lowres"), "--participant-label", *train, "--loss", loss,
            "--nthreads", str(args.threads), *extra]
     print(" ".join(cmd[1:]))
     with open(args.work / f"train-{loss}.log", "w") as log:  # the child keeps its own descriptor
         return out, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _subjects(args) -> list[str]:
+    return [f"{i:02d}" for i in range(1, args.subjects + 1)]
+
+
+def _held_out(args) -> list[str]:
+    return args.held_out or _subjects(args)[-args.test:]
 
 
 def _load(path):
@@ -112,8 +123,7 @@ def _evaluate(args, bids, models):
 
     torch.set_num_threads(args.threads)
     rows, apply_s = [], []
-    for i in range(args.subjects - args.test + 1, args.subjects + 1):
-        sub = f"{i:02d}"
+    for sub in _held_out(args):
         anat, truth = bids / f"sub-{sub}" / "anat", bids / "derivatives" / "truth" / f"sub-{sub}" / "anat"
         ref = nib.load(anat / f"sub-{sub}_T1w.nii.gz")
         labels = _load(truth / f"sub-{sub}_dseg.nii.gz").astype(int)
@@ -138,11 +148,15 @@ def _evaluate(args, bids, models):
                 rows.append({"subject": sub, "method": name, "map": s,
                              **_metrics(np.asarray(maps[k], float), _load(truth / f"sub-{sub}_{s}.nii.gz"), mask,
                                         band, maps.get(f"{k}_sd"))})
+                if f"{k}_sd" in maps:  # the SD against what it was calibrated on: this subject's labels
+                    near = np.abs(maps[k] - est["interpolated labels"][k]) <= maps[f"{k}_sd"]
+                    rows[-1]["in1SD_labels"] = 100 * near[mask].mean()
     return rows, apply_s
 
 
 def _table(rows):
-    keys = ("MPE", "PSNR", "SSIM", "HFEN", "MPE_edge", "MPE_inside", "in1SD", "in1SD_edge", "in1SD_inside")
+    keys = ("MPE", "PSNR", "SSIM", "HFEN", "MPE_edge", "MPE_inside", "in1SD", "in1SD_edge", "in1SD_inside",
+            "in1SD_labels")
     lines = ["| map | method | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for m in ("T1map", "T2map"):
         for method in ("interpolated labels", SUPERVISED, HYBRID):

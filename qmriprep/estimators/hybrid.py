@@ -94,7 +94,7 @@ def fit_weighted(series, protocol, *, b1=None, mask=None, model="", **_):
 _SD = ("Standard deviation of the {} estimate: a second U-Net head (on the maps' detached features) "
        "predicting the log-variance of the residual to the low-resolution labels (Gaussian negative "
        "log-likelihood), scaled per map so that 68.27 % of the held-out training slices' residuals lie "
-       "within +-1 SD (SDCalibration); label noise and blur count as error")
+       "within +-1 SD (SDCalibration): an uncertainty relative to the labels, blind to their blur and bias")
 _OUT = (Output("t1", "T1map"), Output("t2", "T2map"), Output("m0", "M0map"),
         *(Output(f"{k}_sd", s, desc="SD", description=_SD.format(k.upper()))
           for k, s in (("t1", "T1map"), ("t2", "T2map"), ("m0", "M0map"))),

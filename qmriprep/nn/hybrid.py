@@ -23,7 +23,8 @@ negative log-likelihood of the maps' residual to the labels, ``(r^2 exp(-s) + s)
 (``r`` on the scaled maps, detached: Kendall and Gal 2017 with the mean kept from the L1 loss).
 The standard deviation ``k exp(s / 2)`` is then calibrated on the held-out slices: ``k`` per map makes
 68.27 % of their label residuals lie within +-1 SD (as a Gaussian's; the model's ``SDCalibration``).
-The residual is to the *labels*: label noise and label blur count as error.
+The residual is to the *labels*: label noise counts as error; what the network shares with the
+labels (their blur, their bias) does not.
 """
 
 from __future__ import annotations
