@@ -6,7 +6,9 @@ entities (``acq-`` aside) in the same ``anat`` folder. Its protocol (SI) comes f
 - T1w (MPRAGE, :class:`~qmriprep.physics.mprage.MPRAGEProtocol`): ``RepetitionTimePreparation``
   (inversion to inversion), ``InversionTime`` (inversion to the centre of k-space),
   ``RepetitionTimeExcitation`` (readout pulse spacing), ``FlipAngle`` (deg), ``EchoTrainLength``
-  (read as the readout pulses per inversion; linear ordering);
+  (read as the readout pulses per inversion; linear ordering); a converter's plain
+  ``RepetitionTime`` stands in for the one of the two repetition times it is, by its size
+  (:func:`scanner_repetition_time`);
 - T2w (TSE, :class:`~qmriprep.physics.tse.TSEProtocol`): ``RepetitionTimeExcitation`` or
   ``RepetitionTime``, ``EchoTime`` (effective), ``EchoTrainLength``, and ``EchoSpacing`` (s, not a
   BIDS field; when absent ``2 EchoTime / EchoTrainLength``, i.e. linear ordering);
@@ -105,10 +107,18 @@ class WeightedProtocol:
         return dataclasses.replace(self, flair=None)
 
 
-def _number(sc: Sidecar, key: str, what: str, *, integer=False, fallback: str | None = None) -> float:
+#: how to supply a field a scanner did not write
+INHERIT_HINT = ("add it to the sidecar, or once to a dataset-level {suffix}.json, which BIDS inheritance "
+                "applies to every subject")
+
+
+def _number(sc: Sidecar, key: str, what: str, *, integer=False, fallback: str | None = None,
+            note: str = "") -> float:
     v = sc.values.get(key, sc.values.get(fallback) if fallback else None)
     if v is None:
-        raise InputError(sc.name, f"{key} is missing (the {what} model of --hybrid-model needs it)")
+        hint = INHERIT_HINT.format(suffix=parse_name(sc.name).suffix)
+        note = f"; {note}" if note else ""
+        raise InputError(sc.name, f"{key} is missing (the {what} model of --hybrid-model needs it{note}); {hint}")
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or not math.isfinite(v):
         raise InputError(sc.where(key), f"{key} = {v!r} must be a positive number")
     if integer and int(v) != v:
@@ -116,16 +126,40 @@ def _number(sc: Sidecar, key: str, what: str, *, integer=False, fallback: str | 
     return float(v)
 
 
+def scanner_repetition_time(sc: Sidecar) -> tuple[str, str] | None:
+    """``(BIDS field, note)`` that an MPRAGE sidecar's plain ``RepetitionTime`` stands for when the
+    BIDS field is absent, or None. Converters copy DICOM (0018,0080), whose meaning for an MPRAGE
+    depends on the vendor: longer than ``InversionTime`` it is the inversion-to-inversion time
+    (Siemens; dcm2niix), shorter it is the readout pulse spacing (GE, Philips)."""
+    tr, ti = sc.values.get("RepetitionTime"), sc.values.get("InversionTime")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (tr, ti)):
+        return None
+    field = "RepetitionTimePreparation" if tr > ti else "RepetitionTimeExcitation"
+    if field in sc.values:
+        return None
+    return field, f"RepetitionTime {tr:g} s was read as {field}, being {'longer' if tr > ti else 'shorter'} " \
+                   f"than InversionTime {ti:g} s"
+
+
 def mprage_protocol(sc: Sidecar) -> MPRAGEProtocol:
-    """The MPRAGE protocol of a T1w sidecar (SI); an InputError naming the field otherwise."""
+    """The MPRAGE protocol of a T1w sidecar (SI); an InputError naming the field otherwise. A plain
+    ``RepetitionTime`` stands in for one of the two BIDS repetition times
+    (:func:`scanner_repetition_time`; logged)."""
     f = lambda key, **kw: _number(sc, key, "MPRAGE", **kw)  # noqa: E731
-    fields = dict(tr_prep=f("RepetitionTimePreparation"), inversion_time=f("InversionTime"),
-                  tr=f("RepetitionTimeExcitation"), flip_angle=math.radians(f("FlipAngle")),
-                  n_readout=int(f("EchoTrainLength", integer=True)))
+    scanner = scanner_repetition_time(sc)
+    tr_kw = {k: {"fallback": "RepetitionTime" if scanner and scanner[0] == k else None,
+                 "note": scanner[1] if scanner else ""}
+             for k in ("RepetitionTimePreparation", "RepetitionTimeExcitation")}
+    fields = dict(tr_prep=f("RepetitionTimePreparation", **tr_kw["RepetitionTimePreparation"]),
+                  inversion_time=f("InversionTime"),
+                  tr=f("RepetitionTimeExcitation", **tr_kw["RepetitionTimeExcitation"]),
+                  flip_angle=math.radians(f("FlipAngle")), n_readout=int(f("EchoTrainLength", integer=True)))
+    if scanner:
+        LOGGER.info("%s: %s", sc.name, scanner[1])
     try:
         return MPRAGEProtocol(**fields)
     except ValueError as err:
-        raise InputError(sc.name, str(err)) from None
+        raise InputError(sc.name, f"{err}" + (f" ({scanner[1]})" if scanner else "")) from None
 
 
 def tse_protocol(sc: Sidecar, flair: bool = False) -> TSEProtocol:
