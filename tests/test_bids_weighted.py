@@ -69,3 +69,21 @@ def test_dataset_level_sidecar_supplies_the_missing_field(tmp_path):
     (tmp_path / "T1w.json").write_text(json.dumps({"RepetitionTimeExcitation": MPRAGE.tr}))
     protocol = mprage_protocol(_sidecar(tmp_path, anat / "sub-01_T1w.nii.gz"))
     assert math.isclose(protocol.tr, MPRAGE.tr) and math.isclose(protocol.tr_prep, MPRAGE.tr_prep)
+
+
+def test_number_shots_gives_the_readout_pulses():
+    assert mprage_protocol(_mprage(EchoTrainLength=None, NumberShots=MPRAGE.n_readout)) == MPRAGE
+    assert mprage_protocol(_mprage(EchoTrainLength=1, NumberShots=[88, 88])) == MPRAGE
+
+
+def test_centric_number_shots_is_refused_naming_the_ordering():
+    with pytest.raises(InputError, match=r"NumberShots = \[0, 176\].*linear ordering, \[88, 88\]"):
+        mprage_protocol(_mprage(NumberShots=[0, 176]))
+
+
+def test_dicom_echo_train_length_of_a_gradient_echo_is_not_taken_for_the_pulses():
+    """dcm2niix copies DICOM EchoTrainLength, 1 for an MPRAGE's gradient-echo readout."""
+    with pytest.raises(InputError) as err:
+        mprage_protocol(_mprage(EchoTrainLength=1))
+    assert str(err.value).startswith(NAME) and "EchoTrainLength = 1 cannot be" in str(err.value)
+    assert "NumberShots" in str(err.value)

@@ -5,8 +5,9 @@ entities (``acq-`` aside) in the same ``anat`` folder. Its protocol (SI) comes f
 
 - T1w (MPRAGE, :class:`~qmriprep.physics.mprage.MPRAGEProtocol`): ``RepetitionTimePreparation``
   (inversion to inversion), ``InversionTime`` (inversion to the centre of k-space),
-  ``RepetitionTimeExcitation`` (readout pulse spacing), ``FlipAngle`` (deg), ``EchoTrainLength``
-  (read as the readout pulses per inversion; linear ordering); a converter's plain
+  ``RepetitionTimeExcitation`` (readout pulse spacing), ``FlipAngle`` (deg), the readout pulses
+  per inversion (:func:`mprage_pulses`: ``NumberShots`` as for MP2RAGE, else ``EchoTrainLength``;
+  linear ordering); a converter's plain
   ``RepetitionTime`` stands in for the one of the two repetition times it is, by its size
   (:func:`scanner_repetition_time`);
 - T2w (TSE, :class:`~qmriprep.physics.tse.TSEProtocol`): ``RepetitionTimeExcitation`` or
@@ -40,7 +41,7 @@ LABEL_SUFFIXES = ("T1map", "T2map", "M0map")
 #: sidecar field of each protocol field (messages about a protocol that does not match a model)
 FIELDS = {"mprage": {"tr_prep": "RepetitionTimePreparation", "inversion_time": "InversionTime",
                      "tr": "RepetitionTimeExcitation", "flip_angle": "FlipAngle (rad)",
-                     "n_readout": "EchoTrainLength", "inversion_efficiency": "inversion efficiency"},
+                     "n_readout": "readout pulses (NumberShots)", "inversion_efficiency": "inversion efficiency"},
           "tse": {"tr": "RepetitionTime", "echo_time": "EchoTime", "echo_train_length": "EchoTrainLength",
                   "echo_spacing": "EchoSpacing"}}
 FIELDS["flair"] = {**FIELDS["tse"], "inversion_time": "InversionTime"}
@@ -107,6 +108,8 @@ class WeightedProtocol:
         return dataclasses.replace(self, flair=None)
 
 
+#: fewer readout pulses per inversion than an MPRAGE has (an ``EchoTrainLength`` below is DICOM's echoes)
+MIN_MPRAGE_PULSES = 16
 #: how to supply a field a scanner did not write
 INHERIT_HINT = ("add it to the sidecar, or once to a dataset-level {suffix}.json, which BIDS inheritance "
                 "applies to every subject")
@@ -141,6 +144,30 @@ def scanner_repetition_time(sc: Sidecar) -> tuple[str, str] | None:
                    f"than InversionTime {ti:g} s"
 
 
+def mprage_pulses(sc: Sidecar) -> int:
+    """Readout pulses per inversion of an MPRAGE: BIDS ``NumberShots`` (as for MP2RAGE; a number, or
+    ``[before, after]`` the centre of k-space, which must be linear ordering: ``before = n // 2``),
+    else ``EchoTrainLength`` when it is at least :data:`MIN_MPRAGE_PULSES` (converters copy DICOM's
+    echoes per excitation there, 1 for a gradient-echo readout)."""
+    shots = sc.values.get("NumberShots")
+    if isinstance(shots, list) and len(shots) == 2 and all(isinstance(v, int) and v >= 0 for v in shots):
+        n = sum(shots)
+        if n < 1 or shots[0] != n // 2:
+            raise InputError(sc.where("NumberShots"), f"NumberShots = {shots} (pulses before and after the "
+                             f"centre of k-space): the MPRAGE model assumes linear ordering, [{n // 2}, {n - n // 2}]")
+        return n
+    if shots is not None:
+        return int(_number(sc, "NumberShots", "MPRAGE", integer=True))
+    n = int(_number(sc, "EchoTrainLength", "MPRAGE", integer=True,
+                    note="or NumberShots, the readout pulses per inversion"))
+    if n < MIN_MPRAGE_PULSES:
+        raise InputError(sc.where("EchoTrainLength"), f"EchoTrainLength = {n} cannot be the readout pulses per "
+                         "inversion of an MPRAGE (converters write the echoes per excitation there); give "
+                         f"NumberShots (BIDS), the readout pulses per inversion; "
+                         + INHERIT_HINT.format(suffix="T1w"))
+    return n
+
+
 def mprage_protocol(sc: Sidecar) -> MPRAGEProtocol:
     """The MPRAGE protocol of a T1w sidecar (SI); an InputError naming the field otherwise. A plain
     ``RepetitionTime`` stands in for one of the two BIDS repetition times
@@ -153,7 +180,7 @@ def mprage_protocol(sc: Sidecar) -> MPRAGEProtocol:
     fields = dict(tr_prep=f("RepetitionTimePreparation", **tr_kw["RepetitionTimePreparation"]),
                   inversion_time=f("InversionTime"),
                   tr=f("RepetitionTimeExcitation", **tr_kw["RepetitionTimeExcitation"]),
-                  flip_angle=math.radians(f("FlipAngle")), n_readout=int(f("EchoTrainLength", integer=True)))
+                  flip_angle=math.radians(f("FlipAngle")), n_readout=mprage_pulses(sc))
     if scanner:
         LOGGER.info("%s: %s", sc.name, scanner[1])
     try:
