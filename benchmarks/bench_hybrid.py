@@ -19,7 +19,8 @@
    neighbourhood holds two tissue labels) and inside tissues; the interpolated low-resolution labels
    as the baseline; the % of voxels whose truth lies within +-1 SD of the networks' SD maps
    (``in1SD``; brain, edge band, inside tissues) and of the held-out subject's interpolated labels
-   (``in1SD_labels``: what the SD was calibrated on).
+   (``in1SD_labels``: what the SD was calibrated on); the % of brain voxels in the out-of-range mask
+   (``out_of_range``: an estimate outside the training labels' 0.1-99.9 percentiles).
 """
 
 from __future__ import annotations
@@ -151,12 +152,13 @@ def _evaluate(args, bids, models):
                 if f"{k}_sd" in maps:  # the SD against what it was calibrated on: this subject's labels
                     near = np.abs(maps[k] - est["interpolated labels"][k]) <= maps[f"{k}_sd"]
                     rows[-1]["in1SD_labels"] = 100 * near[mask].mean()
+                    rows[-1]["out_of_range"] = 100 * maps["out_of_range"][mask].mean()
     return rows, apply_s
 
 
 def _table(rows):
     keys = ("MPE", "PSNR", "SSIM", "HFEN", "MPE_edge", "MPE_inside", "in1SD", "in1SD_edge", "in1SD_inside",
-            "in1SD_labels")
+            "in1SD_labels", "out_of_range")
     lines = ["| map | method | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for m in ("T1map", "T2map"):
         for method in ("interpolated labels", SUPERVISED, HYBRID):

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-KEYS = ("MPE", "PSNR", "SSIM", "HFEN", "MPE_edge", "MPE_inside", "in1SD", "in1SD_labels")
+ACCURACY = ("MPE", "PSNR", "SSIM", "HFEN", "MPE_edge", "MPE_inside")
+KEYS = ACCURACY + ("in1SD", "in1SD_labels", "out_of_range")
 HIGHER_IS_BETTER = {"PSNR", "SSIM"}
 
 
@@ -44,7 +45,7 @@ def summary(rows) -> str:
     for m in ("T1map", "T2map"):
         by = {(r["method"], r["subject"]): r for r in rows if r["map"] == m}
         wins = []
-        for k in KEYS[:-2]:
+        for k in ACCURACY:
             better = [(by["hybrid", s][k] > by["supervised", s][k]) == (k in HIGHER_IS_BETTER) for s in subjects]
             wins.append(f"{k} {sum(better)}/{len(subjects)}")
         lines.append(f"  {m}: " + ", ".join(wins))
