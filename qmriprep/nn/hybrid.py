@@ -37,6 +37,7 @@ from torch.nn import functional as F
 
 from ..physics.mprage import MPRAGEProtocol, mprage_signal
 from ..physics.tse import TSEProtocol, tse_signal
+from ..utils.progress import Progress
 from .loop import Hooks, LoopSettings, Stopwatch, fit, seeded
 from .unet import UNet
 
@@ -219,7 +220,11 @@ def predict(model, images: np.ndarray, settings: HybridSettings, *, mask=None, b
     SDs ``{"t1_sd", "t2_sd", "m0_sd"}`` (times ``sd_calibration``, per map); 0 outside ``mask``."""
     model.eval()
     x = torch.from_numpy(np.moveaxis(normalise(images), settings.slice_axis + 1, 0))
-    out = torch.cat([model(x[i:i + batch]) for i in range(0, x.shape[0], batch)])
+    progress, parts = Progress("U-Net maps", x.shape[0], unit="slices"), []
+    for i in range(0, x.shape[0], batch):
+        parts.append(model(x[i:i + batch]))
+        progress.update(min(i + batch, x.shape[0]), final=i + batch >= x.shape[0])
+    out = torch.cat(parts)
     scales = torch.tensor(settings.scales)[:, None, None]
     fields = {k: maps_from(out, settings)[:, i] for i, k in enumerate(_KEYS)}
     sd = torch.exp(log_variance(out) / 2) * scales * torch.tensor(sd_calibration or [1.0] * 3)[:, None, None]
