@@ -81,6 +81,26 @@ def test_training_recovers_label_maps_of_a_two_tissue_phantom():
     assert record["curves"]["train_loss"][-1] < record["curves"]["train_loss"][0]
 
 
+def test_subjects_of_different_matrices_train_together():
+    """Sites change matrices between subjects: their slices are padded (centred, as background) to
+    the largest, and the labels stay on their voxels."""
+    from qmriprep.nn.hybrid import _slices
+
+    def vol(h, w, value):
+        labels = np.zeros((3, 4, h, w), np.float32)
+        labels[:, :, 2:-2, 2:-2] = value
+        return Volumes(np.ones((2, 4, h, w), np.float32), labels)
+
+    x, y = _slices([vol(20, 16, 1.0), vol(24, 12, 2.0)], axis=0)
+    assert x.shape == (8, 2, 24, 16) and y.shape == (8, 3, 24, 16)
+    assert (y[:4, 2] == 1).sum() == 4 * 16 * 12 and (y[4:, 2] == 2).sum() == 4 * 20 * 8
+    assert y[:4, 2, :2].sum() == 0 and x[:4, :, :2].sum() == 0   # the first subject padded by 2 rows
+    assert y[4:, 2, :, :2].sum() == 0 and x[4:, :, :, :2].sum() == 0   # the second by 2 columns
+    settings = HybridSettings(width=4, depth=2, max_epochs=2, steps_per_epoch=2, batch_size=4, val_fraction=0.25)
+    _, record = train([vol(20, 16, 1.0), vol(24, 12, 2.0)], (MPRAGE, TSE), settings)
+    assert record["epochs"] == 2
+
+
 def test_sd_head_reads_detached_features():
     """The SD head's loss moves no trunk or map-head weight: the maps train as without it."""
     net = UNet(2, 3, width=4, depth=2, sd_channels=3)

@@ -141,10 +141,16 @@ def _slices(vols: list[Volumes], axis: int) -> tuple[torch.Tensor, torch.Tensor]
         keep = (y[2] > 0).reshape(y.shape[1], -1).mean(1) > 0.05
         xs.append(np.swapaxes(x[:, keep], 0, 1))
         ys.append(np.swapaxes(y[:, keep], 0, 1).astype(np.float32))
-    shapes = {a.shape[2:] for a in xs}
-    if len(shapes) > 1:
-        raise ValueError(f"training volumes have different slice shapes {sorted(shapes)}")
-    return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+    size = np.max([a.shape[2:] for a in xs], axis=0)
+    return (torch.from_numpy(np.concatenate([_pad_to(a, size) for a in xs])),
+            torch.from_numpy(np.concatenate([_pad_to(a, size) for a in ys])))
+
+
+def _pad_to(a: np.ndarray, size) -> np.ndarray:
+    """``a`` (N, C, H, W) zero-padded, centred, to ``size`` (H, W): subjects of different matrices
+    train together, their padding as background (no labels, no edges); unchanged when it fits."""
+    pad = [(0, 0), (0, 0)] + [((n - m) // 2, n - m - (n - m) // 2) for n, m in zip(size, a.shape[2:])]
+    return np.pad(a, pad) if any(p != (0, 0) for p in pad) else a
 
 
 def train(vols: list[Volumes], protocols: tuple[MPRAGEProtocol, TSEProtocol], settings: HybridSettings,
