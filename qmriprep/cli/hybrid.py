@@ -99,7 +99,8 @@ def _train(args) -> int:
     vols = [load_volumes(w["files"][:len(contrasts)], labels, bids_dir) for _, w, labels in sets]
     LOGGER.info("training on %d subjects (%s), %s loss", len(sets), ", ".join(s for s, _, _ in sets), args.loss)
     model, record = train(vols, (protocol.mprage, protocol.tse), settings)  # progress lines: nn.loop
-    write_model(model_dir, model, {**record, "TrainingSubjects": [s for s, _, _ in sets]},
+    write_model(model_dir, model, {**record, "TrainingSubjects": [s for s, _, _ in sets], "Orientation": "RAS",
+                                   "VoxelSize": [voxel_size(w["files"][0]) for _, w, _ in sets]},
                 protocol=protocol, contrasts=contrasts)
     LOGGER.info("model written to %s (%.0f s of training, %s)", model_dir, record["seconds"], record["stopped"])
     return 0
@@ -133,13 +134,25 @@ def _contrasts(sets, no_flair: bool) -> tuple[str, ...]:
     return ("T1w", "T2w", "FLAIR") if flair else ("T1w", "T2w")
 
 
+def voxel_size(image) -> list[float]:
+    """Voxel size (mm) of an image in RAS axis order."""
+    import nibabel as nb
+
+    from ..utils.orientation import ras_zooms
+
+    img = nb.load(image)
+    return [round(z, 4) for z in ras_zooms(img.header.get_zooms(), img.affine)]
+
+
 def load_volumes(files, labels: dict, root: Path):
-    """:class:`~..nn.hybrid.Volumes` of weighted ``files`` (one grid) and ``labels`` resampled to it."""
+    """:class:`~..nn.hybrid.Volumes` of weighted ``files`` (one grid) and ``labels`` resampled to it,
+    in RAS voxel order (the U-Net's slices are then sagittal whatever the stored order)."""
     import nibabel as nb
     import numpy as np
     from nibabel.processing import resample_from_to
 
     from ..nn.hybrid import Volumes
+    from ..utils.orientation import to_ras
 
     imgs = [nb.load(f) for f in files]
     for f, img in zip(files[1:], imgs[1:]):
@@ -147,8 +160,9 @@ def load_volumes(files, labels: dict, root: Path):
             raise InputError(Path(f).relative_to(root), "is not on the T1w image's grid (resample it first)")
     maps = [np.asarray(resample_from_to(nb.load(labels[s]), imgs[0], order=1, mode="nearest").dataobj)
             for s in ("T1map", "T2map", "M0map")]
-    return Volumes(np.stack([np.asarray(i.dataobj, np.float32) for i in imgs]),
-                   np.nan_to_num(np.stack(maps)).clip(min=0).astype(np.float32))
+    ras = lambda arrays: np.moveaxis(to_ras(np.stack(arrays, -1), imgs[0].affine), -1, 0)  # noqa: E731
+    return Volumes(ras([np.asarray(i.dataobj, np.float32) for i in imgs]),
+                   np.nan_to_num(ras(maps)).clip(min=0).astype(np.float32))
 
 
 def write_model(model_dir: Path, model, record: dict, *, protocol, contrasts) -> Path:

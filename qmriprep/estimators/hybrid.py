@@ -9,12 +9,15 @@ training settings and curves, the input contrasts and the protocol it assumes, i
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
 from .names import HYBRID, SUPERVISED
 from .spec import Estimator, Output, register
+
+LOGGER = logging.getLogger("qmriprep")
 
 KIND = "weighted"
 MODEL_FILE, META_FILE = "model.pt", "model.json"
@@ -62,14 +65,17 @@ def check_protocol(meta: dict, protocol, files) -> None:
     protocol.check_matches(WeightedProtocol(**meta["Protocol"]), files, "protocol does not match the --hybrid-model")
 
 
-def fit_weighted(series, protocol, *, b1=None, mask=None, model="", **_):
+def fit_weighted(series, protocol, *, b1=None, mask=None, model="", affine=None, **_):
     """T1, T2 and M0 of stacked weighted images ``series`` (X, Y, Z, C) by the model in folder
-    ``model`` (config ``weighted.model``)."""
+    ``model`` (config ``weighted.model``); with the images' ``affine`` the voxels are put in the RAS
+    order the model was trained in (sagittal slices) and the maps back in the stored order, and a
+    voxel size unlike every training subject's (> 25 % on an axis) is warned about."""
     import numpy as np
     import torch
 
     from ..nn.hybrid import HybridSettings, predict
     from ..nn.unet import UNet
+    from ..utils.orientation import from_ras, to_ras
 
     meta = read_model_meta(model)
     check_protocol(meta, protocol, [Path(model) / META_FILE])
@@ -77,18 +83,43 @@ def fit_weighted(series, protocol, *, b1=None, mask=None, model="", **_):
     state = torch.load(Path(model) / MODEL_FILE, map_location="cpu", weights_only=True)
     net = UNet(len(meta["Contrasts"]), 3, settings.width, settings.depth, sd_channels=3)
     net.load_state_dict(state)
-    images = np.moveaxis(np.asarray(series, np.float32), -1, 0)
-    maps = predict(net, images[:len(meta["Contrasts"])], settings, mask=mask,
+    ras = (lambda a: a) if affine is None else (lambda a: to_ras(a, affine))  # noqa: E731
+    images = np.moveaxis(ras(np.asarray(series, np.float32)), -1, 0)
+    inside = np.ones(images.shape[1:], bool) if mask is None else ras(np.asarray(mask, bool))
+    maps = predict(net, images[:len(meta["Contrasts"])], settings, mask=inside,
                    sd_calibration=meta["SDCalibration"])
-    inside = np.ones(images.shape[1:], bool) if mask is None else np.asarray(mask, bool)
     outside = np.zeros_like(inside)
     for key, (low, high) in zip(("t1", "t2", "m0"), meta["TrainingRange"]):
         outside |= inside & ((maps[key] < low) | (maps[key] > high))
-    return {**maps, "out_of_range": outside.astype(np.uint8),
-            "meta": {"ModelSHA256": meta["SHA256"], "TrainingSettings": meta["Settings"],
-                     "TrainingSubjects": meta.get("TrainingSubjects", []), "InputContrasts": list(meta["Contrasts"]),
-                     "SDCalibration": meta["SDCalibration"], "TrainingRange": meta["TrainingRange"],
-                     "OutOfRangeVoxels": int(outside.sum())}}
+    maps["out_of_range"] = outside.astype(np.uint8)
+    if affine is not None:
+        maps = {k: from_ras(v, affine) for k, v in maps.items()}
+    return {**maps, "meta": {"ModelSHA256": meta["SHA256"], "TrainingSettings": meta["Settings"],
+                             "TrainingSubjects": meta.get("TrainingSubjects", []),
+                             "InputContrasts": list(meta["Contrasts"]), "SDCalibration": meta["SDCalibration"],
+                             "TrainingRange": meta["TrainingRange"], "OutOfRangeVoxels": int(outside.sum()),
+                             **voxel_size_note(meta, affine)}}
+
+
+def voxel_size_note(meta: dict, affine) -> dict:
+    """``{"VoxelSizeWarning": text}`` (also logged) when the images' RAS voxel size differs by more
+    than 25 % on an axis from every training subject's (``VoxelSize`` in model.json); else ``{}``."""
+    import nibabel as nb
+    import numpy as np
+
+    from ..utils.orientation import ras_zooms
+
+    trained = meta.get("VoxelSize")
+    if affine is None or not trained:
+        return {}
+    mine = np.array(ras_zooms(nb.affines.voxel_sizes(affine), affine))
+    if any(np.all(np.abs(mine / np.array(t) - 1) <= 0.25) for t in trained):
+        return {}
+    text = (f"voxel size {' x '.join(f'{z:.3g}' for z in mine)} mm (RAS) differs from the training subjects' "
+            f"({'; '.join(' x '.join(f'{z:.3g}' for z in t) for t in trained)} mm): the U-Net sees "
+            "structures at another scale than it learned")
+    LOGGER.warning("%s", text)
+    return {"VoxelSizeWarning": text}
 
 
 _SD = ("Standard deviation of the {} estimate: a second U-Net head (on the maps' detached features) "

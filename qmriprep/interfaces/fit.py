@@ -2,13 +2,14 @@
 
 The core function is named by the estimator's registry declaration (``"module:function"``) and
 called as ``core(series, protocol, b1=..., mask=..., **options)`` with the protocol rebuilt in SI
-units; the interface's outputs are the declared map fields (set per node, like Nipype's
+units (and ``affine=`` the series' affine for a core that declares that parameter); the interface's outputs are the declared map fields (set per node, like Nipype's
 ``Function`` interface) and ``meta``, the sidecar fields the core returned under ``"meta"`` (after
 the series' noise fields ``noise_meta``).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import numpy as np
@@ -69,8 +70,11 @@ class FitMaps(SimpleInterface):
             options["noise_basis"] = NoiseBasis.load(self.inputs.noise_basis_file)
         if isdefined(self.inputs.scale_file):
             options["scale"] = optional_volume(self.inputs.scale_file)
-        res = resolve(self.inputs.core)(data, protocol, b1=optional_volume(self.inputs.b1_file),
-                                        mask=optional_mask(self.inputs.mask_file), **options)
+        core = resolve(self.inputs.core)
+        if "affine" in inspect.signature(core).parameters:  # cores that work in anatomical planes
+            options["affine"] = ref.affine
+        res = core(data, protocol, b1=optional_volume(self.inputs.b1_file),
+                   mask=optional_mask(self.inputs.mask_file), **options)
         for key in self._fields:
             flags = np.asarray(res[key]).dtype in (np.bool_, np.uint8)  # masks stay masks
             self._results[key] = save_like(res[key], ref, os.path.join(runtime.cwd, f"{key}.nii.gz"),

@@ -19,6 +19,7 @@ import numpy as np
 from .. import suffixes
 from ..bids.names import parse_name
 from ..utils.files import sha256_file
+from ..utils.orientation import ras_zooms, to_ras
 from . import figures
 
 #: supporting images: used for statistics, not shown as maps
@@ -153,17 +154,8 @@ def _on_grid(support: Image, target: nb.Nifti1Image, notes: list) -> np.ndarray 
 
 def _to_ras(arrays: list[np.ndarray], img: nb.Nifti1Image) -> tuple[list[np.ndarray], tuple]:
     """Arrays reoriented to the closest RAS axes of ``img``, and the reordered voxel sizes."""
-    zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-    try:
-        ornt = nb.orientations.io_orientation(img.affine)
-        if not np.isfinite(ornt).all():
-            return arrays, zooms
-        new_zooms = [1.0] * 3
-        for old, (new, _) in enumerate(ornt):
-            new_zooms[int(new)] = zooms[old]
-        return [nb.orientations.apply_orientation(a, ornt) for a in arrays], tuple(new_zooms)
-    except Exception:  # noqa: BLE001 - a degenerate affine keeps voxel order
-        return arrays, zooms
+    return ([to_ras(a, img.affine) for a in arrays],
+            ras_zooms(img.header.get_zooms(), img.affine))
 
 
 def _tissue_names(dseg: Image, labels: np.ndarray) -> dict[int, str]:
