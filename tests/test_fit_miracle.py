@@ -143,7 +143,6 @@ def test_long_fits_report_voxel_chunks(caplog, monkeypatch):
     from qmriprep.utils import progress
 
     monkeypatch.setattr(progress, "EVERY_S", 0.0)
-    monkeypatch.setattr(progress.LOGGER.parent, "propagate", True)  # a CLI run in this worker unsets it
     t1, t2, b1 = tissue_box(50, seed=6)
     with caplog.at_level(progress.LEVEL, logger=progress.LOGGER.name):
         fit_miracle(features(t1, t2, b1), b1, **KW, chunk=20)
