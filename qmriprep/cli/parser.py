@@ -241,10 +241,11 @@ def _kspace(g) -> None:
     g.add_argument("--recon", dest="recon.methods", nargs="+", choices=names,
                    help="reconstructions of each k-space collection, each written as rec-<method> "
                         f"images with its own maps (default: {' '.join(default)})")
-    g.add_argument("--recon-preset", dest="recon.preset", choices=["fast", "seed"],
+    g.add_argument("--recon-preset", dest="recon.preset", choices=["fast", "quick", "seed"],
                    help="ZSSSL network and training size. seed: the paper's (10 unrolls, 15 residual "
                         "blocks of 64 features, up to 300 epochs; a GPU job); fast (default): a smaller "
-                        "network and shorter training that runs on CPUs (see benchmarks/RESULTS.md)")
+                        "network and shorter training that runs on CPUs; quick: the fast network for 50 "
+                        "steps at a high learning rate, minutes per slice set (see benchmarks/RESULTS.md)")
     for flag, key, what in (("--recon-unrolls", "n_unrolls", "unrolls"),
                             ("--recon-features", "features", "CNN features"),
                             ("--recon-blocks", "blocks", "CNN residual blocks"),
