@@ -154,7 +154,8 @@ def mprage_pulses(sc: Sidecar) -> int:
         n = sum(shots)
         if n < 1 or shots[0] != n // 2:
             raise InputError(sc.where("NumberShots"), f"NumberShots = {shots} (pulses before and after the "
-                             f"centre of k-space): the MPRAGE model assumes linear ordering, [{n // 2}, {n - n // 2}]")
+                             "centre of k-space): the MPRAGE model assumes linear ordering, "
+                             f"[{n // 2}, {n - n // 2}]")
         return n
     if shots is not None:
         return int(_number(sc, "NumberShots", "MPRAGE", integer=True))

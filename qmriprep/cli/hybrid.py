@@ -138,10 +138,9 @@ def voxel_size(image) -> list[float]:
     """Voxel size (mm) of an image in RAS axis order."""
     import nibabel as nb
 
-    from ..utils.orientation import ras_zooms
+    from ..utils.orientation import ras_voxel_size
 
-    img = nb.load(image)
-    return [round(z, 4) for z in ras_zooms(img.header.get_zooms(), img.affine)]
+    return [round(z, 4) for z in ras_voxel_size(nb.load(image).affine)]
 
 
 def load_volumes(files, labels: dict, root: Path):

@@ -236,12 +236,14 @@ def _scancnn(g) -> None:
 
 
 def _kspace(g) -> None:
+    from ..recon.pipeline import PRESETS
+
     names = [r.name for r in estimators.reconstructions()]
     default = [r.name for r in estimators.reconstructions() if r.default]
     g.add_argument("--recon", dest="recon.methods", nargs="+", choices=names,
                    help="reconstructions of each k-space collection, each written as rec-<method> "
                         f"images with its own maps (default: {' '.join(default)})")
-    g.add_argument("--recon-preset", dest="recon.preset", choices=["fast", "quick", "seed"],
+    g.add_argument("--recon-preset", dest="recon.preset", choices=sorted(PRESETS),
                    help="ZSSSL network and training size. seed: the paper's (10 unrolls, 15 residual "
                         "blocks of 64 features, up to 300 epochs; a GPU job); fast (default): a smaller "
                         "network and shorter training that runs on CPUs; quick: the fast network for 50 "

@@ -104,15 +104,14 @@ def fit_weighted(series, protocol, *, b1=None, mask=None, model="", affine=None,
 def voxel_size_note(meta: dict, affine) -> dict:
     """``{"VoxelSizeWarning": text}`` (also logged) when the images' RAS voxel size differs by more
     than 25 % on an axis from every training subject's (``VoxelSize`` in model.json); else ``{}``."""
-    import nibabel as nb
     import numpy as np
 
-    from ..utils.orientation import ras_zooms
+    from ..utils.orientation import ras_voxel_size
 
     trained = meta.get("VoxelSize")
     if affine is None or not trained:
         return {}
-    mine = np.array(ras_zooms(nb.affines.voxel_sizes(affine), affine))
+    mine = np.array(ras_voxel_size(affine))
     if any(np.all(np.abs(mine / np.array(t) - 1) <= 0.25) for t in trained):
         return {}
     text = (f"voxel size {' x '.join(f'{z:.3g}' for z in mine)} mm (RAS) differs from the training subjects' "

@@ -47,3 +47,8 @@ def ras_zooms(zooms, affine) -> tuple[float, ...]:
     for old, (new, _) in enumerate(ornt):
         out[int(new)] = zooms[old]
     return tuple(out)
+
+
+def ras_voxel_size(affine) -> tuple[float, ...]:
+    """Voxel sizes (mm) of ``affine``'s three spatial axes in RAS order."""
+    return ras_zooms(nb.affines.voxel_sizes(np.asarray(affine, float)), affine)
