@@ -1,12 +1,16 @@
 """The MultiProc plugin of qmriprep runs (qmriprep.cli.multiproc): cached nodes are finished in
-the main process without a worker slot, and the run leaves the garbage collector as it found it."""
+the main process without a worker slot, the run leaves the garbage collector as it found it, and
+workers come from a fork server unless its socket has no home."""
 
 import gc
+import shutil
+import tempfile
+from pathlib import Path
 
 from nipype.interfaces.utility import Function
 from nipype.pipeline import engine as pe
 
-from qmriprep.cli.multiproc import ResumingMultiProc
+from qmriprep.cli.multiproc import ResumingMultiProc, _fork_server_possible
 
 
 def _add(x, k):
@@ -65,3 +69,19 @@ def test_a_changed_input_reruns_only_what_depends_on_it(tmp_path):
     assert _Counting.submitted == 2  # the changed node and the one after it
     last = next(n for n in graph.nodes() if n.name == nodes[-1].name)
     assert last.result.outputs.out == 13
+
+
+def test_workers_come_from_a_fork_server_unless_its_socket_has_no_home(tmp_path, monkeypatch):
+    temp = Path(tempfile.mkdtemp(prefix="q"))  # a short path, as /tmp's are
+    monkeypatch.chdir(tmp_path)
+    assert _fork_server_possible(str(temp))
+    deep = temp / ("d" * 80)
+    deep.mkdir()
+    assert not _fork_server_possible(str(deep))  # a Unix socket's path is at most 108 bytes
+    monkeypatch.chdir(temp)
+    assert not _fork_server_possible(str(temp))  # Python's last resort: the current folder
+    read_only = tmp_path / "ro"
+    read_only.mkdir(mode=0o500)
+    monkeypatch.setattr("os.access", lambda path, mode: path != str(read_only))
+    assert not _fork_server_possible(str(read_only))
+    shutil.rmtree(temp)

@@ -138,15 +138,19 @@ def _start(bids, out, work, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
-def _children(pid: int) -> list[int]:
-    found = []
+def _descendants(pid: int) -> list[int]:
+    """The processes under ``pid``: the fork server, the resource tracker and the workers."""
+    parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
     return found
 
 
@@ -169,8 +173,8 @@ def _wait_for_workers(proc, lines: list[str], ready=lambda: True) -> list[int]:
         lines.append(line)
         if any(" started" in x for x in lines) and ready():
             while time.monotonic() < deadline:
-                workers = _children(proc.pid)
-                if workers:
+                workers = _descendants(proc.pid)
+                if len(workers) > 2:  # more than the fork server and the resource tracker
                     return workers
                 time.sleep(0.1)
         assert time.monotonic() < deadline, "".join(lines)

@@ -235,6 +235,27 @@ def test_align_series_recovers_motion_across_contrasts():
         rigid.align_series(images, reference_index=3)
 
 
+def test_align_series_resamples_an_unmoved_volume_on_another_grid():
+    """A clinical T2w on its own grid (larger voxels, shifted field of view), not moved: it is put
+    on the reference grid, with the registration's near-identity transform, or with the identity
+    when that is below the motion threshold (a volume on the reference grid would be kept as is)."""
+    reference = phantom(SHAPE, AFFINE)
+    thick = np.diag([2.5, 2.5, 3.0, 1.0])
+    thick[:3, 3] = AFFINE[:3, 3] + (1.0, -2.0, 0.5)
+    other = phantom((26, 26, 11), thick, fn=lambda x: 0.5 * head(x))
+    inner = (slice(6, -6), slice(6, -6), slice(4, -4))
+    expected = 0.5 * head(world(SHAPE, AFFINE))[inner]
+    for threshold in (0.0, 10.0):
+        aligned, xfms = rigid.align_series([reference, other], reference_index=0, min_displacement=threshold)
+        assert aligned[0] is reference and aligned[1].shape == SHAPE
+        np.testing.assert_allclose(aligned[1].affine, reference.affine)
+        disp, angle = errors(xfms[1], np.eye(4), reference)
+        assert disp < 1.0 and angle < 0.5
+        if threshold:
+            np.testing.assert_array_equal(xfms[1], np.eye(4))
+        assert np.corrcoef(aligned[1].get_fdata()[inner].ravel(), expected.ravel())[0, 1] > 0.98
+
+
 def test_transform_itk_text_round_trip(tmp_path):
     matrix = rigid_matrix(shift=(1.0, -2.0, 3.0), angles_deg=(4, -5, 6), center=(10, 0, -5))
     path = itk.save_transform(matrix, tmp_path / "xfm.txt")

@@ -24,6 +24,9 @@ from ..errors import InputError
 from .sidecars import relpath
 
 LOGGER = logging.getLogger("qmriprep")
+#: collections whose images are aligned to the first one's grid by the workflow (weighted images:
+#: a clinical T2w TSE has its own grid), so they need not share it
+ALIGNED_KINDS = ("weighted",)
 #: largest difference (mm) between affines of images that must share a grid
 AFFINE_TOLERANCE = 1e-3
 
@@ -163,7 +166,7 @@ def check_collection_data(collection) -> dict:
                              f"for this {collection.kind} collection")
         if reference is None:
             reference = (name, grid, img.affine)
-        else:
+        elif collection.kind not in ALIGNED_KINDS:
             _same_grid(collection.kind, name, grid, img.affine, reference)
         bad, volume_digests = _check_values(img, name, grid, n_vols, is_phase=is_phase,
                                             constant_ok=collection.kind == "TB1map")

@@ -144,19 +144,25 @@ def voxel_size(image) -> list[float]:
 
 
 def load_volumes(files, labels: dict, root: Path):
-    """:class:`~..nn.hybrid.Volumes` of weighted ``files`` (one grid) and ``labels`` resampled to it,
+    """:class:`~..nn.hybrid.Volumes` of weighted ``files`` (on the T1w's grid, else aligned to it) and
+    ``labels`` resampled to it,
     in RAS voxel order (the U-Net's slices are then sagittal whatever the stored order)."""
     import nibabel as nb
     import numpy as np
     from nibabel.processing import resample_from_to
 
     from ..nn.hybrid import Volumes
+    from ..registration import rigid
+    from ..utils.images import off_grid
     from ..utils.orientation import to_ras
+    from ..workflows.vfa import AUTO_MIN_MOTION
 
     imgs = [nb.load(f) for f in files]
-    for f, img in zip(files[1:], imgs[1:]):
-        if img.shape[:3] != imgs[0].shape[:3] or not np.allclose(img.affine, imgs[0].affine, atol=1e-3):
-            raise InputError(Path(f).relative_to(root), "is not on the T1w image's grid (resample it first)")
+    moved = off_grid(imgs)
+    if moved is not None:  # as the apply workflow does (workflows/weighted.py)
+        LOGGER.info("%s: not on the T1w image's grid; aligned rigidly to it and resampled",
+                    Path(files[moved]).relative_to(root))
+        imgs = rigid.align_series(imgs, reference_index=0, min_displacement=AUTO_MIN_MOTION)[0]
     maps = [np.asarray(resample_from_to(nb.load(labels[s]), imgs[0], order=1, mode="nearest").dataobj)
             for s in ("T1map", "T2map", "M0map")]
     ras = lambda arrays: np.moveaxis(to_ras(np.stack(arrays, -1), imgs[0].affine), -1, 0)  # noqa: E731

@@ -1,7 +1,12 @@
 """Nipype's MultiProc plugin, made to end with the run and to resume fast.
 
-- Workers ask the kernel for SIGKILL when the main process dies (:func:`.processes.die_with_parent`),
-  so a main process killed by a timeout, the OOM killer or ``kill -9`` leaves no worker computing on.
+- Workers start from a fork server (:data:`WORKER_PRELOAD` imported there once), not by forking
+  the main process (unless the server's socket has no home, :func:`_fork_server_possible`): a fork copies the main process's threads' locks (torch's and ITK's thread
+  pools, used by the main process before the run, e.g. in a test session or a notebook) in
+  whatever state they are, and a worker can block on one forever.
+- Workers ask the kernel for SIGKILL when their parent dies (:func:`.processes.die_with_parent`);
+  the fork server ends with the main process, so a main process killed by a timeout, the OOM
+  killer or ``kill -9`` leaves no worker computing on.
 - Cached nodes are taken off the graph without holding a process slot: Nipype's MultiProc counts a
   cached node against ``n_procs`` until its next poll, so a rerun walks the graph ``n_procs`` nodes
   per ``poll_sleep_duration`` (2 s by default; about 150 s of a no-op demo rerun of 280 nodes).
@@ -16,8 +21,10 @@
 from __future__ import annotations
 
 import gc
+import logging
 import multiprocessing
 import os
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -26,6 +33,11 @@ from nipype.pipeline.plugins.multiproc import MultiProcPlugin
 
 from .processes import worker_init
 
+WORKER_PRELOAD = ("numpy", "torch", "nibabel", "nipype.pipeline.engine", "qmriprep.interfaces.fit",
+                  "qmriprep.interfaces.recon", "qmriprep.interfaces.nn")
+"""Modules the fork server imports once, so that each worker starts without importing them."""
+
+LOGGER = logging.getLogger("qmriprep")
 POLL_SECONDS = 0.5
 """``poll_sleep_duration`` of this plugin: how often the main process looks for finished nodes
 (Nipype's default, 2 s, adds up to 2 s to every step of the graph; cluster plugins keep it, so
@@ -40,7 +52,7 @@ class ResumingMultiProc(MultiProcPlugin):
         self.pool.shutdown(wait=False)  # no worker started yet: pools start them on first submit
         self.pool = ProcessPoolExecutor(max_workers=self.processors, initializer=worker_init,
                                         initargs=(self._cwd, os.getpid()),
-                                        mp_context=multiprocessing.get_context("fork"))
+                                        mp_context=_worker_context())
         self._not_cached: set[int] = set()
 
     def run(self, graph, config, updatehash=False):
@@ -78,3 +90,27 @@ class ResumingMultiProc(MultiProcPlugin):
                 self.proc_done[jobid] = self.proc_pending[jobid] = False
                 self._not_cached.add(jobid)
         return finished
+
+
+def _worker_context():
+    """The fork-server context, with :data:`WORKER_PRELOAD` (used when the server first starts);
+    plain fork when the server's socket cannot have a short, writable, lasting home (below)."""
+    if not _fork_server_possible(tempfile.gettempdir()):
+        return multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(WORKER_PRELOAD))
+    return context
+
+
+def _fork_server_possible(temp_dir: str) -> bool:
+    """Whether the fork server's socket (``<temp>/pymp-XXXXXXXX/listener-XXXXXXXX``) can live in
+    ``temp_dir``: writable, a path short enough for a Unix socket (108 bytes), and not the current
+    folder, Python's last resort when no temporary folder is writable (a read-only container,
+    where it is the run's monitor folder, removed before multiprocessing removes its own)."""
+    if len(os.fsencode(temp_dir)) + len("/pymp-XXXXXXXX/listener-XXXXXXXX") >= 108:
+        LOGGER.debug("workers forked: the temporary folder's path is too long for a socket")
+        return False
+    if not os.access(temp_dir, os.W_OK) or os.path.samefile(temp_dir, os.getcwd()):
+        LOGGER.debug("workers forked: no writable temporary folder for the fork server's socket")
+        return False
+    return True

@@ -184,7 +184,9 @@ def _estimation(g) -> None:
                    help="rigid alignment of volumes within a collection. auto (default): VFA flip angles, "
                         "ignoring motions under 0.25 voxel (registration noise between contrasts); echo "
                         "trains and pc-bSSFP cycles not (banding confounds the registration of single "
-                        "cycles). always: VFA and pc-bSSFP, every estimated motion. never: none")
+                        "cycles); a T2w/FLAIR on another grid than its T1w (--hybrid-model) in auto and "
+                        "always. always: VFA and pc-bSSFP, every estimated motion. never: none (a "
+                        "weighted set on two grids is then an error)")
     g.add_argument("--strict", dest="workflow.strict", action="store_true",
                    help="treat a missing B1+ map (for VFA or pc-bSSFP) as an error instead of "
                         "assuming B1 = 1 with a warning")

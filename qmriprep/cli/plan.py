@@ -75,6 +75,7 @@ def add_weighted(plan, layout, config):
     from ..bids.weighted import find_weighted
     from ..errors import InputError
     from ..estimators.hybrid import KIND, check_protocol, read_model_meta
+    from ..utils.images import off_grid
 
     meta = read_model_meta(config.weighted.model)
     root, items = Path(layout.root), []
@@ -83,6 +84,10 @@ def add_weighted(plan, layout, config):
         files = [f.relative_to(root) for f in wset["files"][:len(meta["Contrasts"])]]
         protocol = wset["protocol"] if "FLAIR" in meta["Contrasts"] else wset["protocol"].without_flair()
         check_protocol(meta, protocol, files)
+        moved = off_grid(wset["files"][:len(files)])
+        if moved is not None and config.workflow.align_series == "never":
+            raise InputError(files[moved], "is not on the T1w image's grid, and --align-series never leaves "
+                                           "it so (resample it, or let qmriprep align it)")
         if len(files) < len(meta["Contrasts"]):
             raise InputError(files[0], f"the --hybrid-model needs {', '.join(meta['Contrasts'])}")
         col = Collection(KIND, plan.subject, wset["session"], {k: v for k, v in wset["entities"].items()

@@ -3,9 +3,11 @@
 - :class:`Interrupted`: raised in the main thread by SIGTERM/SIGINT while the workflow runs (a
   ``BaseException``, so Nipype's ``except Exception`` does not swallow it); the run removes its
   staging folder, publishes nothing more and exits 1 with a message.
-- :func:`worker_init`: a MultiProc worker (:mod:`.multiproc`) asks the kernel for SIGKILL when the
-  main process dies (``prctl(PR_SET_PDEATHSIG)``, Linux), so a main process killed by a timeout,
-  the OOM killer or ``kill -9`` leaves no worker computing on.
+- :func:`worker_init`: a MultiProc worker (:mod:`.multiproc`) asks the kernel for SIGKILL when its
+  parent dies (``prctl(PR_SET_PDEATHSIG)``, Linux). Workers start from multiprocessing's fork
+  server, a child of the main process that exits when its "alive" pipe has no writer left; each
+  worker closes the copy of the pipe it inherits, so the main process holds the only one and a
+  main process killed by a timeout, the OOM killer or ``kill -9`` leaves no worker computing on.
 - :func:`stop_workers`: end the children of this process (after an interrupt).
 """
 
@@ -71,27 +73,49 @@ def _force_exit(signum: int, cleanups: list) -> None:
     os._exit(EXIT_PROCESSING)
 
 
-def die_with_parent(parent_pid: int) -> None:
-    """In a child: SIGKILL when the parent dies (Linux; elsewhere nothing), or now if it has."""
+def die_with_parent(main_pid: int) -> None:
+    """In a child: SIGKILL when its parent dies (Linux; elsewhere nothing), or now if the run's
+    main process ``main_pid`` (the parent, or the fork server's parent) has died already."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     except (OSError, AttributeError):  # not Linux
         return
-    if os.getppid() != parent_pid:  # the parent died before prctl
+    if not _running(main_pid):  # the main process died before prctl
         os._exit(1)
 
 
-def worker_init(cwd: str, parent_pid: int) -> None:
-    """A MultiProc worker's start: die with the parent, leave SIGINT to it."""
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (Linux ``/proc``)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def worker_init(cwd: str, main_pid: int) -> None:
+    """A MultiProc worker's start: die with the run, leave SIGINT to the main process."""
     from nipype.pipeline.plugins.multiproc import process_initializer
 
-    die_with_parent(parent_pid)
-    # workers leave SIGINT to the main process, which stops them (stop_workers) with SIGTERM;
-    # the main process's handlers were inherited by the fork
+    die_with_parent(main_pid)
+    _release_fork_server()
+    # workers leave SIGINT to the main process, which stops them (stop_workers) with SIGTERM
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     process_initializer(cwd)
+
+
+def _release_fork_server() -> None:
+    """Close this worker's end of the fork server's "alive" pipe (multiprocessing hands it to
+    every child so that children may start processes too; ours do not), so that the server, and
+    through :func:`die_with_parent` this worker, end when the main process does."""
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    if getattr(server, "_forkserver_alive_fd", None) is not None:
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
 
 
 def stop_workers(timeout: float = 5.0) -> int:

@@ -21,6 +21,7 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
+from ..utils.images import off_grid
 from .itk import LPS, affine_to_itk, itk_lps_matrix, nib_to_sitk, transform_to_itk
 
 LOGGER = logging.getLogger(__name__)
@@ -308,7 +309,8 @@ def align_series(images, *, reference_index=None, settings=None, order=3, min_di
     cubic B-spline). Volumes without negative values (magnitudes) are clipped at 0 after resampling.
     A motion displacing no corner of the field of view by ``min_displacement`` voxels is
     within registration noise: that volume is kept as it is (identity), sparing it the blur
-    of interpolation. Returns ``(aligned_images, transforms)`` in input order.
+    of interpolation (resampled without motion when it lies on another grid). Returns
+    ``(aligned_images, transforms)`` in input order.
     """
     images = list(images)
     if not images:
@@ -326,9 +328,11 @@ def align_series(images, *, reference_index=None, settings=None, order=3, min_di
             continue
         matrix = register_rigid(img, reference, settings)
         if is_negligible(matrix, reference, min_displacement):
-            aligned.append(img)
-            transforms.append(np.eye(4))
-            continue
+            matrix = np.eye(4)
+            if off_grid([reference, img]) is None:
+                aligned.append(img)
+                transforms.append(matrix)
+                continue
         out = resample_to(img, reference, transform=matrix, order=order)
         if order > 1 and np.min(np.asanyarray(img.dataobj)) >= 0:
             out = nib.Nifti1Image(np.clip(out.get_fdata(dtype=np.float32), 0, None),

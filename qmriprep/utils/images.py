@@ -68,3 +68,13 @@ def finite_copies(files, out_dir) -> dict:
         nib.Nifti1Image(data, img.affine, img.header).to_filename(str(path))
         copies[Path(f)] = path
     return copies
+
+
+def off_grid(images) -> int | None:
+    """Index of the first of ``images`` (nibabel images or paths) not on the first one's grid
+    (shape and affine within 1e-3 mm), or None when all share it."""
+    imgs = [nib.load(i) if isinstance(i, (str, os.PathLike)) else i for i in images]
+    for k, img in enumerate(imgs[1:], 1):
+        if img.shape[:3] != imgs[0].shape[:3] or not np.allclose(img.affine, imgs[0].affine, atol=1e-3):
+            return k
+    return None
