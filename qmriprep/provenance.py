@@ -108,7 +108,7 @@ def write_dataset_description(output_dir, bids_dir, version: str) -> Path:
 AS_RUN = "## As run"
 #: runtime sidecar fields that the planned methods text cannot know: (field, what it tells)
 RUNTIME_FIELDS = (("CoilSensitivities", "coil sensitivities"), ("NetworkSource", "network weights"),
-                  ("GeometryFallback", "geometry"))
+                  ("GeometryFallback", "geometry"), ("ContrastSubspace", "contrast subspace"))
 
 
 def as_run(output_dir, subject: str | None = None) -> list[str]:
@@ -139,7 +139,7 @@ def _runtime_facts(sidecar: Path, meta: dict):
     kind = name.suffix if meta.get("ReconstructionMethod") else _collection_of(meta)
     for key, label in RUNTIME_FIELDS:
         if meta.get(key):
-            text = str(meta[key])
+            text = str(meta[key]["Description"] if isinstance(meta[key], dict) else meta[key])
             if key == "NetworkSource" and meta.get("NetworkWeightsSHA256"):
                 text += f" (SHA256 {meta['NetworkWeightsSHA256'][:12]})"
             yield (f"sub-{ents.get('sub')}", kind, series, label, text), what

@@ -85,3 +85,16 @@ def test_workers_come_from_a_fork_server_unless_its_socket_has_no_home(tmp_path,
     monkeypatch.setattr("os.access", lambda path, mode: path != str(read_only))
     assert not _fork_server_possible(str(read_only))
     shutil.rmtree(temp)
+
+
+def test_a_worker_start_cut_short_by_a_stopping_run_prints_no_traceback():
+    """The fork server's hook (qmriprep.cli.worker_start, preloaded there) is silent for a pipe
+    the main process closed, and prints any other error."""
+    import subprocess
+    import sys
+
+    code = ("import qmriprep.cli.worker_start, sys\n"
+            "try:\n    raise EOFError('pipe closed')\nexcept EOFError:\n    sys.excepthook(*sys.exc_info())\n"
+            "try:\n    raise ValueError('real problem')\nexcept ValueError:\n    sys.excepthook(*sys.exc_info())\n")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stderr
+    assert "real problem" in err and "pipe closed" not in err and err.count("Traceback") == 1

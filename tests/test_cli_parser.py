@@ -99,5 +99,8 @@ def test_quick_preset_is_the_measured_recipe(tmp_path):
     z = _build_config(build_parser().parse_args(args)).recon.zsssl
     assert (z.lr, z.max_epochs * z.steps_per_epoch) == (8e-3, 50) and z.patience >= z.max_epochs
     assert all(getattr(z, k) == PRESETS["fast"][k] for k in ("features", "blocks", "n_unrolls", "cg_iter"))
-    z = _build_config(build_parser().parse_args([*args, "--recon-epochs", "4"])).recon.zsssl
-    assert z.max_epochs == 4 and z.lr == 8e-3
+    assert z.subspace  # the contrast subspace (RESULTS, issue 14)
+    z = _build_config(build_parser().parse_args([*args, "--recon-epochs", "4", "--no-recon-subspace"])).recon.zsssl
+    assert z.max_epochs == 4 and z.lr == 8e-3 and not z.subspace
+    seed = _build_config(build_parser().parse_args([*args, "--recon-preset", "seed"])).recon.zsssl
+    assert not seed.subspace  # the paper's set-up

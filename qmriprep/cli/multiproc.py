@@ -34,8 +34,9 @@ from nipype.pipeline.plugins.multiproc import MultiProcPlugin
 from .processes import worker_init
 
 WORKER_PRELOAD = ("numpy", "torch", "nibabel", "nipype.pipeline.engine", "qmriprep.interfaces.fit",
-                  "qmriprep.interfaces.recon", "qmriprep.interfaces.nn")
-"""Modules the fork server imports once, so that each worker starts without importing them."""
+                  "qmriprep.interfaces.recon", "qmriprep.interfaces.nn", "qmriprep.cli.worker_start")
+"""Modules the fork server imports once, so that each worker starts without importing them (and
+:mod:`.worker_start`: no traceback from a worker whose start a stopping run cut short)."""
 
 LOGGER = logging.getLogger("qmriprep")
 POLL_SECONDS = 0.5

@@ -265,6 +265,10 @@ def _kspace(g) -> None:
     g.add_argument("--no-mel", dest="recon.zsssl.mel", action="store_false",
                    help="plain backpropagation instead of memory-efficient learning (same gradients, "
                         "several times the memory)")
+    g.add_argument("--no-recon-subspace", dest="recon.zsssl.subspace", action="store_false",
+                   help="ZSSSL reconstructs every contrast instead of the coefficients of the series' "
+                        "contrast subspace (on by default in the fast and quick presets for series of "
+                        "6 or more contrasts sampled alike; see qmriprep.recon.subspace)")
     g.add_argument("--recon-init", dest="recon.init", type=_existing, metavar="MODEL",
                    help="start ZSSSL training from this saved model (transfer from another scan); "
                         "default: from scratch")

@@ -34,11 +34,14 @@ CGSENSE_ITER = 30
 #: phantom, about 270 s of training on one CPU thread; 100 steps were not enough to beat it);
 #: ``quick`` the ``fast`` network for 50 steps at 16x the paper's learning rate (RESULTS, issue 14:
 #: 20 % below CG-SENSE's NRMSE at R = 4 on a real-anatomy 230 x 180 x 8-echo slice set in about
-#: 2 minutes on 2 cores; 10 % at R = 8 and on the phantom)
+#: 2 minutes on 2 cores; 10 % at R = 8 and on the phantom). Both reconstruct a series of 6 or
+#: more contrasts sampled alike in its contrast subspace (:mod:`.subspace`; RESULTS, issue 14: with
+#: ``quick``, 24-51 % below CG-SENSE at R = 4 and 8 on three kinds of 8-echo slice sets in 44-63 s
+#: of training); ``seed`` does not (the paper did not).
 PRESETS = {
     "seed": {},
     "fast": {"n_unrolls": 5, "cg_iter": 6, "features": 32, "blocks": 5, "max_epochs": 30,
-             "patience": 6, "steps_per_epoch": 25, "batch": 2},
+             "patience": 6, "steps_per_epoch": 25, "batch": 2, "subspace": True},
 }
 PRESETS["quick"] = {**PRESETS["fast"], "lr": 8e-3, "max_epochs": 10, "steps_per_epoch": 5, "patience": 10}
 
@@ -140,7 +143,7 @@ def reconstruct(col: KspaceCollection, maps: np.ndarray, method: str, *, setting
     import torch
 
     from .sense import cg_sense, zero_filled
-    from .zsssl import ReconSettings, load_model, reconstruct as infer, save_model, train_zsssl
+    from .zsssl import ReconSettings
 
     if method not in METHODS:
         raise ValueError(f"unknown reconstruction {method!r}; choose from {', '.join(METHODS)}")
@@ -158,32 +161,61 @@ def reconstruct(col: KspaceCollection, maps: np.ndarray, method: str, *, setting
             info.update(TikhonovLambda=CGSENSE_LAMBDA, Iterations=CGSENSE_ITER)
         images = x.numpy()
     else:
-        settings = settings or ReconSettings()
-        start, warm = None, None
-        if init:
-            start, meta = load_model(init, settings.device)
-            n_model = start.hparams["n_contrasts"]
-            warm = f"{Path(init).name} (sha256 {meta['sha256'][:12]})"
-            if n_model != col.y.shape[1]:  # a model of another series: no transfer, say so
-                start, warm = None, (f"not used: {Path(init).name} has {n_model} contrasts, this "
-                                     f"collection {col.y.shape[1]}")
-                (log or print)(f"--recon-init {warm}; training from scratch")
-            else:  # the transferred CNN sets the architecture (unrolls and CG may differ)
-                settings = replace(settings, features=start.hparams["features"], blocks=start.hparams["blocks"])
-        model, history = train_zsssl(col.y, maps, col.mask, settings, init=start, log=log)
-        images = infer(model, col.y, maps, col.mask)
-        images = images.numpy() if hasattr(images, "numpy") else np.asarray(images)
-        val, mu = history.get("val_loss") or [], history.get("mu") or []
-        info.update(Settings=settings.as_dict(), EpochsRun=history.get("epochs"),
-                    BestEpoch=history.get("best_epoch"), BestValidationLoss=min(val) if val else None,
-                    LearnedMu=mu[history["best_epoch"]] if mu and history.get("best_epoch", -1) >= 0 else None,
-                    RandomSeed=settings.seed, TrainingSeconds=round(history.get("seconds", 0.0), 2),
-                    TrainingStopped=history.get("stopped"),
-                    WarmStart=warm)
-        if model_path:
-            info["WeightsSHA256"] = save_model(model_path, model, settings, history)
+        images, more = _zsssl(col, maps, settings or ReconSettings(), init, model_path, log)
+        info.update(more)
     info["ReconstructionSeconds"] = round(time.perf_counter() - t0, 2)
     return images, info
+
+
+def _zsssl(col: KspaceCollection, maps: np.ndarray, settings, init: str | None, model_path: str | None,
+           log) -> tuple[np.ndarray, dict]:
+    """ZSSSL images ``(S, C, H, W)`` and their provenance; the network reconstructs the
+    coefficients of the collection's contrast subspace (:mod:`.subspace`) when
+    :func:`_subspace_for` gives one, else the contrasts; ``init``: a saved model to start from."""
+    from .zsssl import load_model, reconstruct as infer, save_model, train_zsssl
+
+    log = log or print
+    start, meta = load_model(init, settings.device) if init else (None, None)
+    subspace = _subspace_for(col, settings, start, meta)
+    settings = replace(settings, subspace=subspace is not None)  # what the saved model is
+    y, mask, warm = col.y, col.mask, None
+    if subspace is not None:
+        y, mask = subspace.project(col.y), np.ascontiguousarray(col.mask[:, :subspace.rank])
+        log(f"contrast subspace: {col.y.shape[1]} contrasts reconstructed as {subspace.rank} coefficient images")
+    if start is not None:
+        n_model = start.hparams["n_contrasts"]
+        warm = f"{Path(init).name} (sha256 {meta['sha256'][:12]})"
+        if n_model != y.shape[1]:  # a model of another series: no transfer, say so
+            start, warm = None, f"not used: {Path(init).name} has {n_model} contrasts, this collection {y.shape[1]}"
+            log(f"--recon-init {warm}; training from scratch")
+        else:  # the transferred CNN sets the architecture (unrolls and CG may differ)
+            settings = replace(settings, features=start.hparams["features"], blocks=start.hparams["blocks"])
+    model, history = train_zsssl(y, maps, mask, settings, init=start, log=log)
+    images = infer(model, y, maps, mask)
+    images = images.numpy() if hasattr(images, "numpy") else np.asarray(images)
+    val, mu = history.get("val_loss") or [], history.get("mu") or []
+    info = dict(Settings=settings.as_dict(), EpochsRun=history.get("epochs"),
+                BestEpoch=history.get("best_epoch"), BestValidationLoss=min(val) if val else None,
+                LearnedMu=mu[history["best_epoch"]] if mu and history.get("best_epoch", -1) >= 0 else None,
+                RandomSeed=settings.seed, TrainingSeconds=round(history.get("seconds", 0.0), 2),
+                TrainingStopped=history.get("stopped"), WarmStart=warm,
+                ContrastSubspace=subspace.describe() if subspace is not None else None)
+    if model_path:
+        info["WeightsSHA256"] = save_model(model_path, model, settings, history)
+    return (subspace.expand(images) if subspace is not None else images), info
+
+
+def _subspace_for(col: KspaceCollection, settings, start, meta):
+    """The contrast subspace ZSSSL works in: with a start model, the one of the model's rank when
+    it was trained in a subspace (else none: it reconstructs contrasts); without, the data's when
+    ``settings.subspace``."""
+    from .subspace import contrast_subspace
+
+    if start is not None:
+        if not meta["settings"].get("subspace"):
+            return None
+        return contrast_subspace(col.y, col.mask, check_calibration(col), rank=start.hparams["n_contrasts"])
+    return contrast_subspace(col.y, col.mask, check_calibration(col)) if settings.subspace else None
 
 
 def save_images(images: np.ndarray, col: KspaceCollection, out_dir, prefix: str = "rec") -> list[str]:

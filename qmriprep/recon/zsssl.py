@@ -61,6 +61,7 @@ class ReconSettings:
     seed: int = 0
     device: str = "cpu"
     time_budget_s: float = 0.0  # stop after the epoch that passes it (0: no limit)
+    subspace: bool = False  # reconstruct the contrast subspace's coefficients (recon.subspace)
 
     def as_dict(self) -> dict:
         return asdict(self)

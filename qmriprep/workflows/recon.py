@@ -13,6 +13,7 @@ from .. import estimators
 from ..interfaces.bids import DerivativesDataSink
 from ..interfaces.recon import EstimateCoils, Reconstruct
 from ..provenance import reconstruction_meta
+from ..recon.subspace import MIN_CONTRASTS
 from .estimate import sources_of
 
 
@@ -52,6 +53,12 @@ def init_recon_wf(*, item, config, output_dir: str, init_maps_wf, name: str = "r
             workflow.__desc__ += (f" {method.label} training started from a network qmriprep ships, "
                                   "pre-trained the same way on synthetic k-space of other slices "
                                   "and subjects (transfer, as in [@yaman2022]).")
+        if method.learned and config.recon.zsssl.subspace and len(item.collection.files) >= MIN_CONTRASTS:
+            workflow.__desc__ += (" When every contrast was sampled at the same k-space points, the "
+                                  "network reconstructed the coefficient images of the series' contrast "
+                                  "subspace [@huang2012; @tamir2017]: the left singular vectors of the "
+                                  "calibration data whose eigenvalues exceed twice the noise eigenvalue "
+                                  "(the rank each series got is listed under *As run*).")
         ds_rec = pe.MapNode(DerivativesDataSink(
             base_directory=output_dir, reconstruction=method.name, compress=True, dismiss_entities=("part",),
             **reconstruction_meta(method, sources)),
