@@ -1,9 +1,10 @@
 """Nipype's MultiProc plugin, made to end with the run and to resume fast.
 
 - Workers start from a fork server (:data:`WORKER_PRELOAD` imported there once), not by forking
-  the main process (unless the server's socket has no home, :func:`_fork_server_possible`): a fork copies the main process's threads' locks (torch's and ITK's thread
-  pools, used by the main process before the run, e.g. in a test session or a notebook) in
-  whatever state they are, and a worker can block on one forever.
+  the main process (unless the server's socket has no home, :func:`_fork_server_possible`): a
+  fork copies the main process's threads' locks (torch's and ITK's thread pools, used by the main
+  process before the run, e.g. in a test session or a notebook) in whatever state they are, and a
+  worker can block on one forever.
 - Workers ask the kernel for SIGKILL when their parent dies (:func:`.processes.die_with_parent`);
   the fork server ends with the main process, so a main process killed by a timeout, the OOM
   killer or ``kill -9`` leaves no worker computing on.
@@ -103,12 +104,16 @@ def _worker_context():
     return context
 
 
+#: bytes multiprocessing adds to the temporary folder's path for the server's socket
+_SOCKET_NAME_BYTES = len("/pymp-12345678/listener-12345678")
+
+
 def _fork_server_possible(temp_dir: str) -> bool:
-    """Whether the fork server's socket (``<temp>/pymp-XXXXXXXX/listener-XXXXXXXX``) can live in
+    """Whether the fork server's socket (``<temp>/pymp-<8 chars>/listener-<8 chars>``) can live in
     ``temp_dir``: writable, a path short enough for a Unix socket (108 bytes), and not the current
     folder, Python's last resort when no temporary folder is writable (a read-only container,
     where it is the run's monitor folder, removed before multiprocessing removes its own)."""
-    if len(os.fsencode(temp_dir)) + len("/pymp-XXXXXXXX/listener-XXXXXXXX") >= 108:
+    if len(os.fsencode(temp_dir)) + _SOCKET_NAME_BYTES >= 108:
         LOGGER.debug("workers forked: the temporary folder's path is too long for a socket")
         return False
     if not os.access(temp_dir, os.W_OK) or os.path.samefile(temp_dir, os.getcwd()):

@@ -3,8 +3,9 @@
 The core function is named by the estimator's registry declaration (``"module:function"``) and
 called as ``core(series, protocol, b1=..., mask=..., **options)`` with the protocol rebuilt in SI
 units (and ``affine=`` the series' affine for a core that declares that parameter); the
-interface's outputs are the declared map fields (set per node, like Nipype's ``Function`` interface) and ``meta``, the sidecar fields the core returned under ``"meta"`` (after
-the series' noise fields ``noise_meta``).
+interface's outputs are the declared map fields (set per node, like Nipype's ``Function``
+interface) and ``meta``, the sidecar fields the core returned under ``"meta"`` (after the series'
+noise fields ``noise_meta``).
 """
 
 from __future__ import annotations

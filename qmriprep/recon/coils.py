@@ -64,6 +64,13 @@ def lowres_maps(kspace, calib) -> np.ndarray:
     return np.where(support, images / np.where(support, rss, 1.0), 0).astype(np.complex64)
 
 
+def calibration_block(kspace, calib: tuple[int, int]):
+    """The centred ``calib = (cH, cW)`` block of ``kspace (..., H, W)`` (as
+    :func:`calibration_region` places it)."""
+    (h, w), (a, b) = kspace.shape[-2:], calib
+    return kspace[..., h // 2 - a // 2: h // 2 - a // 2 + a, w // 2 - b // 2: w // 2 - b // 2 + b]
+
+
 def calibration_region(mask, min_size: int = MIN_CALIB, *, path=None) -> tuple[int, int]:
     """``(cH, cW)``: the largest (by area) fully sampled rectangle centred at ``(H//2, W//2)``.
 
@@ -129,9 +136,7 @@ def estimate_coils(y, mask, *, kernel: int = 6, thresh: float = 0.02, crop: floa
     if arr.ndim != 4:
         raise ValueError(f"k-space must be (S, C, N, H, W) or (S, N, H, W), got {arr.shape}")
     calib = calibration_region(msk, min_size, path=path)
-    h, w = arr.shape[-2:]
-    block = arr[..., h // 2 - calib[0] // 2: h // 2 - calib[0] // 2 + calib[0],
-                w // 2 - calib[1] // 2: w // 2 - calib[1] // 2 + calib[1]]
+    block = calibration_block(arr, calib)
     energy = np.sum(np.abs(block) ** 2, axis=(1, 2, 3))
     out = np.zeros(arr.shape, np.complex64)
     use = coil_method(calib, method)

@@ -36,8 +36,8 @@ CGSENSE_ITER = 30
 #: 20 % below CG-SENSE's NRMSE at R = 4 on a real-anatomy 230 x 180 x 8-echo slice set in about
 #: 2 minutes on 2 cores; 10 % at R = 8 and on the phantom). Both reconstruct a series of 6 or
 #: more contrasts sampled alike in its contrast subspace (:mod:`.subspace`; RESULTS, issue 14: with
-#: ``quick``, 24-51 % below CG-SENSE at R = 4 and 8 on three kinds of 8-echo slice sets in 44-63 s
-#: of training); ``seed`` does not (the paper did not).
+#: ``quick``, 33-51 % below CG-SENSE at R = 4 and 13-33 % at R = 8 on three kinds of 8-echo slice
+#: sets in 43-60 s); ``seed`` does not (the paper did not).
 PRESETS = {
     "seed": {},
     "fast": {"n_unrolls": 5, "cg_iter": 6, "features": 32, "blocks": 5, "max_epochs": 30,

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .coils import calibration_block
+
 #: a component is signal when its eigenvalue exceeds this multiple of the noise eigenvalue
 SIGNAL_FACTOR = 2.0
 #: fewer contrasts than this are reconstructed as they are (too few eigenvalues to tell noise)
@@ -72,8 +74,7 @@ def contrast_subspace(y: np.ndarray, mask: np.ndarray, calibration: tuple[int, i
     n_contrasts = y.shape[1]
     if (n_contrasts < MIN_CONTRASTS and rank is None) or not shares_one_mask(mask):
         return None
-    (h, w), (a, b) = y.shape[-2:], calibration
-    block = y[..., h // 2 - a // 2: h // 2 - a // 2 + a, w // 2 - b // 2: w // 2 - b // 2 + b]
+    block = calibration_block(y, calibration)
     samples = np.moveaxis(block, 1, 0).reshape(n_contrasts, -1).astype(np.complex128)
     u, s, _ = np.linalg.svd(samples, full_matrices=False)
     eigenvalues = s ** 2
