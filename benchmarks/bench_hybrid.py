@@ -2,7 +2,7 @@
 
     python benchmarks/bench_hybrid.py WORK_DIR [--subjects 6] [--test 2 | --held-out 01 02] [--slices 32] [--threads 1]
                                       [--edge-weight 0.5] [--epochs N] [--steps N] [--width N]
-                                      [--flair] [--label-noise 0.05]
+                                      [--flair] [--label-noise 0.05] [--ensemble N]
 
 1. ``python -m qmriprep.synth`` equivalent: ``--subjects`` phantoms at 1 mm (``--slices`` central
    axial slices, smooth per-subject deformation of 2 mm RMS, SNR 50), MPRAGE T1w + TSE T2w (with
@@ -54,6 +54,7 @@ def _args():
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--width", type=int, default=None)
+    p.add_argument("--ensemble", type=int, default=None, help="networks per model (qmriprep-hybrid train --ensemble)")
     p.add_argument("--flair", action="store_true", help="FLAIR images too (a third network input)")
     p.add_argument("--label-noise", type=float, default=0.0, help="relative noise of the label maps")
     return p.parse_args()
@@ -80,7 +81,8 @@ def _train(args, bids, loss):
     if (out / "model.json").exists():
         return out, None
     extra = [f for k, v in (("--edge-weight", args.edge_weight), ("--epochs", args.epochs),
-                            ("--steps-per-epoch", args.steps), ("--width", args.width)) if v is not None
+                            ("--steps-per-epoch", args.steps), ("--width", args.width),
+                            ("--ensemble", args.ensemble)) if v is not None
              for f in (k, str(v))]
     train = [s for s in _subjects(args) if s not in _held_out(args)]
     cmd = [sys.executable, "-m", "qmriprep.cli.hybrid", "train", str(bids), str(out), "--labels",
@@ -179,7 +181,8 @@ def main():
         assert proc is None or proc.wait() == 0, f"training {loss} failed (see {args.work})"
         models[loss] = folder
         meta = json.loads((folder / "model.json").read_text())
-        print(f"{loss}: {meta['epochs']} epochs ({meta['stopped']}), {meta['seconds']:.0f} s wall, "
+        epochs = "+".join(str(m["epochs"]) for m in meta["members"])
+        print(f"{loss}: {epochs} epochs ({meta['stopped']}), {meta['seconds']:.0f} s wall, "
               f"{meta['cpu_seconds']:.0f} s CPU, load average {load0:.1f} -> {os.getloadavg()[0]:.1f}"
               f" (both trainings {time.perf_counter() - t:.0f} s)")
     rows, apply_s = _evaluate(args, bids, models)

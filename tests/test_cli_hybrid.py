@@ -50,7 +50,7 @@ def test_train_writes_model_with_hash_settings_curves_protocol(model):
     assert meta["SHA256"] == sha256_file(model / "model.pt")
     assert meta["Estimator"] == HYBRID and meta["Settings"]["edge_weight"] > 0
     assert meta["TrainingSubjects"] == ["01", "02"] and meta["Contrasts"] == ["T1w", "T2w"]
-    assert len(meta["curves"]["val_loss"]) == meta["epochs"] == 2
+    assert [len(m["curves"]["val_loss"]) for m in meta["members"]] == [2] and meta["members"][0]["epochs"] == 2
     assert meta["Protocol"]["mprage"]["inversion_time"] == pytest.approx(0.9)
 
 
@@ -162,6 +162,32 @@ def test_a_model_without_sd_head_is_refused(bids, model, tmp_path, capsys):
                           "--participant-label", "03", "--hybrid-model", str(old)])
     assert code == EXIT_INPUT and "old/model.json: model has no standard-deviation head" in capsys.readouterr().out
     assert not (tmp_path / "out" / "sub-03").exists()
+
+
+def test_an_ensemble_model_trains_and_applies_as_one(bids, model, tmp_path):
+    """``--ensemble 2``: two members in one model file, applied together (the sidecar says how many);
+    member 0 is the single model of the same settings, so the second one moves the maps."""
+    from qmriprep.bids.weighted import find_weighted
+    from qmriprep.estimators.hybrid import fit_weighted
+
+    out = tmp_path / "ensemble"
+    assert hybrid.main(["train", str(bids), str(out), "--labels", str(bids / "derivatives" / "lowres"),
+                        "--participant-label", "01", "02", "--ensemble", "2", *TINY]) == 0
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["Settings"]["members"] == 2 and [m["seed"] for m in meta["members"]] == [0, 1]
+    wset = find_weighted(bids, "03")[0]
+    series = np.stack([np.asarray(nib.load(f).dataobj, np.float32) for f in wset["files"][:2]], -1)
+    mask = series[..., 0] > np.percentile(series[..., 0], 50)
+    both, first = (fit_weighted(series, wset["protocol"], mask=mask, model=str(m)) for m in (out, model))
+    assert both["meta"]["EnsembleSize"] == 2 and first["meta"]["EnsembleSize"] == 1
+    assert np.isfinite(both["t1"]).all() and (both["t1_sd"][mask] > 0).all()
+    assert not np.allclose(both["t1"][mask], first["t1"][mask])   # member 0 is `model`; member 1 moves the mean
+
+
+def test_ensemble_size_must_be_positive(bids, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        hybrid.main(["train", str(bids), str(tmp_path / "m"), "--labels", str(bids), "--ensemble", "0"])
+    assert stop.value.code == 2 and "--ensemble" in capsys.readouterr().err
 
 
 def test_supervised_model_is_named_supervised(bids, tmp_path):

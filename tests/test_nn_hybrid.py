@@ -56,27 +56,34 @@ def test_unet_keeps_any_image_size(shape):
     assert net(torch.zeros(1, 2, *shape)).shape == (1, 3, *shape)
 
 
-def test_training_recovers_label_maps_of_a_two_tissue_phantom():
-    """WM and GM side by side (random boundary): after a short training the network's T1 separates
-    them and is nearer the truth than the mean T1 is."""
-    rng = np.random.default_rng(0)
-    wm = np.zeros((6, 24, 16), bool)
-    for i in range(6):
-        wm[i, :, :rng.integers(5, 11)] = True
-    t1, t2, m0 = np.where(wm, 0.85, 1.35), np.where(wm, 0.07, 0.09), np.where(wm, 0.69, 0.8)
+def _two_tissue_volume(n: int = 6, seed: int = 0):
+    """WM and GM side by side (random boundary per slice): weighted images and exact labels."""
     from qmriprep.physics.mprage import mprage_signal
     from qmriprep.physics.tse import tse_signal
 
+    rng = np.random.default_rng(seed)
+    wm = np.zeros((n, 24, 16), bool)
+    for i in range(n):
+        wm[i, :, :rng.integers(5, 11)] = True
+    t1, t2, m0 = np.where(wm, 0.85, 1.35), np.where(wm, 0.07, 0.09), np.where(wm, 0.69, 0.8)
     images = np.stack([mprage_signal(m0, t1, MPRAGE), tse_signal(m0, t1, t2, TSE)]).astype(np.float32)
-    labels = np.stack([t1, t2, m0]).astype(np.float32)
+    return Volumes(images, np.stack([t1, t2, m0]).astype(np.float32))
+
+
+def test_training_recovers_label_maps_of_a_two_tissue_phantom():
+    """WM and GM side by side (random boundary): after a short training the network's T1 separates
+    them and is nearer the truth than the mean T1 is."""
+    vol = _two_tissue_volume(6)
+    images, t1, wm = vol.images, vol.labels[0], vol.labels[0] < 1
     settings = HybridSettings(width=4, depth=2, max_epochs=16, steps_per_epoch=4, batch_size=4, lr=1e-2,
                               patience=16, val_fraction=0.2)
     torch.set_num_threads(1)
-    model, record = train([Volumes(images, labels)], (MPRAGE, TSE), settings)
-    est = predict(model, images, settings)
+    nets, record = train([vol], (MPRAGE, TSE), settings)
+    est = predict(nets, images, settings)
     assert np.median(est["t1"][wm]) < np.median(est["t1"][~wm])
     assert np.abs(est["t1"] - t1).mean() < 0.8 * np.abs(t1.mean() - t1).mean()
-    assert record["curves"]["train_loss"][-1] < record["curves"]["train_loss"][0]
+    curve = record["members"][0]["curves"]["train_loss"]
+    assert len(nets) == 1 and curve[-1] < curve[0]
 
 
 def test_subjects_of_different_matrices_train_together():
@@ -96,7 +103,36 @@ def test_subjects_of_different_matrices_train_together():
     assert y[4:, 2, :, :2].sum() == 0 and x[4:, :, :, :2].sum() == 0   # the second by 2 columns
     settings = HybridSettings(width=4, depth=2, max_epochs=2, steps_per_epoch=2, batch_size=4, val_fraction=0.25)
     _, record = train([vol(20, 16, 1.0), vol(24, 12, 2.0)], (MPRAGE, TSE), settings)
-    assert record["epochs"] == 2
+    assert record["members"][0]["epochs"] == 2
+
+
+def test_ensemble_extends_the_single_model_averages_members_and_adds_their_spread():
+    """Member 0 of an ensemble is the single model of the same settings (same split and seed); the
+    maps are the members' mean; the SD combines their predicted variances and their spread; the
+    weights round-trip through the saved state (one member keeps the single-network keys)."""
+    from dataclasses import replace
+
+    from qmriprep.nn.hybrid import nets_from, state_of
+
+    vol = _two_tissue_volume(8)
+    settings = HybridSettings(width=4, depth=2, max_epochs=3, steps_per_epoch=3, batch_size=4, lr=1e-2,
+                              val_fraction=0.25)
+    torch.set_num_threads(1)
+    single, _ = train([vol], (MPRAGE, TSE), settings)
+    nets, record = train([vol], (MPRAGE, TSE), replace(settings, members=3))
+    assert len(nets) == 3 and [m["seed"] for m in record["members"]] == [0, 1, 2]
+    assert all(torch.equal(a, b) for a, b in zip(single[0].state_dict().values(), nets[0].state_dict().values()))
+    assert not torch.equal(nets[0].state_dict()["head.weight"], nets[1].state_dict()["head.weight"])
+    one = [predict([n], vol.images, settings, sd_calibration=[1, 1, 1]) for n in nets]
+    est = predict(nets, vol.images, settings, sd_calibration=[1, 1, 1])
+    mean = np.mean([o["t1"] for o in one], axis=0)
+    spread = np.mean([(o["t1"] - mean) ** 2 for o in one], axis=0)
+    assert np.allclose(est["t1"], mean, atol=1e-6) and spread.max() > 0
+    assert np.allclose(est["t1_sd"] ** 2, np.mean([o["t1_sd"] ** 2 for o in one], axis=0) + spread, rtol=1e-4)
+    assert len(record["SDCalibration"]) == 3 and record["seconds"] == sum(m["seconds"] for m in record["members"])
+    again = nets_from(state_of(nets), 2, replace(settings, members=3))
+    assert np.array_equal(predict(again, vol.images, settings)["t1"], predict(nets, vol.images, settings)["t1"])
+    assert set(state_of(single)) == set(nets[0].state_dict())
 
 
 def test_sd_head_reads_detached_features():
@@ -126,10 +162,10 @@ def test_sd_follows_label_noise_per_tissue_and_is_calibrated_on_held_out_slices(
     settings = HybridSettings(width=4, depth=2, max_epochs=30, steps_per_epoch=6, batch_size=4, lr=1e-2,
                               patience=30, val_fraction=0.25, edge_weight=0.0)
     torch.set_num_threads(1)
-    model, record = train([Volumes(images[:, :18], labels[:, :18])], (MPRAGE, TSE), settings)
+    nets, record = train([Volumes(images[:, :18], labels[:, :18])], (MPRAGE, TSE), settings)
     k = record["SDCalibration"]
     assert len(k) == 3 and all(np.isfinite(k)) and all(v > 0 for v in k)
-    est = predict(model, images[:, 18:], settings, sd_calibration=k)
+    est = predict(nets, images[:, 18:], settings, sd_calibration=k)
     sd, err = est["t1_sd"], np.abs(est["t1"] - noisy_t1[18:])
     assert np.median(sd[~wm[18:]]) > 2 * np.median(sd[wm[18:]])
     assert 0.55 < (err <= sd).mean() < 0.82
@@ -143,7 +179,7 @@ def test_prediction_reports_progress_over_slices(caplog, monkeypatch):
     net = UNet(2, 3, 4, 2, sd_channels=3)
     images = np.random.default_rng(0).uniform(0.1, 1, (2, 20, 16, 16)).astype(np.float32)
     with caplog.at_level(progress.LEVEL, logger=progress.LOGGER.name):
-        maps = predict(net, images, HybridSettings(width=4, depth=2), batch=8, sd_calibration=[1, 1, 1])
+        maps = predict([net], images, HybridSettings(width=4, depth=2), batch=8, sd_calibration=[1, 1, 1])
     assert maps["t1"].shape == (20, 16, 16) and maps["t1_sd"].shape == (20, 16, 16)
     lines = {r.getMessage().split(" slices")[0] for r in caplog.records if r.name == progress.LOGGER.name}
     assert lines == {"U-Net maps 8/20", "U-Net maps 16/20", "U-Net maps 20/20"}

@@ -29,6 +29,7 @@ LOGGER = logging.getLogger("qmriprep")
 def build_parser() -> argparse.ArgumentParser:
     from ..estimators.names import HYBRID, SUPERVISED
     from ..nn.hybrid import HybridSettings
+    from .parser import positive_int
 
     d = HybridSettings()
     p = argparse.ArgumentParser(prog="qmriprep-hybrid", description="T1, T2, M0 maps from clinical "
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                             ("--batch-size", "batch_size", int), ("--lr", "lr", float),
                             ("--time-budget", "time_budget_s", float), ("--seed", "seed", int)):
         t.add_argument(flag, dest=key, type=kind, default=getattr(d, key), help=f"default {getattr(d, key)}")
+    t.add_argument("--ensemble", dest="members", type=positive_int, default=d.members, metavar="N",
+                   help=f"train N networks (seeds SEED..SEED+N-1, one time budget); maps are their mean, the SD "
+                        f"includes their spread (default {d.members})")
     t.add_argument("--no-flair", action="store_true",
                    help="T1w and T2w only, even when every training subject has a FLAIR image")
     t.add_argument("--nthreads", type=int, default=2, help="torch threads (default 2)")
@@ -72,7 +76,8 @@ def _settings(args):
     from ..estimators.names import SUPERVISED
     from ..nn.hybrid import HybridSettings
 
-    keys = ("max_epochs", "steps_per_epoch", "patience", "width", "batch_size", "lr", "time_budget_s", "seed")
+    keys = ("max_epochs", "steps_per_epoch", "patience", "width", "batch_size", "lr", "time_budget_s", "seed",
+            "members")
     return replace(HybridSettings(), edge_weight=0.0 if args.loss == SUPERVISED else args.edge_weight,
                    **{k: getattr(args, k) for k in keys})
 
@@ -98,8 +103,8 @@ def _train(args) -> int:
     torch.set_num_threads(args.nthreads)
     vols = [load_volumes(w["files"][:len(contrasts)], labels, bids_dir) for _, w, labels in sets]
     LOGGER.info("training on %d subjects (%s), %s loss", len(sets), ", ".join(s for s, _, _ in sets), args.loss)
-    model, record = train(vols, (protocol.mprage, protocol.tse), settings)  # progress lines: nn.loop
-    write_model(model_dir, model, {**record, "TrainingSubjects": [s for s, _, _ in sets], "Orientation": "RAS",
+    nets, record = train(vols, (protocol.mprage, protocol.tse), settings)  # progress lines: nn.loop
+    write_model(model_dir, nets, {**record, "TrainingSubjects": [s for s, _, _ in sets], "Orientation": "RAS",
                                    "VoxelSize": [voxel_size(w["files"][0]) for _, w, _ in sets]},
                 protocol=protocol, contrasts=contrasts)
     LOGGER.info("model written to %s (%.0f s of training, %s)", model_dir, record["seconds"], record["stopped"])
@@ -170,20 +175,21 @@ def load_volumes(files, labels: dict, root: Path):
                    np.nan_to_num(ras(maps)).clip(min=0).astype(np.float32))
 
 
-def write_model(model_dir: Path, model, record: dict, *, protocol, contrasts) -> Path:
+def write_model(model_dir: Path, nets, record: dict, *, protocol, contrasts) -> Path:
     """``model.pt`` and ``model.json`` in ``model_dir``, written beside it and renamed into place."""
     import torch
 
     from .. import __version__
     from ..bids.weighted import WeightedProtocol
     from ..estimators.hybrid import META_FILE, MODEL_FILE, estimator_name
+    from ..nn.hybrid import state_of
     from ..utils.files import sha256_file
 
     tmp = model_dir.parent / f".{model_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        torch.save(model.state_dict(), tmp / MODEL_FILE)
+        torch.save(state_of(nets), tmp / MODEL_FILE)
         settings = record.pop("settings")
         meta = {"Name": "qmriprep-hybrid model", "Version": __version__,
                 "Estimator": estimator_name(settings["edge_weight"]), "SHA256": sha256_file(tmp / MODEL_FILE),

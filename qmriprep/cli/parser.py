@@ -38,7 +38,7 @@ def _estimator(value: str) -> tuple[str, list[str]]:
     return kind, chosen
 
 
-def _positive(value: str) -> int:
+def positive_int(value: str) -> int:
     try:
         number = int(value)
     except ValueError:
@@ -145,9 +145,9 @@ def _filtering(g) -> None:
 def _resources(g) -> None:
     g.add_argument("-w", "--work-dir", dest="execution.work_dir", type=_absolute, default=_absolute("work"),
                    help="working directory (intermediate results; reused by reruns)")
-    g.add_argument("--nprocs", "--n-cpus", dest="nipype.nprocs", type=_positive, metavar="N",
+    g.add_argument("--nprocs", "--n-cpus", dest="nipype.nprocs", type=positive_int, metavar="N",
                    help="maximum number of processes (default: all CPUs)")
-    g.add_argument("--omp-nthreads", dest="nipype.omp_nthreads", type=_positive, metavar="N",
+    g.add_argument("--omp-nthreads", dest="nipype.omp_nthreads", type=positive_int, metavar="N",
                    help="threads per process for numpy/torch (default: min(8, nprocs))")
     g.add_argument("--mem", "--mem-gb", dest="nipype.mem_gb", type=float, metavar="GB",
                    help="memory limit for the scheduler, in GB")
@@ -230,7 +230,7 @@ def _scancnn(g) -> None:
     g.add_argument("--scancnn-loss", dest="scan_cnn.loss", choices=LOSSES,
                    help="data term between acquired and synthesised echoes (default l2; see "
                         "benchmarks/RESULTS.md for the comparison)")
-    g.add_argument("--scancnn-epochs", dest="scan_cnn.max_epochs", type=_positive, metavar="N",
+    g.add_argument("--scancnn-epochs", dest="scan_cnn.max_epochs", type=positive_int, metavar="N",
                    help="maximum training epochs on the scan (default 2000; training stops earlier "
                         "when the held-out echo error stops falling)")
     g.add_argument("--scancnn-time-budget", dest="scan_cnn.time_budget_s", type=float, metavar="S",
@@ -286,7 +286,7 @@ def _group(g) -> None:
                    help="spaces of the group table: native (each map's grid, tissues of the template "
                         f"pulled back) and {TEMPLATE} (nilearn's MNI152 template, offline; the maps "
                         "are registered affinely and written as space-<template> derivatives)")
-    g.add_argument("--template-resolution", dest="template_resolution", type=_positive, default=2,
+    g.add_argument("--template-resolution", dest="template_resolution", type=positive_int, default=2,
                    metavar="MM", help="voxel size of the template space (mm)")
     g.add_argument("--atlas", dest="atlas", type=_existing, default=None, metavar="NIFTI",
                    help="ROI atlas in the template space (integer labels; names from an index/name "

@@ -73,20 +73,18 @@ def fit_weighted(series, protocol, *, b1=None, mask=None, model="", affine=None,
     import numpy as np
     import torch
 
-    from ..nn.hybrid import HybridSettings, predict
-    from ..nn.unet import UNet
+    from ..nn.hybrid import HybridSettings, nets_from, predict
     from ..utils.orientation import from_ras, to_ras
 
     meta = read_model_meta(model)
     check_protocol(meta, protocol, [Path(model) / META_FILE])
     settings = HybridSettings(**{**meta["Settings"], "scales": tuple(meta["Settings"]["scales"])})
     state = torch.load(Path(model) / MODEL_FILE, map_location="cpu", weights_only=True)
-    net = UNet(len(meta["Contrasts"]), 3, settings.width, settings.depth, sd_channels=3)
-    net.load_state_dict(state)
+    nets = nets_from(state, len(meta["Contrasts"]), settings)
     ras = (lambda a: a) if affine is None else (lambda a: to_ras(a, affine))  # noqa: E731
     images = np.moveaxis(ras(np.asarray(series, np.float32)), -1, 0)
     inside = np.ones(images.shape[1:], bool) if mask is None else ras(np.asarray(mask, bool))
-    maps = predict(net, images[:len(meta["Contrasts"])], settings, mask=inside,
+    maps = predict(nets, images[:len(meta["Contrasts"])], settings, mask=inside,
                    sd_calibration=meta["SDCalibration"])
     outside = np.zeros_like(inside)
     for key, (low, high) in zip(("t1", "t2", "m0"), meta["TrainingRange"]):
@@ -97,7 +95,8 @@ def fit_weighted(series, protocol, *, b1=None, mask=None, model="", affine=None,
     return {**maps, "meta": {"ModelSHA256": meta["SHA256"], "TrainingSettings": meta["Settings"],
                              "TrainingSubjects": meta.get("TrainingSubjects", []),
                              "InputContrasts": list(meta["Contrasts"]), "SDCalibration": meta["SDCalibration"],
-                             "TrainingRange": meta["TrainingRange"], "OutOfRangeVoxels": int(outside.sum()),
+                             "TrainingRange": meta["TrainingRange"], "EnsembleSize": settings.members,
+                             "OutOfRangeVoxels": int(outside.sum()),
                              **voxel_size_note(meta, affine)}}
 
 

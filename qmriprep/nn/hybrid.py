@@ -61,8 +61,9 @@ class HybridSettings:
     lr: float = 2e-3
     steps_per_epoch: int = 25
     val_fraction: float = 0.1
-    time_budget_s: float | None = None
+    time_budget_s: float | None = None   # shared by the members
     seed: int = 0
+    members: int = 1                  # an ensemble of networks (maps averaged, their spread in the SD)
 
 
 @dataclass
@@ -155,14 +156,36 @@ def _pad_to(a: np.ndarray, size) -> np.ndarray:
 
 def train(vols: list[Volumes], protocols: tuple[MPRAGEProtocol, TSEProtocol], settings: HybridSettings,
           *, log=None):
-    """Train on ``vols``; returns ``(model, record)`` (record: curves, timings, slices used)."""
-    clock = Stopwatch()
+    """Train ``settings.members`` networks on ``vols`` (one split of training and held-out slices;
+    member ``k`` initialised and batched with seed ``seed + k``, the time budget shared); returns
+    ``(networks, record)`` (record: per-member curves and timings, slices used, SD calibration of
+    the ensemble, training range)."""
     x, y = _slices(vols, settings.slice_axis)
     gen = torch.Generator().manual_seed(settings.seed)
     order = torch.randperm(x.shape[0], generator=gen)
     n_val = max(1, int(round(settings.val_fraction * x.shape[0])))
     val, tr = order[:n_val], order[n_val:]
-    with seeded(settings.seed):
+    nets, runs = [], []
+    for k in range(settings.members):
+        member_gen = gen if k == 0 else torch.Generator().manual_seed(settings.seed + k)
+        net, run = _train_member((x, y, tr, val), protocols, settings, k, member_gen, log=log)
+        nets.append(net)
+        runs.append(run)
+    record = {"settings": asdict(settings), "n_train_slices": int(len(tr)), "n_val_slices": int(n_val),
+              "members": runs, "seconds": sum(r["seconds"] for r in runs),
+              "cpu_seconds": sum(r["cpu_seconds"] for r in runs),
+              "stopped": ", ".join(sorted({r["stopped"] for r in runs}))}
+    record["SDCalibration"] = calibrate_sd(nets, x[val], y[val], settings)
+    record["TrainingRange"] = training_range(y[tr])
+    return nets, record
+
+
+def _train_member(data, protocols, settings: HybridSettings, k: int, gen: torch.Generator, *, log=None):
+    """Member ``k``: a U-Net initialised with seed ``seed + k``, batches drawn by ``gen`` from the
+    training slices ``tr`` of ``data = (x, y, tr, val)``, early stopping on ``val``."""
+    x, y, tr, val = data
+    clock = Stopwatch()
+    with seeded(settings.seed + k):
         model = UNet(x.shape[1], 3, settings.width, settings.depth, sd_channels=3)
 
     def total(xb, yb, *, with_sd=False):
@@ -179,17 +202,14 @@ def train(vols: list[Volumes], protocols: tuple[MPRAGEProtocol, TSEProtocol], se
         return float(sum(total(x[val[i:i + 16]], y[val[i:i + 16]]) * len(val[i:i + 16])
                          for i in range(0, len(val), 16)) / len(val))
 
+    budget = None if settings.time_budget_s is None else settings.time_budget_s / settings.members
     loop = LoopSettings(max_epochs=settings.max_epochs, patience=settings.patience, lr=settings.lr,
-                        steps_per_epoch=settings.steps_per_epoch, schedule="cosine",
-                        time_budget_s=settings.time_budget_s)
-    hist = fit(model, step, loop, val_loss=val_loss, hooks=Hooks(log=log, progress="U-Net training"), clock=clock)
-    record = {"settings": asdict(settings), "n_train_slices": int(len(tr)), "n_val_slices": int(n_val),
-              "epochs": len(hist.records), "best_epoch": hist.best_epoch + 1, "stopped": hist.stopped,
-              "seconds": hist.seconds, "cpu_seconds": hist.cpu_seconds,
-              "curves": {k: hist.column(k) for k in ("train_loss", "val_loss", "seconds")}}
-    record["SDCalibration"] = calibrate_sd(model, x[val], y[val], settings)
-    record["TrainingRange"] = training_range(y[tr])
-    return model, record
+                        steps_per_epoch=settings.steps_per_epoch, schedule="cosine", time_budget_s=budget)
+    what = "U-Net training" + (f" (member {k + 1} of {settings.members})" if settings.members > 1 else "")
+    hist = fit(model, step, loop, val_loss=val_loss, hooks=Hooks(log=log, progress=what), clock=clock)
+    return model, {"seed": settings.seed + k, "epochs": len(hist.records), "best_epoch": hist.best_epoch + 1,
+                   "stopped": hist.stopped, "seconds": hist.seconds, "cpu_seconds": hist.cpu_seconds,
+                   "curves": {c: hist.column(c) for c in ("train_loss", "val_loss", "seconds")}}
 
 
 def training_range(y: torch.Tensor) -> list[list[float]]:
@@ -205,13 +225,31 @@ ONE_SD = 0.6827
 
 
 @torch.no_grad()
-def calibrate_sd(model, x: torch.Tensor, y: torch.Tensor, settings: HybridSettings) -> list[float]:
+def combined(nets, x: torch.Tensor, settings: HybridSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(maps, sd)`` of slices ``x`` by the members ``nets``: the mean of their maps, and the
+    uncalibrated SD ``sqrt(mean_k var_k + var_k(maps_k))`` (each member's predicted variance
+    ``exp(s_k)`` times the scale squared, plus the spread between members: Lakshminarayanan 2017)."""
+    scales = torch.tensor(settings.scales)[:, None, None]
+    maps, var = 0, 0
+    outs = []
+    for net in nets:
+        net.eval()
+        out = net(x)
+        m = maps_from(out, settings)
+        outs.append(m)
+        maps = maps + m / len(nets)
+        var = var + torch.exp(log_variance(out)) * scales ** 2 / len(nets)
+    spread = sum((m - maps) ** 2 for m in outs) / len(nets)
+    return maps, torch.sqrt(var + spread)
+
+
+@torch.no_grad()
+def calibrate_sd(nets, x: torch.Tensor, y: torch.Tensor, settings: HybridSettings) -> list[float]:
     """Per map, the factor ``k`` making 68.27 % of the label residuals of slices ``x``, ``y`` (brain:
-    M0 label > 0) lie within ``k exp(s / 2)``."""
-    model.eval()
-    out = torch.cat([model(x[i:i + 16]) for i in range(0, len(x), 16)])
-    z = (maps_from(out, settings) - y).abs() / (torch.exp(log_variance(out) / 2)
-                                                 * torch.tensor(settings.scales)[:, None, None])
+    M0 label > 0) lie within ``k`` times the members' combined SD (:func:`combined`)."""
+    parts = [combined(nets, x[i:i + 16], settings) for i in range(0, len(x), 16)]
+    maps, sd = (torch.cat([p[j] for p in parts]) for j in (0, 1))
+    z = (maps - y).abs() / sd
     brain = y[:, 2] > 0
     return [float(np.quantile(z[:, c][brain].numpy(), ONE_SD)) if brain.any() else 1.0 for c in range(3)]
 
@@ -220,21 +258,33 @@ _KEYS = ("t1", "t2", "m0")
 
 
 @torch.no_grad()
-def predict(model, images: np.ndarray, settings: HybridSettings, *, mask=None, batch: int = 16,
+def predict(nets, images: np.ndarray, settings: HybridSettings, *, mask=None, batch: int = 16,
             sd_calibration=None) -> dict:
-    """``{"t1", "t2", "m0"}`` (s, s, label units) of raw weighted ``images`` (C, X, Y, Z) and their
-    SDs ``{"t1_sd", "t2_sd", "m0_sd"}`` (times ``sd_calibration``, per map); 0 outside ``mask``."""
-    model.eval()
+    """``{"t1", "t2", "m0"}`` (s, s, label units) of raw weighted ``images`` (C, X, Y, Z) by the
+    members ``nets`` (mean) and their SDs ``{"t1_sd", "t2_sd", "m0_sd"}`` (:func:`combined`, times
+    ``sd_calibration`` per map); 0 outside ``mask``."""
     x = torch.from_numpy(np.moveaxis(normalise(images), settings.slice_axis + 1, 0))
     progress, parts = Progress("U-Net maps", x.shape[0], unit="slices"), []
     for i in range(0, x.shape[0], batch):
-        parts.append(model(x[i:i + batch]))
+        parts.append(combined(nets, x[i:i + batch], settings))
         progress.update(min(i + batch, x.shape[0]), final=i + batch >= x.shape[0])
-    out = torch.cat(parts)
-    scales = torch.tensor(settings.scales)[:, None, None]
-    fields = {k: maps_from(out, settings)[:, i] for i, k in enumerate(_KEYS)}
-    sd = torch.exp(log_variance(out) / 2) * scales * torch.tensor(sd_calibration or [1.0] * 3)[:, None, None]
+    maps, sd = (torch.cat([p[j] for p in parts]) for j in (0, 1))
+    sd = sd * torch.tensor(sd_calibration or [1.0] * 3)[:, None, None]
+    fields = {k: maps[:, i] for i, k in enumerate(_KEYS)}
     fields.update({f"{k}_sd": sd[:, i] for i, k in enumerate(_KEYS)})
     keep = np.ones(images.shape[1:], bool) if mask is None else np.asarray(mask, bool)
     return {k: np.where(keep, np.moveaxis(v.numpy(), 0, settings.slice_axis), 0).astype(np.float32)
             for k, v in fields.items()}
+
+
+def state_of(nets) -> dict:
+    """The weights to save: one member's state dict as is (the single-network format), several as a
+    ``ModuleList``'s (keys ``"k.<name>"``)."""
+    return nets[0].state_dict() if len(nets) == 1 else torch.nn.ModuleList(nets).state_dict()
+
+
+def nets_from(state: dict, n_inputs: int, settings: HybridSettings) -> list:
+    """The ``settings.members`` U-Nets of a saved ``state`` (:func:`state_of`)."""
+    nets = [UNet(n_inputs, 3, settings.width, settings.depth, sd_channels=3) for _ in range(settings.members)]
+    (nets[0] if len(nets) == 1 else torch.nn.ModuleList(nets)).load_state_dict(state)
+    return nets
