@@ -45,7 +45,8 @@ HERE = Path(__file__).resolve().parents[1]
 
 
 def slice_set(r=4.0, snr=50.0, echoes=8, coils=8, seed=0, shape=(180, 230)):
-    """``y (1, E, N, H, W)``, ``mask (1, E, H, W)``, noise-free magnitudes ``truth (1, E, H, W)``,
+    """``y (1, E, N, H, W)``, ``mask (1, E, H, W)``, noise-free magnitudes ``truth (1, E, H, W)`` (the
+    echoes of ``physics.exponential.monoexp``, which may be complex),
     ``brain (H, W)``, noise-free coil images ``coil_truth (1, E, N, H, W)``."""
     from qmriprep.physics.exponential import monoexp
     from qmriprep.recon.fft import centred_fft
@@ -62,13 +63,13 @@ def slice_set(r=4.0, snr=50.0, echoes=8, coils=8, seed=0, shape=(180, 230)):
     box = (slice((nx - h) // 2, (nx - h) // 2 + h), slice((ny - w) // 2, (ny - w) // 2 + w))
     img, maps = img[box].transpose(2, 0, 1), maps[(slice(None),) + box]
     ksp = centred_fft(maps[None] * img[:, None], (-2, -1))
-    sigma = float(np.mean(img[0][ph.noise_reference()[box + (0,)]]) / snr)
+    sigma = float(np.mean(np.abs(img[0])[ph.noise_reference()[box + (0,)]]) / snr)
     rng = np.random.default_rng(seed)
     ksp = ksp + sigma * (rng.standard_normal(ksp.shape) + 1j * rng.standard_normal(ksp.shape))
     lines = variable_density_mask((h, w), r, calib=24, kind="lines", seed=seed)
     mask = np.broadcast_to(lines, (1, echoes, h, w)).astype(np.float32)
     return {"y": (ksp[None] * mask[:, :, None]).astype(np.complex64), "mask": mask,
-            "truth": img[None].astype(np.float32), "brain": ph.mask[box + (0,)],
+            "truth": np.abs(img[None]).astype(np.float32), "brain": ph.mask[box + (0,)],
             "coil_truth": (maps[None] * img[:, None]).astype(np.complex64)[None]}
 
 

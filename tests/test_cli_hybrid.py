@@ -50,7 +50,7 @@ def test_train_writes_model_with_hash_settings_curves_protocol(model):
     assert meta["SHA256"] == sha256_file(model / "model.pt")
     assert meta["Estimator"] == HYBRID and meta["Settings"]["edge_weight"] > 0
     assert meta["TrainingSubjects"] == ["01", "02"] and meta["Contrasts"] == ["T1w", "T2w"]
-    assert [len(m["curves"]["val_loss"]) for m in meta["members"]] == [2] and meta["members"][0]["epochs"] == 2
+    assert [len(m["curves"]["val_loss"]) for m in meta["members"]] == [2, 2, 2] and meta["members"][0]["epochs"] == 2
     assert meta["Protocol"]["mprage"]["inversion_time"] == pytest.approx(0.9)
 
 
@@ -165,23 +165,24 @@ def test_a_model_without_sd_head_is_refused(bids, model, tmp_path, capsys):
 
 
 def test_an_ensemble_model_trains_and_applies_as_one(bids, model, tmp_path):
-    """``--ensemble 2``: two members in one model file, applied together (the sidecar says how many);
-    member 0 is the single model of the same settings, so the second one moves the maps."""
+    """The default model is an ensemble of three members in one file, applied together (the
+    sidecar says how many); its member 0 is the single model of ``--ensemble 1``, so the other two
+    move the maps."""
     from qmriprep.bids.weighted import find_weighted
     from qmriprep.estimators.hybrid import fit_weighted
 
-    out = tmp_path / "ensemble"
+    out = tmp_path / "single"
     assert hybrid.main(["train", str(bids), str(out), "--labels", str(bids / "derivatives" / "lowres"),
-                        "--participant-label", "01", "02", "--ensemble", "2", *TINY]) == 0
-    meta = json.loads((out / "model.json").read_text())
-    assert meta["Settings"]["members"] == 2 and [m["seed"] for m in meta["members"]] == [0, 1]
+                        "--participant-label", "01", "02", "--ensemble", "1", *TINY]) == 0
+    meta = json.loads((model / "model.json").read_text())
+    assert meta["Settings"]["members"] == 3 and [m["seed"] for m in meta["members"]] == [0, 1, 2]
     wset = find_weighted(bids, "03")[0]
     series = np.stack([np.asarray(nib.load(f).dataobj, np.float32) for f in wset["files"][:2]], -1)
     mask = series[..., 0] > np.percentile(series[..., 0], 50)
-    both, first = (fit_weighted(series, wset["protocol"], mask=mask, model=str(m)) for m in (out, model))
-    assert both["meta"]["EnsembleSize"] == 2 and first["meta"]["EnsembleSize"] == 1
-    assert np.isfinite(both["t1"]).all() and (both["t1_sd"][mask] > 0).all()
-    assert not np.allclose(both["t1"][mask], first["t1"][mask])   # member 0 is `model`; member 1 moves the mean
+    three, one = (fit_weighted(series, wset["protocol"], mask=mask, model=str(m)) for m in (model, out))
+    assert three["meta"]["EnsembleSize"] == 3 and one["meta"]["EnsembleSize"] == 1
+    assert np.isfinite(three["t1"]).all() and (three["t1_sd"][mask] > 0).all()
+    assert not np.allclose(three["t1"][mask], one["t1"][mask])
 
 
 def test_ensemble_size_must_be_positive(bids, tmp_path, capsys):

@@ -87,9 +87,9 @@ def test_given_options_override_the_config_file_and_the_preset(tmp_path):
 
 
 def test_quick_preset_is_the_measured_recipe(tmp_path):
-    """``--recon-preset quick``: the fast network, 50 steps at lr 8e-3 (RESULTS' R = 4 figure was
-    measured with exactly these settings: benchmarks/pretrain_zsssl.py finetune scratch --steps 50
-    --lr 8e-3); an epoch option given with it still wins."""
+    """``--recon-preset quick``: the fast network, 100 steps from lr 8e-3 down a cosine (RESULTS'
+    R = 8 figures were measured with exactly these settings: benchmarks/bench_zsssl_subspace.py
+    --preset quick); an epoch option given with it still wins."""
     from qmriprep.cli.run import _build_config
     from qmriprep.recon.pipeline import PRESETS
 
@@ -97,7 +97,7 @@ def test_quick_preset_is_the_measured_recipe(tmp_path):
     bids.mkdir()
     args = [str(bids), str(tmp_path / "out"), "participant", "--recon-preset", "quick"]
     z = _build_config(build_parser().parse_args(args)).recon.zsssl
-    assert (z.lr, z.max_epochs * z.steps_per_epoch) == (8e-3, 50) and z.patience >= z.max_epochs
+    assert (z.lr, z.max_epochs * z.steps_per_epoch, z.schedule) == (8e-3, 100, "cosine") and z.patience >= z.max_epochs
     assert all(getattr(z, k) == PRESETS["fast"][k] for k in ("features", "blocks", "n_unrolls", "cg_iter"))
     assert z.subspace  # the contrast subspace (RESULTS, issue 14)
     z = _build_config(build_parser().parse_args([*args, "--recon-epochs", "4", "--no-recon-subspace"])).recon.zsssl

@@ -248,8 +248,9 @@ def _kspace(g) -> None:
     g.add_argument("--recon-preset", dest="recon.preset", choices=sorted(PRESETS),
                    help="ZSSSL network and training size. seed: the paper's (10 unrolls, 15 residual "
                         "blocks of 64 features, up to 300 epochs; a GPU job); fast (default): a smaller "
-                        "network and shorter training that runs on CPUs; quick: the fast network for 50 "
-                        "steps at a high learning rate, minutes per slice set (see benchmarks/RESULTS.md)")
+                        "network and shorter training that runs on CPUs; quick: the fast network for 100 "
+                        "steps from a high learning rate, minutes per slice set; best for multi-echo series "
+                        "(contrast subspace; see benchmarks/RESULTS.md)")
     for flag, key, what in (("--recon-unrolls", "n_unrolls", "unrolls"),
                             ("--recon-features", "features", "CNN features"),
                             ("--recon-blocks", "blocks", "CNN residual blocks"),

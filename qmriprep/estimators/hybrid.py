@@ -122,7 +122,8 @@ def voxel_size_note(meta: dict, affine) -> dict:
 
 _SD = ("Standard deviation of the {} estimate: a second U-Net head (on the maps' detached features) "
        "predicting the log-variance of the residual to the low-resolution labels (Gaussian negative "
-       "log-likelihood), scaled per map so that 68.27 % of the held-out training slices' residuals lie "
+       "log-likelihood), for an ensemble (EnsembleSize > 1) combined with the spread of its members' maps, "
+       "scaled per map so that 68.27 % of the held-out training slices' residuals lie "
        "within +-1 SD (SDCalibration): an uncertainty relative to the labels, blind to their blur and bias")
 _OUT = (Output("t1", "T1map"), Output("t2", "T2map"), Output("m0", "M0map"),
         *(Output(f"{k}_sd", s, desc="SD", description=_SD.format(k.upper()))
@@ -130,12 +131,14 @@ _OUT = (Output("t1", "T1map"), Output("t2", "T2map"), Output("m0", "M0map"),
         Output("out_of_range", "mask", desc="OutOfRange", description=(
             "1 where the T1, T2 or M0 estimate lies outside the 0.1-99.9 percentile range of the training "
             "labels in the brain (TrainingRange): an extrapolation")))
-_NET = ("A 2-D U-Net mapping slices of the T1-weighted MPRAGE and T2-weighted TSE images (and of the "
+_NET = ("A 2-D U-Net (or the mean of an ensemble of EnsembleSize U-Nets trained from successive random seeds) "
+        "mapping slices of the T1-weighted MPRAGE and T2-weighted TSE images (and of the "
         "FLAIR image, InputContrasts, when the model was trained with one; each divided "
         "by its 99th percentile) to T1, T2 and M0, trained with an L1 loss to low-resolution label maps")
+_CITES = ("qiu2021", "ronneberger2015", "deichmann2000", "lakshminarayanan2017")
 for _name, _how in ((HYBRID, " plus an L1 loss between the Sobel edge maps of the acquired weighted images "
                      "and of those synthesised from the predicted maps by the MPRAGE and TSE signal models, "
                      "each scaled by its closed-form least-squares factor"), (SUPERVISED, " only")):
     register(Estimator(kind=KIND, name=_name, core=f"{__name__}:fit_weighted", settings=KIND,
-                       choosable=False, citations=("qiu2021", "ronneberger2015", "deichmann2000"), outputs=_OUT,
+                       choosable=False, citations=_CITES, outputs=_OUT,
                        algorithm=_NET + _how))

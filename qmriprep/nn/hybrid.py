@@ -25,6 +25,10 @@ The standard deviation ``k exp(s / 2)`` is then calibrated on the held-out slice
 68.27 % of their label residuals lie within +-1 SD (as a Gaussian's; the model's ``SDCalibration``).
 The residual is to the *labels*: label noise counts as error; what the network shares with the
 labels (their blur, their bias) does not.
+
+**Ensembles** (``members`` > 1; Lakshminarayanan et al. 2017): networks trained on the same split
+from seeds ``seed .. seed + members - 1``; the maps are their mean and the SD combines their
+predicted variances with their spread, ``sqrt(mean_k sd_k^2 + var_k(maps_k))``, calibrated as above.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ class HybridSettings:
     val_fraction: float = 0.1
     time_budget_s: float | None = None   # shared by the members
     seed: int = 0
-    members: int = 1                  # an ensemble of networks (maps averaged, their spread in the SD)
+    members: int = 3                  # an ensemble of networks (maps averaged, their spread in the SD; RESULTS)
 
 
 @dataclass

@@ -32,18 +32,19 @@ CGSENSE_ITER = 30
 #: the paper's set-up (a GPU job); ``fast`` a smaller network and at most 750 steps for CPUs
 #: (benchmarks/RESULTS.md: 37 % lower image NRMSE than CG-SENSE at R = 8 on the 2 mm 3-D VFA
 #: phantom, about 270 s of training on one CPU thread; 100 steps were not enough to beat it);
-#: ``quick`` the ``fast`` network for 50 steps at 16x the paper's learning rate (RESULTS, issue 14:
-#: 20 % below CG-SENSE's NRMSE at R = 4 on a real-anatomy 230 x 180 x 8-echo slice set in about
-#: 2 minutes on 2 cores; 10 % at R = 8 and on the phantom). Both reconstruct a series of 6 or
-#: more contrasts sampled alike in its contrast subspace (:mod:`.subspace`; RESULTS, issue 14: with
-#: ``quick``, 33-51 % below CG-SENSE at R = 4 and 13-33 % at R = 8 on three kinds of 8-echo slice
-#: sets in 43-60 s); ``seed`` does not (the paper did not).
+#: ``quick`` the ``fast`` network for 100 steps from 16x the paper's learning rate down a cosine
+#: (RESULTS, issue 14). Both reconstruct a series of 6 or more contrasts sampled alike in its
+#: contrast subspace (:mod:`.subspace`); there ``quick`` was 26-35 % below CG-SENSE's NRMSE at R = 8
+#: on real-anatomy and multi-exponential 230 x 180 x 8-echo slice sets (3 seeds each) in 104-158 s
+#: on 2 cores, ``fast`` 27 % in 701 s; without a subspace ``quick`` is weak (10 % at R = 4), so
+#: ``fast`` stays the default. ``seed`` does not use the subspace (the paper did not).
 PRESETS = {
     "seed": {},
     "fast": {"n_unrolls": 5, "cg_iter": 6, "features": 32, "blocks": 5, "max_epochs": 30,
              "patience": 6, "steps_per_epoch": 25, "batch": 2, "subspace": True},
 }
-PRESETS["quick"] = {**PRESETS["fast"], "lr": 8e-3, "max_epochs": 10, "steps_per_epoch": 5, "patience": 10}
+PRESETS["quick"] = {**PRESETS["fast"], "lr": 8e-3, "max_epochs": 20, "steps_per_epoch": 5, "patience": 20,
+                    "schedule": "cosine"}
 
 #: ZS-SSL start networks shipped in ``qmriprep/data/weights`` (seed 000's transfer): number of
 #: contrasts -> (file, SHA256 of the weights). Pre-trained on synthetic 8-echo slice sets by

@@ -62,14 +62,16 @@ class ReconSettings:
     device: str = "cpu"
     time_budget_s: float = 0.0  # stop after the epoch that passes it (0: no limit)
     subspace: bool = False  # reconstruct the contrast subspace's coefficients (recon.subspace)
+    schedule: str = "constant"  # learning rate over the epochs: constant | cosine (to 1e-5 at max_epochs)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def loop(self) -> LoopSettings:
-        """The settings of the training loop (constant learning rate)."""
+        """The settings of the training loop."""
         return LoopSettings(max_epochs=self.max_epochs, patience=self.patience, lr=self.lr,
-                            steps_per_epoch=self.steps_per_epoch, time_budget_s=self.time_budget_s or None)
+                            steps_per_epoch=self.steps_per_epoch, schedule=self.schedule,
+                            time_budget_s=self.time_budget_s or None)
 
 
 def _l1l2(diff: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
