@@ -185,6 +185,23 @@ def test_an_ensemble_model_trains_and_applies_as_one(bids, model, tmp_path):
     assert not np.allclose(three["t1"][mask], one["t1"][mask])
 
 
+def test_a_single_network_model_from_before_ensembles_still_applies(bids, tmp_path):
+    """A model.json written before ensembles has no ``members`` setting: it is read as one network."""
+    from qmriprep.bids.weighted import find_weighted
+    from qmriprep.estimators.hybrid import fit_weighted
+
+    out = tmp_path / "old"
+    assert hybrid.main(["train", str(bids), str(out), "--labels", str(bids / "derivatives" / "lowres"),
+                        "--participant-label", "01", "--ensemble", "1", *TINY]) == 0
+    meta = json.loads((out / "model.json").read_text())
+    del meta["Settings"]["members"]
+    (out / "model.json").write_text(json.dumps(meta))
+    wset = find_weighted(bids, "03")[0]
+    series = np.stack([np.asarray(nib.load(f).dataobj, np.float32) for f in wset["files"][:2]], -1)
+    maps = fit_weighted(series, wset["protocol"], model=str(out))
+    assert maps["meta"]["EnsembleSize"] == 1 and np.isfinite(maps["t1"]).all()
+
+
 def test_ensemble_size_must_be_positive(bids, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         hybrid.main(["train", str(bids), str(tmp_path / "m"), "--labels", str(bids), "--ensemble", "0"])

@@ -78,7 +78,8 @@ def fit_weighted(series, protocol, *, b1=None, mask=None, model="", affine=None,
 
     meta = read_model_meta(model)
     check_protocol(meta, protocol, [Path(model) / META_FILE])
-    settings = HybridSettings(**{**meta["Settings"], "scales": tuple(meta["Settings"]["scales"])})
+    # a model written before ensembles has no "members": it is one network
+    settings = HybridSettings(**{"members": 1, **meta["Settings"], "scales": tuple(meta["Settings"]["scales"])})
     state = torch.load(Path(model) / MODEL_FILE, map_location="cpu", weights_only=True)
     nets = nets_from(state, len(meta["Contrasts"]), settings)
     ras = (lambda a: a) if affine is None else (lambda a: to_ras(a, affine))  # noqa: E731
