@@ -40,11 +40,19 @@ import bench_zsssl_speed as B  # noqa: E402
 import pretrain_zsssl as P  # noqa: E402
 
 
-def multiexp_set(r: float) -> dict:
-    """The phantom slice set with the non-mono-exponential echoes described in the docstring."""
+def _slice_set_with(echoes, r: float) -> dict:
+    """``bench_zsssl_speed.slice_set`` with ``echoes(pd, t2, te)`` in place of the mono-exponential model."""
     import qmriprep.physics.exponential as X
 
-    mono = X.monoexp
+    mono, X.monoexp = X.monoexp, echoes
+    try:
+        return B.slice_set(r=r)
+    finally:
+        X.monoexp = mono
+
+
+def multiexp_set(r: float) -> dict:
+    """The phantom slice set with the non-mono-exponential echoes described in the docstring."""
 
     def echoes(pd, t2, te):
         h, w = pd.shape[:2]
@@ -55,11 +63,7 @@ def multiexp_set(r: float) -> dict:
         return (pd * ((1 - myelin) * np.exp(-te / np.maximum(t2, 1e-3)) + myelin * np.exp(-te / 0.015))
                 * (1 + 0.08 * across * odd_even))
 
-    X.monoexp = echoes
-    try:
-        return B.slice_set(r=r)
-    finally:
-        X.monoexp = mono
+    return _slice_set_with(echoes, r)
 
 
 METHODS = ("cgsense", "zsssl", "zsssl subspace")
@@ -69,22 +73,16 @@ def megre_set(r: float) -> dict:
     """The phantom slice set as a multi-echo gradient echo: complex echoes
     ``pd exp(-TE/T2*) exp(i 2 pi df TE)`` at TE 3-24 ms with the phantom's off-resonance ``df``
     (+-28 Hz, 1st-99th percentile: up to 4 rad of phase at the last echo)."""
-    import qmriprep.physics.exponential as X
     from qmriprep.synth.phantom import make_phantom
 
     ph = make_phantom(downsample=1, crop=False, n_slices=1, seed=0)   # slice_set's phantom
     df, t2s = ph.off_resonance[..., None], ph.safe("t2star")[..., None]
-    mono = X.monoexp
 
     def echoes(pd, _t2, te):
         te = 0.3 * te                      # slice_set's 10-80 ms -> 3-24 ms
         return pd * np.exp(-te / t2s) * np.exp(2j * np.pi * df * te)
 
-    X.monoexp = echoes
-    try:
-        return B.slice_set(r=r)
-    finally:
-        X.monoexp = mono
+    return _slice_set_with(echoes, r)
 
 
 def run(data: str, r: float, preset: str, methods=METHODS, seed: int = 0, changes=None) -> dict:

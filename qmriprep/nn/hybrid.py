@@ -42,7 +42,7 @@ from torch.nn import functional as F
 from ..physics.mprage import MPRAGEProtocol, mprage_signal
 from ..physics.tse import TSEProtocol, tse_signal
 from ..utils.progress import Progress
-from .loop import Hooks, LoopSettings, Stopwatch, fit, seeded
+from .loop import Hooks, LoopSettings, fit, seeded
 from .unet import UNet
 
 _SOBEL = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8
@@ -161,7 +161,8 @@ def _pad_to(a: np.ndarray, size) -> np.ndarray:
 def train(vols: list[Volumes], protocols: tuple[MPRAGEProtocol, TSEProtocol], settings: HybridSettings,
           *, log=None):
     """Train ``settings.members`` networks on ``vols`` (one split of training and held-out slices;
-    member ``k`` initialised and batched with seed ``seed + k``, the time budget shared); returns
+    member ``k`` initialised with seed ``seed + k`` and batched by a generator of that seed, member
+    0 by the split's own, so it is the single network of ``members = 1``; the time budget shared); returns
     ``(networks, record)`` (record: per-member curves and timings, slices used, SD calibration of
     the ensemble, training range)."""
     x, y = _slices(vols, settings.slice_axis)
@@ -188,7 +189,6 @@ def _train_member(data, protocols, settings: HybridSettings, k: int, gen: torch.
     """Member ``k``: a U-Net initialised with seed ``seed + k``, batches drawn by ``gen`` from the
     training slices ``tr`` of ``data = (x, y, tr, val)``, early stopping on ``val``."""
     x, y, tr, val = data
-    clock = Stopwatch()
     with seeded(settings.seed + k):
         model = UNet(x.shape[1], 3, settings.width, settings.depth, sd_channels=3)
 
@@ -210,7 +210,7 @@ def _train_member(data, protocols, settings: HybridSettings, k: int, gen: torch.
     loop = LoopSettings(max_epochs=settings.max_epochs, patience=settings.patience, lr=settings.lr,
                         steps_per_epoch=settings.steps_per_epoch, schedule="cosine", time_budget_s=budget)
     what = "U-Net training" + (f" (member {k + 1} of {settings.members})" if settings.members > 1 else "")
-    hist = fit(model, step, loop, val_loss=val_loss, hooks=Hooks(log=log, progress=what), clock=clock)
+    hist = fit(model, step, loop, val_loss=val_loss, hooks=Hooks(log=log, progress=what))
     return model, {"seed": settings.seed + k, "epochs": len(hist.records), "best_epoch": hist.best_epoch + 1,
                    "stopped": hist.stopped, "seconds": hist.seconds, "cpu_seconds": hist.cpu_seconds,
                    "curves": {c: hist.column(c) for c in ("train_loss", "val_loss", "seconds")}}
@@ -233,18 +233,11 @@ def combined(nets, x: torch.Tensor, settings: HybridSettings) -> tuple[torch.Ten
     """``(maps, sd)`` of slices ``x`` by the members ``nets``: the mean of their maps, and the
     uncalibrated SD ``sqrt(mean_k var_k + var_k(maps_k))`` (each member's predicted variance
     ``exp(s_k)`` times the scale squared, plus the spread between members: Lakshminarayanan 2017)."""
+    outs = [net.eval()(x) for net in nets]
+    maps = torch.stack([maps_from(o, settings) for o in outs])
     scales = torch.tensor(settings.scales)[:, None, None]
-    maps, var = 0, 0
-    outs = []
-    for net in nets:
-        net.eval()
-        out = net(x)
-        m = maps_from(out, settings)
-        outs.append(m)
-        maps = maps + m / len(nets)
-        var = var + torch.exp(log_variance(out)) * scales ** 2 / len(nets)
-    spread = sum((m - maps) ** 2 for m in outs) / len(nets)
-    return maps, torch.sqrt(var + spread)
+    var = torch.stack([torch.exp(log_variance(o)) for o in outs]).mean(0) * scales ** 2
+    return maps.mean(0), torch.sqrt(var + maps.var(0, unbiased=False))
 
 
 @torch.no_grad()
