@@ -29,34 +29,41 @@ SLAB = 6  # output slices per slab
 class NoiseBasis:
     """The components each denoised voxel kept: ``vectors`` ``(V, channels, P)`` (float16, zero
     columns pad to the largest ``P``) for the voxels of ``mask`` in C order; ``patch_voxels`` the
-    patch size. White noise of variance ``sigma^2`` leaves the denoiser with covariance
-    ``sigma^2 (U U^T + (I - U U^T) / patch_voxels)`` (the kept projection plus the patch mean),
-    to first order (:func:`qmriprep.fit.uncertainty.crb_sd`)."""
+    patch size; ``dropped`` ``(V,)`` the signal variance per dropped direction the denoiser removed,
+    over ``sigma^2``: ``max(mean dropped eigenvalue / sigma^2 - (n - 1)/n, 0)`` (the dropped
+    eigenvalues of pure noise average ``(n - 1)/n sigma^2``; the excess is signal, whose loss is a
+    bias of the centre voxel). The denoised voxel's error then has covariance
+    ``sigma^2 (U U^T + (1/patch_voxels + dropped) (I - U U^T))`` (the kept projection, the patch
+    mean and the removed signal), to first order (:func:`qmriprep.fit.uncertainty.crb_sd`)."""
 
     mask: np.ndarray
     vectors: np.ndarray
     patch_voxels: int
+    dropped: np.ndarray
 
-    def at(self, where) -> np.ndarray:
-        """``(n, channels, P)`` float32 vectors of the voxels ``where`` (a bool array inside ``mask``)."""
+    def at(self, where) -> tuple[np.ndarray, np.ndarray]:
+        """``(n, channels, P)`` float32 vectors of the voxels ``where`` (a bool array inside
+        ``mask``) and ``(n,)`` the error variance per direction outside them, over ``sigma^2``."""
         where = np.asarray(where, bool)
         if np.any(where & ~self.mask):
             raise ValueError("NoiseBasis.at: voxels outside the denoised mask have no kept components")
-        index = np.cumsum(self.mask.ravel()) - 1
-        return self.vectors[index[np.flatnonzero(where.ravel())]].astype(np.float32)
+        index = (np.cumsum(self.mask.ravel()) - 1)[np.flatnonzero(where.ravel())]
+        return (self.vectors[index].astype(np.float32),
+                1.0 / self.patch_voxels + self.dropped[index].astype(np.float32))
 
     def channels(self, index) -> "NoiseBasis":
         """The basis restricted to the channels ``index`` (e.g. a fit that drops the first echo)."""
-        return NoiseBasis(self.mask, self.vectors[:, index, :], self.patch_voxels)
+        return NoiseBasis(self.mask, self.vectors[:, index, :], self.patch_voxels, self.dropped)
 
     def save(self, path) -> str:
-        np.savez(path, mask=self.mask, vectors=self.vectors, patch_voxels=self.patch_voxels)
+        np.savez(path, mask=self.mask, vectors=self.vectors, patch_voxels=self.patch_voxels,
+                 dropped=self.dropped)
         return str(path)
 
     @classmethod
     def load(cls, path) -> "NoiseBasis":
         with np.load(path) as f:
-            return cls(f["mask"], f["vectors"], int(f["patch_voxels"]))
+            return cls(f["mask"], f["vectors"], int(f["patch_voxels"]), f["dropped"])
 
 
 def denoise_mppca(series, mask=None, *, sigma=None, patch=PATCH, return_basis=False):
@@ -86,9 +93,9 @@ def denoise_mppca(series, mask=None, *, sigma=None, patch=PATCH, return_basis=Fa
         inner = mask[..., lo:hi].copy()
         inner[..., :z0 - lo] = False
         inner[..., z1 - lo:] = False
-        out[..., lo:hi, :][inner], vectors = _denoise_voxels(x[..., lo:hi, :], inner, size, sigma)
+        out[..., lo:hi, :][inner], vectors, dropped = _denoise_voxels(x[..., lo:hi, :], inner, size, sigma)
         if return_basis:
-            kept.append((order[..., lo:hi][inner], vectors))
+            kept.append((order[..., lo:hi][inner], vectors, dropped))
         progress.update(z1, final=z1 == nz)
     if is_complex:
         n = data.shape[-1]
@@ -99,17 +106,20 @@ def denoise_mppca(series, mask=None, *, sigma=None, patch=PATCH, return_basis=Fa
 
 
 def _basis(mask, kept, channels: int, patch_voxels: int) -> NoiseBasis:
-    """:class:`NoiseBasis` from the slabs' ``(voxel order, vectors)`` pairs."""
-    width = max([v.shape[-1] for _, v in kept] + [1])
+    """:class:`NoiseBasis` from the slabs' ``(voxel order, vectors, dropped)``."""
+    width = max([v.shape[-1] for _, v, _ in kept] + [1])
     vectors = np.zeros((int(mask.sum()), channels, width), np.float16)
-    for where, v in kept:
+    dropped = np.zeros(int(mask.sum()), np.float32)
+    for where, v, d in kept:
         vectors[where, :, :v.shape[-1]] = v
-    return NoiseBasis(mask, vectors, patch_voxels)
+        dropped[where] = d
+    return NoiseBasis(mask, vectors, patch_voxels, dropped)
 
 
 def _denoise_voxels(x, where, size, sigma=None):
-    """Denoised channels of the voxels ``where`` of the slab ``x`` and the kept eigenvectors
-    ``(voxels, channels, P)`` (P: the most any of them kept; the others' extra columns zero)."""
+    """Denoised channels of the voxels ``where`` of the slab ``x``, the kept eigenvectors
+    ``(voxels, channels, P)`` (P: the most any of them kept; the others' extra columns zero) and
+    the removed signal variance per dropped direction over the noise (:class:`NoiseBasis`)."""
     channels = x.shape[-1]
     n = int(np.prod(size))
     box = lambda v: uniform_filter(v, size=size, mode="reflect")[where]  # noqa: E731
@@ -124,7 +134,10 @@ def _denoise_voxels(x, where, size, sigma=None):
     kept = vecs * keep[:, None, :]
     coef = np.einsum("vc,vck->vk", x[where] - mean, kept)
     width = int(keep.sum(1).max()) if keep.size else 0  # eigh: ascending, so the kept are last
-    return np.einsum("vk,vck->vc", coef, kept) + mean, kept[:, :, channels - width:]
+    n_dropped = np.maximum((~keep).sum(1), 1)
+    mean_dropped = np.where(keep, 0.0, lam).sum(1) / n_dropped
+    dropped = np.where(var > 0, mean_dropped / np.where(var > 0, var, 1.0) - (n - 1) / n, 0.0).clip(0, None)
+    return np.einsum("vk,vck->vc", coef, kept) + mean, kept[:, :, channels - width:], dropped
 
 
 @dataclass

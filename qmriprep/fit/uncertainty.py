@@ -29,7 +29,7 @@ def crb_sd(model, params: dict, sigma: float, mask=None, *, fixed=None, chunk: i
     complex). Voxels outside ``mask``, with non-finite parameters or a singular ``J^T J`` get
     SD 0 (float32 maps, like the fits). ``basis``: the :class:`~qmriprep.fit.denoise.NoiseBasis`
     of a denoised series (``mask`` inside its mask, its channels those of ``model``): the noise
-    then has covariance ``sigma^2 C``, ``C = U U^T + (I - U U^T)/n``,
+    then has covariance ``sigma^2 C``, ``C = U U^T + f (I - U U^T)``, ``f = 1/n + dropped``,
     and the SD of the least-squares estimate is ``sigma sqrt(diag(A C A^T))``,
     ``A = (J^T J)^-1 J^T`` (first-order propagation through the denoiser).
     """
@@ -41,14 +41,15 @@ def crb_sd(model, params: dict, sigma: float, mask=None, *, fixed=None, chunk: i
         inside &= np.isfinite(a)
     flat = [a[inside] for a in arrays]
     known = {k: np.broadcast_to(np.asarray(v, np.float64), shape)[inside] for k, v in fixed.items()}
-    vectors = None if basis is None else basis.at(inside)
+    vectors, floor = (None, None) if basis is None else basis.at(inside)
     sd = np.zeros((len(names), int(inside.sum())))
     progress = Progress("Cramer-Rao SD", sd.shape[1], unit="voxels")
     for start in range(0, sd.shape[1], chunk):
         part = slice(start, start + chunk)
         primals = tuple(torch.from_numpy(np.ascontiguousarray(v[part])) for v in flat)
         consts = {k: torch.from_numpy(np.ascontiguousarray(v[part])) for k, v in known.items()}
-        noise = None if vectors is None else (torch.from_numpy(vectors[part]).double(), basis.patch_voxels)
+        noise = None if vectors is None else (torch.from_numpy(vectors[part]).double(),
+                                              torch.from_numpy(floor[part]).double())
         sd[:, part] = _chunk_sd(lambda **kw: model(**kw, **consts), names, primals, sigma, noise)
         progress.update(min(start + chunk, sd.shape[1]), final=start + chunk >= sd.shape[1])
     out = {}
@@ -61,7 +62,7 @@ def crb_sd(model, params: dict, sigma: float, mask=None, *, fixed=None, chunk: i
 
 def _chunk_sd(model, names, primals, sigma, noise=None):
     """``sigma sqrt(diag((J^T J)^-1))`` for one chunk, ``(n_params, voxels)``; 0 if singular;
-    ``noise``: ``(U (v, n, P), patch voxels)`` of a denoised series (:func:`crb_sd`)."""
+    ``noise``: ``(U (v, n, P), f (v,))`` of a denoised series (:func:`crb_sd`)."""
     def signal(*values):
         s = model(**dict(zip(names, values)))
         return torch.cat([s.real, s.imag], -1) if s.is_complex() else s
@@ -74,10 +75,10 @@ def _chunk_sd(model, names, primals, sigma, noise=None):
     jac = torch.stack(cols, -1)  # (v, n, p)
     inv, info = torch.linalg.inv_ex(jac.transpose(1, 2) @ jac)
     var = torch.diagonal(inv, dim1=1, dim2=2).T
-    if noise is not None:  # diag(A C A^T) = |A U|^2 + (|A|^2 - |A U|^2) / n, with diag(A A^T) = var
-        vectors, n = noise
+    if noise is not None:  # diag(A C A^T) = |A U|^2 + f (|A|^2 - |A U|^2), with diag(A A^T) = var
+        vectors, floor = noise
         kept = ((inv @ jac.transpose(1, 2)) @ vectors).pow(2).sum(-1).T
-        var = kept + (var - kept) / n
+        var = kept + (var - kept) * floor
     ok = (info == 0) & torch.isfinite(var).all(0) & (var >= 0).all(0)
     return torch.where(ok, sigma * var.clamp(min=0).sqrt(), torch.zeros_like(var)).numpy()
 

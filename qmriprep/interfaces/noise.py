@@ -15,7 +15,8 @@ from .fit import _load
 #: sidecar ``Denoising`` of maps fitted to a denoised series
 DENOISED = ("MP-PCA (Veraart 2016, 5x5x5 patches, threshold from NoiseSigma) of the series before "
             "fitting; NoiseSigma is that of the acquired series, and the SD maps of magnitude fits "
-            "propagate it through each voxel's kept components (first order)")
+            "propagate it through each voxel's kept components and add the signal the denoiser "
+            "removed (first order)")
 
 
 class _NoiseInputSpec(BaseInterfaceInputSpec):

@@ -50,4 +50,5 @@ def denoise_text(kind: str, config) -> str:
             if config.noise.denoise == "auto" else "The ")
     return (f" {when}series was denoised before fitting by Marchenko-Pastur PCA of 5x5x5-voxel patches "
             "inside the mask, thresholded at the measured noise [@veraart2016]; standard deviations "
-            "of the fits to it propagate that noise through each voxel's kept components (first order).")
+            "of the fits to it propagate that noise through each voxel's kept components and add the "
+            "signal variance the denoiser removed (first order).")
