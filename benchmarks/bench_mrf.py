@@ -96,7 +96,6 @@ def rmse(est, ph, keep):
 def phantom_accuracy(proto, meta, settings, args):
     ph = make_phantom(downsample=args.downsample, n_slices=args.slices, seed=0)
     tissue = ph.mask & np.isin(ph.labels, (2, 3))
-    rows = []
     cases = [("noise-free", None, 1.0)] + [(f"SNR {snr:g}", snr, 1.0) for snr in args.snr]
     for label, snr, r in cases + ([] if args.no_undersampling else [("R=4 undersampled", None, 4.0)]):
         series, _ = mrf_series(ph, meta, snr=snr, rng=np.random.default_rng(1), undersampling=r)
@@ -114,8 +113,7 @@ def phantom_accuracy(proto, meta, settings, args):
                                       cnn=SubspaceCNNSettings())
             row["cnn"] = rmse(cnn, ph, tissue)
             row["t_cnn"] = time.perf_counter() - t0
-        rows.append(row)
-    return rows
+        yield row
 
 
 def main(argv=None):
