@@ -14,6 +14,10 @@
    it), and 4x per-frame undersampling (density compensated, zero-filled); T1/T2 RMSE in GM+WM
    (the phantom's B1+ map given). ``--cnn``: also the subspace CNN (``mrf:subspacecnn``, default
    settings) on the noisy and undersampled series; ``--no-undersampling`` skips that case.
+5. ``--cost``: seconds per epoch and peak memory of the subspace CNN on the phantom at
+   ``--downsample`` / ``--slices`` (e.g. 1 mm, 24 slices), SNR 1, 400 frames, with the L2 loss
+   in the coefficient domain (the default) against the L1 loss, which compares frames (the
+   baseline: what every loss cost before), each in a fresh process (2 epochs of 4 steps).
 """
 
 from __future__ import annotations
@@ -116,6 +120,42 @@ def phantom_accuracy(proto, meta, settings, args):
         yield row
 
 
+def _cnn_cost(args, loss: str) -> dict:
+    """One subspace-CNN run of 2 epochs in this (fresh) process: seconds per epoch, peak RSS."""
+    from qmriprep.nn.subspacecnn import SubspaceCNNSettings, train
+
+    torch.set_num_threads(args.threads)
+    ph = make_phantom(downsample=args.downsample, n_slices=args.slices, seed=0)
+    meta = fisp_schedule()
+    series, _ = mrf_series(ph, meta, snr=1.0, rng=np.random.default_rng(1))
+    coarse = dataclasses.replace(MRFSettings(), t1_step=0.05, t2_step=0.05)
+    before = _rss_gb("VmRSS")
+    _, rec = train(series, protocol_of(meta), b1=ph.b1, mask=ph.mask, settings=coarse,
+                   cnn=SubspaceCNNSettings(loss=loss, max_epochs=2, patience=10))
+    return {"loss": loss, "seconds_per_epoch": rec["TrainingSeconds"] / rec["TrainingEpochs"],
+            "peak_gb": _rss_gb("VmHWM"), "before_gb": before, "series_gb": series.nbytes / 1e9,
+            "shape": ph.shape, "voxels": int(ph.mask.sum())}
+
+
+def _rss_gb(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process, GB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1e6
+
+
+def cost(args):
+    import multiprocessing
+
+    print(f"5. subspace CNN cost, {args.threads} threads (fresh process per loss):")
+    ctx = multiprocessing.get_context("spawn")
+    for loss in ("l2", "l1"):
+        with ctx.Pool(1) as pool:
+            r = pool.apply(_cnn_cost, (args, loss))
+        print(f"   {r['loss']}: grid {r['shape']}, {r['voxels']} voxels, series {r['series_gb']:.2f} GB; "
+              f"{r['seconds_per_epoch']:.1f} s per epoch; peak RSS {r['peak_gb']:.2f} GB "
+              f"({r['before_gb']:.2f} GB in use when training starts)", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--voxels", type=int, default=500_000)
@@ -127,7 +167,10 @@ def main(argv=None):
     ap.add_argument("--slices", type=int, default=6)
     ap.add_argument("--snr", type=float, nargs="+", default=[1.0])
     ap.add_argument("--no-undersampling", action="store_true")
+    ap.add_argument("--cost", action="store_true", help="only item 5")
     args = ap.parse_args(argv)
+    if args.cost:
+        return cost(args)
     print(f"load average at start: {os.getloadavg()}")
     print(f"1. EPG vs closed-form FISP steady state: max |error| = {epg_error():.2e}")
     meta = fisp_schedule()

@@ -13,7 +13,11 @@ on the other half's frames (L2 by default, or the seed's L1; real and imaginary 
 ways (Noise2Noise, Lehtinen et al., ICML 2018). It cannot predict the other half's noise, so it
 learns the signal. L2 because the per-frame noise dominates the loss: its gradient equals that of
 the coefficient-domain error, whereas the L1 gradient is mostly the sign of that noise (measured:
-L1 stops earlier with less gain, ``benchmarks/RESULTS.md``). The maps
+L1 stops earlier with less gain, ``benchmarks/RESULTS.md``). The L2 loss is computed without the
+frames: with ``x_B = Phi_B c_B + r_B`` (``c_B`` the least-squares coefficients of half ``B``,
+``r_B`` orthogonal to ``Phi_B``'s columns), ``|Phi_B c - x_B|^2 = (c - c_B)^H G_B (c - c_B) +
+|r_B|^2``, ``G_B = Phi_B^T Phi_B`` (r x r), so a step costs the coefficients' memory, not the
+series' (the L1 loss keeps each half's frames). The maps
 come from the mean of its two outputs. A random ``holdout`` fraction of the mask voxels is left
 out of the loss; training (:func:`qmriprep.nn.loop.fit`) stops when their loss stops falling.
 
@@ -51,7 +55,7 @@ class SubspaceCNNSettings:
     patience: int = 30
     holdout: float = 0.1
     loss: str = "l2"  # "l2" or "l1" (the seed's), on real and imaginary parts of the frames
-    time_budget_s: float = 0.0
+    time_budget_s: float = 600.0  # stop after this many seconds of training (0: none)
 
     def __post_init__(self):
         if self.loss not in ("l1", "l2"):
@@ -75,11 +79,12 @@ class SubspaceCNN(nn.Module):
 
 @dataclass
 class _Slices:
-    """Cropped axial slices: inputs from each half, the frames of each half, masks."""
+    """Cropped axial slices: inputs from each half, what the loss compares them with, masks."""
 
     inputs: tuple  # (A, B): (Z, C, H, W) coefficients fitted to the even / odd frames
-    frames: tuple  # (A, B): (Z, H, W, T/2) series of each half (real, or complex)
     phis: tuple    # (A, B): (T/2, r)
+    residual: tuple  # (A, B): (Z, H, W) |r|^2 of each half's frames outside its subspace
+    frames: tuple | None  # (A, B): (Z, H, W, T/2) series of each half, for the L1 loss only
     train: torch.Tensor  # (Z, H, W) voxels in the loss
     held: torch.Tensor   # (Z, H, W) held-out voxels
     complex: bool
@@ -110,34 +115,46 @@ def _slices(prep, settings: SubspaceCNNSettings, scale: float, seed: int) -> tup
     box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)
     x = (prep.x / scale).to(torch.complex64 if prep.x.is_complex() else torch.float32)
     phi = prep.sub.phi
-    inputs, frames, phis = [], [], []
+    inputs, frames, phis, residual = [], [], [], []
     for half in (slice(0, None, 2), slice(1, None, 2)):
         ph = phi[half]
         solve = torch.linalg.pinv(ph.double()).float().T  # (T/2, r): least-squares coefficients
         xs = x[:, half]
         coef = xs @ solve.to(xs.dtype)
         inputs.append(_volume(_channels(coef), keep, box).permute(0, 3, 1, 2).contiguous())
-        frames.append(_volume(xs, keep, box))
+        fitted = (coef.conj() * (coef @ (ph.T @ ph).to(coef.dtype))).real.sum(1)  # c^H G c
+        residual.append(_volume(((xs.abs() ** 2).sum(1) - fitted).clamp_min(0), keep, box))
+        if settings.loss == "l1":
+            frames.append(_volume(xs, keep, box))
         phis.append(ph)
     g = torch.Generator().manual_seed(seed)
     held_rows = torch.rand(int(keep.sum()), generator=g) < settings.holdout
     held = _volume(held_rows, keep, box)
     inside = _volume(torch.ones(int(keep.sum()), dtype=torch.bool), keep, box)
-    return _Slices(tuple(inputs), tuple(frames), tuple(phis), inside & ~held, held,
-                   prep.x.is_complex()), (keep, box)
+    return _Slices(tuple(inputs), tuple(phis), tuple(residual), tuple(frames) or None, inside & ~held,
+                   held, prep.x.is_complex()), (keep, box)
 
 
 def _loss(model, data: _Slices, where: torch.Tensor, kind: str = "l1") -> torch.Tensor:
     """L1 (or L2) between each half's frames and the series of the other half's predicted
-    coefficients."""
+    coefficients (L2 in the coefficient domain: module docstring), mean over frames (and real and
+    imaginary parts) and voxels ``where``."""
     total = 0.0
     for src, dst in ((0, 1), (1, 0)):
         out = model(data.inputs[src]).permute(0, 2, 3, 1)  # (Z, H, W, C)
-        coef = _coefficients(out[where], data.complex)
-        synth = coef @ data.phis[dst].T.to(coef.dtype)
+        phi = data.phis[dst]
+        size = where.sum() * phi.shape[0] * (2 if data.complex else 1)
+        if kind == "l2":
+            err = out[where] - data.inputs[dst].permute(0, 2, 3, 1)[where]  # real channels
+            gram = phi.T @ phi
+            gram = torch.block_diag(gram, gram) if data.complex else gram
+            total = total + ((err @ gram) * err).sum() / size + data.residual[dst][where].sum() / size
+            continue
+        synth = _coefficients(out[where], data.complex) @ phi.T.to(out.dtype if not data.complex
+                                                                     else torch.complex64)
         diff = synth - data.frames[dst][where]
         diff = torch.view_as_real(diff) if diff.is_complex() else diff
-        total = total + (diff.abs().mean() if kind == "l1" else (diff * diff).mean())
+        total = total + diff.abs().mean()
     return total / 2
 
 
