@@ -14,8 +14,10 @@ Two estimators, chosen per series by what the data hold:
   split into signal and noise by the Marchenko-Pastur law with dipy's classifier
   (``dipy.denoise.localpca``), the patch noise variance is the mean of the noise eigenvalues,
   and sigma the median over patches. Complex series are split into their real and imaginary
-  parts (twice the channels). Needs no background; in a magnitude image its Rician bias is small
-  where the tissue SNR is above about 3.
+  parts (twice the channels); real series are used as they are (a signed, phase-corrected series
+  such as an MRF one keeps its sign: folding it would shrink the noise where the signal crosses
+  zero). Needs no background; in a magnitude image its Rician bias is small where the tissue SNR
+  is above about 3. Series longer than the patch (MRF) take the patch's Gram matrix (below).
 
 ``SNR`` is the median, over the mask, of the first volume's magnitude divided by sigma (the
 synthetic datasets' definition: mean first volume in white matter / sigma).
@@ -65,7 +67,7 @@ def estimate_noise(series, *, is_complex, mask=None) -> NoiseEstimate:
     if sigma is None:
         sigma = mppca_sigma(data, fg)
         method = ("MP-PCA (Veraart 2016) of 5x5x5 patches in the foreground"
-                  + (", real and imaginary parts" if is_complex else ", magnitude"))
+                  + (", real and imaginary parts" if is_complex else ", real values"))
     first = mag[..., 0][fg]
     snr = float(np.median(first) / sigma) if first.size and sigma > 0 else float("nan")
     return NoiseEstimate(sigma=float(sigma), method=method, snr=snr)
@@ -100,7 +102,7 @@ def _patch_starts(mask, size):
 
 def mppca_sigma(data, mask, *, patch=PATCH, max_patches=MAX_PATCHES):
     """Median MP-PCA sigma over patches in ``mask`` (complex: real and imaginary stacked)."""
-    x = np.concatenate([data.real, data.imag], -1) if np.iscomplexobj(data) else np.abs(data)
+    x = np.concatenate([data.real, data.imag], -1) if np.iscomplexobj(data) else data
     size = patch if min(x.shape[:3]) >= patch else min(x.shape[:3])
     starts = _patch_starts(mask, size)
     if len(starts) == 0:
@@ -117,13 +119,17 @@ def mp_variance(patches):
     """Noise variance of each patch ``(p, voxels, channels)`` by the Marchenko-Pastur criterion.
 
     dipy's ``_pca_classifier``, vectorised: ascending eigenvalues ``L`` of the centred
-    covariance (of the Gram matrix when channels outnumber voxels: same non-zero spectrum); the noise components are ``L[:c+1]`` for the largest ``c`` with
-    ``L[c] - L[0] <= 4 sqrt((c+1)/n) mean(L[:c+1])``; the variance is their mean.
+    covariance; the noise components are ``L[:c+1]`` for the largest ``c`` with
+    ``L[c] - L[0] <= 4 sqrt((c+1)/n) mean(L[:c+1])``; the variance is their mean. When the
+    channels ``m`` outnumber the voxels ``n`` (MRF series) the roles swap: the voxels' Gram matrix
+    over ``m`` is an ``n``-variable covariance of ``m`` samples, whose noise eigenvalues have mean
+    ``sigma^2`` (the ``m``-channel covariance's non-zero ones have mean ``m sigma^2 / (n - 1)``);
+    its zero eigenvalue (centring) is dropped.
     """
-    n = patches.shape[1]
+    n, m = patches.shape[1:]
     centred = patches - patches.mean(1, keepdims=True)
-    if patches.shape[2] > n:  # more channels than voxels: the Gram matrix has the same spectrum
-        return mp_classify(np.linalg.eigvalsh(np.einsum("pvi,pwi->pvw", centred, centred) / n), n)
+    if m > n:
+        return mp_classify(np.linalg.eigvalsh(np.einsum("pvi,pwi->pvw", centred, centred) / m)[:, 1:], m)
     cov = np.einsum("pvi,pvj->pij", centred, centred) / n
     return mp_classify(np.linalg.eigvalsh(cov), n)
 
