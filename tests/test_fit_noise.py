@@ -103,3 +103,15 @@ def test_noise_of_a_signed_mrf_series_without_background_within_5_percent():
     series, sigma = mrf_series(ph, fisp_schedule(), snr=1.0, rng=np.random.default_rng(1))
     est = estimate_noise(series, is_complex=False)
     assert est.method.startswith("MP-PCA") and est.sigma == pytest.approx(sigma, rel=0.05)
+
+
+def test_noise_of_a_single_slice_series_without_background_within_10_percent():
+    """One slice, no background (qMRLab's real examples): 5 x 5 x 1 patches (cubes of side
+    min(shape) were single voxels, whose centred covariance is 0: sigma was 0)."""
+    rng = np.random.default_rng(2)
+    te = np.linspace(0.01, 0.3, 30)
+    t2 = 0.05 + 0.07 * rng.random((60, 70, 1, 1))
+    series = 300 * (0.7 + 0.6 * rng.random((60, 70, 1, 1))) * np.exp(-te / t2)
+    series += 10 * rng.standard_normal(series.shape)
+    est = estimate_noise(series, is_complex=False, mask=np.ones((60, 70, 1), bool))
+    assert est.method.startswith("MP-PCA") and est.sigma == pytest.approx(10, rel=0.1)

@@ -10,7 +10,8 @@ Two estimators, chosen per series by what the data hold:
   noise: its mean-to-RMS ratio must match Gaussian/Rayleigh noise (``sqrt(pi)/2`` for a
   magnitude), which zero-filled skull-stripped images and tight fields of view fail.
 * ``mppca``: Marchenko-Pastur PCA (Veraart et al. 2016, NeuroImage 142:394) of non-overlapping
-  5x5x5 patches inside the foreground, batched: the eigenvalues of each patch's covariance are
+  5x5x5 patches (5x5xN for N < 5 slices) inside the foreground, batched: the eigenvalues of each
+  patch's covariance are
   split into signal and noise by the Marchenko-Pastur law with dipy's classifier
   (``dipy.denoise.localpca``), the patch noise variance is the mean of the noise eigenvalues,
   and sigma the median over patches. Complex series are split into their real and imaginary
@@ -91,11 +92,11 @@ def background_sigma(data, foreground, *, is_complex):
 
 
 def _patch_starts(mask, size):
-    """Corners of non-overlapping ``size``-cubes lying wholly inside ``mask``."""
-    full = ndimage.binary_erosion(mask, structure=np.ones((size,) * 3), border_value=0)
-    off = size // 2
+    """Corners of non-overlapping patches of shape ``size`` (3 sides) lying wholly inside ``mask``."""
+    full = ndimage.binary_erosion(mask, structure=np.ones(size), border_value=0)
+    off = np.asarray(size) // 2
     grid = np.zeros_like(mask)
-    grid[off::size, off::size, off::size] = True
+    grid[tuple(slice(o, None, n) for o, n in zip(off, size))] = True
     centres = np.argwhere(full & grid)
     return centres - off
 
@@ -103,13 +104,13 @@ def _patch_starts(mask, size):
 def mppca_sigma(data, mask, *, patch=PATCH, max_patches=MAX_PATCHES):
     """Median MP-PCA sigma over patches in ``mask`` (complex: real and imaginary stacked)."""
     x = np.concatenate([data.real, data.imag], -1) if np.iscomplexobj(data) else data
-    size = patch if min(x.shape[:3]) >= patch else min(x.shape[:3])
+    size = tuple(min(patch, n) for n in x.shape[:3])  # a single slice: 5 x 5 x 1
     starts = _patch_starts(mask, size)
     if len(starts) == 0:
         starts = _patch_starts(np.ones_like(mask), size)
     max_patches = max(200, min(max_patches, max_patches * 32 // x.shape[-1]))  # long series (MRF)
     starts = starts[np.linspace(0, len(starts) - 1, min(len(starts), max_patches)).astype(int)]
-    offs = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    offs = np.stack(np.meshgrid(*[np.arange(n) for n in size], indexing="ij"), -1).reshape(-1, 3)
     idx = starts[:, None, :] + offs[None]
     patches = x[idx[..., 0], idx[..., 1], idx[..., 2]].astype(np.float64)  # (p, voxels, channels)
     return float(np.sqrt(np.median(mp_variance(patches))))
