@@ -20,7 +20,7 @@ STEP = 0.06  # dictionary steps of the run (config file below)
 def pristine(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("mrf") / "bids",
                          DatasetSpec(downsample=8, n_slices=4, modalities=("MRF", "TB1TFL"),
-                                     b1_downsample=1, mrf_frames=150))
+                                     b1_downsample=1, mrf_frames=150, snr=100))
 
 
 def _args(bids, root, *extra):
@@ -57,7 +57,7 @@ def test_mrf_matching_recovers_the_truth_within_one_dictionary_step(pristine, ru
     meta = json.loads((out / "sub-01" / "anat" / "sub-01_desc-matching_T1map.json").read_text())
     assert meta["Units"] == "s" and "Nature" in meta["EstimationReference"]
     assert len(meta["FlipAngle"]) == 150 and meta["B1Correction"].startswith("B1+ map")
-    for suffix in ("T1map", "T2map"):  # noise-free: the SD is the grid's quantisation, STEP / sqrt(12)
+    for suffix in ("T1map", "T2map"):  # SNR 100: the SD is mostly the grid's quantisation, STEP / sqrt(12)
         est = _load(out / "sub-01" / "anat" / f"sub-01_desc-matching_{suffix}.nii.gz")
         sd = _load(out / "sub-01" / "anat" / f"sub-01_desc-matchingSD_{suffix}.nii.gz")
         rel = np.median(sd[mask & (labels > 1)] / est[mask & (labels > 1)])
