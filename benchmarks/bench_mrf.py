@@ -114,7 +114,7 @@ def phantom_accuracy(proto, meta, settings, args):
 
             t0 = time.perf_counter()
             cnn = fit_mrf_subspacecnn(series, proto, b1=ph.b1, mask=ph.mask, settings=settings,
-                                      cnn=SubspaceCNNSettings())
+                                      cnn=SubspaceCNNSettings(time_budget_s=args.cnn_budget))
             row["cnn"] = rmse(cnn, ph, tissue)
             row["t_cnn"] = time.perf_counter() - t0
         yield row
@@ -168,6 +168,7 @@ def main(argv=None):
     ap.add_argument("--snr", type=float, nargs="+", default=[1.0])
     ap.add_argument("--no-undersampling", action="store_true")
     ap.add_argument("--cost", action="store_true", help="only item 5")
+    ap.add_argument("--cnn-budget", type=float, default=600.0, help="the CNN's time budget (s; 0: none)")
     args = ap.parse_args(argv)
     if args.cost:
         return cost(args)
