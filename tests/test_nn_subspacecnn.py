@@ -12,8 +12,9 @@ from qmriprep.physics.epg import fisp_signal
 from qmriprep.synth.mrf import fisp_schedule, protocol_of
 
 
-def _frame_loss(model, prep, scale, where, keep, box, is_complex):
-    """Mean squared error of each half's frames against the other half's predicted series."""
+def _frame_loss(model, prep, scale, where, keep, box, is_complex, power=2):
+    """Mean squared (``power`` 1: absolute) error of each half's frames against the other half's
+    predicted series."""
     data, _ = _slices(prep, SubspaceCNNSettings(), scale, 0)
     x = prep.x / scale
     total = 0.0
@@ -24,7 +25,7 @@ def _frame_loss(model, prep, scale, where, keep, box, is_complex):
         coef = _coefficients(model(data.inputs[src]).permute(0, 2, 3, 1)[where], is_complex)
         diff = coef @ prep.sub.phi[dst::2].T.to(coef.dtype) - frames
         diff = torch.view_as_real(diff) if diff.is_complex() else diff
-        total = total + (diff ** 2).mean()
+        total = total + (diff.abs() ** power).mean()
     return total / 2
 
 
@@ -56,3 +57,6 @@ def test_coefficient_domain_l2_equals_the_frame_domain_loss(is_complex):
         g_ours = torch.autograd.grad(ours, model.net[-1].weight)[0]
         g_direct = torch.autograd.grad(direct, model.net[-1].weight)[0]
         assert float((g_ours - g_direct).norm() / g_direct.norm()) < 1e-5
+    l1, _ = _slices(prep, SubspaceCNNSettings(loss="l1"), 0.3, 0)  # the seed's loss, on the frames
+    assert float(_loss(model, l1, l1.train, "l1")) == pytest.approx(
+        float(_frame_loss(model, prep, 0.3, l1.train, keep, box, is_complex, power=1)), rel=1e-5)

@@ -11,10 +11,9 @@ Two estimators, chosen per series by what the data hold:
   magnitude), which zero-filled skull-stripped images and tight fields of view fail.
 * ``mppca``: Marchenko-Pastur PCA (Veraart et al. 2016, NeuroImage 142:394) of non-overlapping
   5x5x5 patches (5x5xN for N < 5 slices) inside the foreground, batched: the eigenvalues of each
-  patch's covariance are
-  split into signal and noise by the Marchenko-Pastur law with dipy's classifier
-  (``dipy.denoise.localpca``), the patch noise variance is the mean of the noise eigenvalues,
-  and sigma the median over patches. Complex series are split into their real and imaginary
+  patch's covariance are split into signal and noise by the Marchenko-Pastur law with dipy's
+  classifier (``dipy.denoise.localpca``), the patch noise variance is the mean of the noise
+  eigenvalues, and sigma the median over patches. Complex series are split into their real and imaginary
   parts (twice the channels); real series are used as they are (a signed, phase-corrected series
   such as an MRF one keeps its sign: folding it would shrink the noise where the signal crosses
   zero). Needs no background; in a magnitude image its Rician bias is small where the tissue SNR

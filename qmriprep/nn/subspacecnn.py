@@ -137,25 +137,30 @@ def _slices(prep, settings: SubspaceCNNSettings, scale: float, seed: int) -> tup
 
 def _loss(model, data: _Slices, where: torch.Tensor, kind: str = "l1") -> torch.Tensor:
     """L1 (or L2) between each half's frames and the series of the other half's predicted
-    coefficients (L2 in the coefficient domain: module docstring), mean over frames (and real and
-    imaginary parts) and voxels ``where``."""
+    coefficients, mean over frames (and real and imaginary parts), both ways, at voxels ``where``."""
     total = 0.0
     for src, dst in ((0, 1), (1, 0)):
-        out = model(data.inputs[src]).permute(0, 2, 3, 1)  # (Z, H, W, C)
-        phi = data.phis[dst]
-        size = where.sum() * phi.shape[0] * (2 if data.complex else 1)
-        if kind == "l2":
-            err = out[where] - data.inputs[dst].permute(0, 2, 3, 1)[where]  # real channels
-            gram = phi.T @ phi
-            gram = torch.block_diag(gram, gram) if data.complex else gram
-            total = total + ((err @ gram) * err).sum() / size + data.residual[dst][where].sum() / size
-            continue
-        synth = _coefficients(out[where], data.complex) @ phi.T.to(out.dtype if not data.complex
-                                                                     else torch.complex64)
-        diff = synth - data.frames[dst][where]
-        diff = torch.view_as_real(diff) if diff.is_complex() else diff
-        total = total + diff.abs().mean()
+        out = model(data.inputs[src]).permute(0, 2, 3, 1)[where]  # (V, C) real channels
+        total = total + (_l2(out, data, dst, where) if kind == "l2" else _l1(out, data, dst, where))
     return total / 2
+
+
+def _l2(out, data: _Slices, dst: int, where) -> torch.Tensor:
+    """Mean squared frame error from the coefficients: ``(c - c_B)^H G_B (c - c_B) + |r_B|^2``
+    (module docstring), per frame (and real and imaginary part)."""
+    phi = data.phis[dst]
+    gram = phi.T @ phi
+    gram = torch.block_diag(gram, gram) if data.complex else gram
+    err = out - data.inputs[dst].permute(0, 2, 3, 1)[where]
+    size = err.shape[0] * phi.shape[0] * (2 if data.complex else 1)
+    return (((err @ gram) * err).sum() + data.residual[dst][where].sum()) / size
+
+
+def _l1(out, data: _Slices, dst: int, where) -> torch.Tensor:
+    """Mean absolute frame error (the seed's loss; needs the frames)."""
+    coef = _coefficients(out, data.complex)
+    diff = coef @ data.phis[dst].T.to(coef.dtype) - data.frames[dst][where]
+    return (torch.view_as_real(diff) if diff.is_complex() else diff).abs().mean()
 
 
 def fit_mrf_subspacecnn(series, protocol, *, b1=None, mask=None, settings: MRFSettings | None = None,
