@@ -114,8 +114,8 @@ def test_miracle_sd_is_calibrated():
 
 def test_sd_after_denoising_propagates_the_noise_through_the_kept_components():
     """MP-PCA of a textured 16-echo MESE slab at SNR 30: with the acquired sigma alone the SD
-    over-covers the errors of the denoised fit; propagated through each voxel's kept components it
-    is calibrated to within a few points of 68 %."""
+    over-covers the errors of the denoised fit; propagated through each voxel's kept components
+    (with the noise those components absorbed) it is calibrated to within a few points of 68 %."""
     from qmriprep.fit.denoise import denoise_mppca
     from qmriprep.synth.phantom import make_phantom
 
@@ -131,5 +131,66 @@ def test_sd_after_denoising_propagates_the_noise_through_the_kept_components():
     naive = monoexp_sd(maps, te, sigma, ph.mask)["t2_sd"]
     sd = monoexp_sd(maps, te, sigma, ph.mask, basis)["t2_sd"]
     assert _coverage(maps["t2"][tissue], ph.t2[tissue], naive[tissue]) > 0.75
-    assert 0.60 < _coverage(maps["t2"][tissue], ph.t2[tissue], sd[tissue]) < 0.74
-    assert np.all(sd[tissue] <= naive[tissue] * 1.001)  # a projection never adds noise
+    assert 0.64 < _coverage(maps["t2"][tissue], ph.t2[tissue], sd[tissue]) < 0.72
+    assert np.median(sd[tissue]) < np.median(naive[tissue])
+    # the kept eigenvectors lean towards the patch noise: more than sigma^2 per kept direction
+    assert 1.1 < np.median(basis.kept_noise[tissue[basis.mask]]) < 1.6
+
+
+def test_configuration_noise_is_the_linearised_magnitude_covariance():
+    """The 3-channel basis of |F-1|, |F0|, |F+1| gives N J C J^T, with J the finite-difference
+    Jacobian of the magnitudes with respect to the real and imaginary parts of the cycles and C
+    the series' covariance ``U U^T + f (I - U U^T)``; the identity when every direction is kept."""
+    from qmriprep.fit.denoise import NoiseBasis
+    from qmriprep.fit.fourier import configuration_noise
+    from qmriprep.physics.bssfp import configurations
+
+    rng = np.random.default_rng(7)
+    n, voxels, kept = 8, 5, 3
+    phi = 2 * np.pi * np.arange(n) / n
+    series = (rng.standard_normal((voxels, 1, 1, n)) + 1j * rng.standard_normal((voxels, 1, 1, n)))
+    vectors = np.linalg.qr(rng.standard_normal((voxels, 2 * n, kept)))[0]
+    mask = np.ones((voxels, 1, 1), bool)
+    basis = NoiseBasis(mask, vectors.astype(np.float16), 125, rng.uniform(0, 0.3, voxels).astype(np.float32),
+                       rng.uniform(1, 1.5, voxels).astype(np.float32))
+    got = configuration_noise(basis, series, phi)
+    w, f = got.at(mask)
+    for v in range(voxels):
+        x = np.concatenate([series[v, 0, 0].real, series[v, 0, 0].imag])
+        mags = lambda x: np.abs(np.asarray(configurations(x[:n] + 1j * x[n:], phi)))  # noqa: E731
+        jac = np.stack([(mags(x + 1e-6 * e) - mags(x - 1e-6 * e)) / 2e-6 for e in np.eye(2 * n)], -1)
+        u = basis.vectors[v].astype(np.float64)
+        cov = basis.kept_noise[v] * u @ u.T + f[v] * (np.eye(2 * n) - u @ u.T)
+        expected = n * jac @ cov @ jac.T
+        np.testing.assert_allclose(w[v].astype(np.float64) @ w[v].T + f[v] * np.eye(3), expected, atol=2e-3)
+    full = NoiseBasis(mask, np.broadcast_to(np.eye(2 * n), (voxels, 2 * n, 2 * n)).astype(np.float16), 125,
+                      np.zeros(voxels, np.float32), np.ones(voxels, np.float32))
+    np.testing.assert_allclose(configuration_noise(full, series, phi).variance(), 1.0, atol=2e-3)
+
+
+def test_miracle_sd_after_complex_denoising_is_calibrated():
+    """MP-PCA of a 12-cycle phantom slab at SNR 30: MIRACLE's SD from the acquired sigma alone
+    over-covers the denoised fit's errors; through the magnitudes' noise basis it is calibrated."""
+    from qmriprep.estimators.bssfp import fit_miracle
+    from qmriprep.fit.denoise import denoise_mppca
+    from qmriprep.fit.fourier import configuration_noise, fourier_configurations
+    from qmriprep.nn.insilico import seed_protocol
+    from qmriprep.synth import bssfp as sb
+    from qmriprep.synth.phantom import make_phantom
+
+    ph = make_phantom(downsample=3, crop=True, n_slices=10, seed=1)
+    protocol = seed_protocol(12)
+    clean = sb.clean_signal(ph, 12)
+    sigma = sb.noise_sigma(float(np.mean(ph.pd[ph.noise_reference()])), 30)
+    rng = np.random.default_rng(8)
+    noisy = clean + sigma * (rng.standard_normal(clean.shape) + 1j * rng.standard_normal(clean.shape))
+    brain = ph.mask & (ph.pd > 0.3)
+    den, basis = denoise_mppca(noisy, brain, sigma=sigma, return_basis=True)
+    feats, norm = fourier_configurations(den, protocol.phase_increments, gibbs=False, mask=brain, return_norm=True)
+    tissue = brain & np.isin(ph.labels, (2, 3))
+    naive = fit_miracle(feats, protocol, b1=ph.b1, mask=brain, noise_sigma=sigma, scale=norm)
+    fit = fit_miracle(feats, protocol, b1=ph.b1, mask=brain, noise_sigma=sigma, scale=norm,
+                      noise_basis=configuration_noise(basis, den, protocol.phase_increments))
+    for p, truth in (("t1", ph.t1), ("t2", ph.t2)):
+        assert _coverage(naive[p][tissue], truth[tissue], naive[f"{p}_sd"][tissue]) > 0.8, p
+        assert 0.60 < _coverage(fit[p][tissue], truth[tissue], fit[f"{p}_sd"][tissue]) < 0.76, p

@@ -10,11 +10,13 @@ from .spec import Estimator, Output, register
 ALIAS_LIMIT = 0.01
 
 
-def fit_miracle(configurations, protocol, *, b1=None, mask=None, noise_sigma=None, scale=None, **_):
+def fit_miracle(configurations, protocol, *, b1=None, mask=None, noise_sigma=None, scale=None,
+                noise_basis=None, **_):
     """MIRACLE T1, T2 from the Fourier configurations (the fixed point of the seed's alternating
     golden-section searches, by Newton); the sidecars count the voxels that did not converge.
     ``t1_sd``, ``t2_sd``: the configuration noise (``noise_sigma`` of the cycles, ``scale`` the
-    per-voxel norm the configurations were divided by) propagated to first order; 0 without them.
+    per-voxel norm the configurations were divided by) propagated to first order, through the
+    denoiser when ``noise_basis`` (:func:`qmriprep.fit.fourier.configuration_noise`); 0 without them.
     ``out_of_range``: voxels whose configurations at the estimate hold aliases above
     :data:`ALIAS_LIMIT` (few cycles, long T2): outside what the infinite-cycle model describes."""
     import numpy as np
@@ -27,7 +29,8 @@ def fit_miracle(configurations, protocol, *, b1=None, mask=None, noise_sigma=Non
     if noise_sigma is None or scale is None:
         sd = {k: np.zeros_like(out["t1"]) for k in ("t1_sd", "t2_sd")}
     else:
-        sd = miracle_sd(out["t1"], out["t2"], b1, protocol, sigma=noise_sigma, norm=scale, mask=mask)
+        sd = miracle_sd(out["t1"], out["t2"], b1, protocol, sigma=noise_sigma, norm=scale, mask=mask,
+                        basis=noise_basis)
     fitted = (out["t1"] > 0) & (out["t2"] > 0) & (True if mask is None else np.asarray(mask, bool))
     level = alias_level(np.where(fitted, out["t1"], 1.0), np.where(fitted, out["t2"], 0.1),
                         1.0 if b1 is None else np.where(fitted, b1, 1.0), flip_angle=protocol.flip_angle,

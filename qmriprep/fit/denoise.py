@@ -29,41 +29,54 @@ SLAB = 6  # output slices per slab
 class NoiseBasis:
     """The components each denoised voxel kept: ``vectors`` ``(V, channels, P)`` (float16, zero
     columns pad to the largest ``P``) for the voxels of ``mask`` in C order; ``patch_voxels`` the
-    patch size; ``dropped`` ``(V,)`` the signal variance per dropped direction the denoiser removed,
-    over ``sigma^2``: ``max(mean dropped eigenvalue / sigma^2 - (n - 1)/n, 0)`` (the dropped
-    eigenvalues of pure noise average ``(n - 1)/n sigma^2``; the excess is signal, whose loss is a
-    bias of the centre voxel). The denoised voxel's error then has covariance
-    ``sigma^2 (U U^T + (1/patch_voxels + dropped) (I - U U^T))`` (the kept projection, the patch
-    mean and the removed signal), to first order (:func:`qmriprep.fit.uncertainty.crb_sd`)."""
+    patch size ``n``; ``dropped`` ``(V,)`` the signal variance per dropped direction the denoiser
+    removed, over ``sigma^2``: ``max(d - (n - 1)/n, 0)`` with ``d`` the mean dropped eigenvalue over
+    ``sigma^2`` (those of pure noise average ``(n - 1)/n``; the excess is signal, whose loss is a bias
+    of the centre voxel); ``kept_noise`` ``(V,)`` the noise variance per kept direction over
+    ``sigma^2``: the kept eigenvectors are estimated from the noisy patch and lean towards its noise,
+    so the noise energy the dropped directions lack is in them: ``max((m (n - 1)/n - (m - P) d) / P
+    + 1/n, 1)`` for ``m`` channels and ``P`` kept (1 for independent directions). The denoised
+    voxel's error then has covariance ``sigma^2 (k U U^T + f (I - U U^T))``, ``k = kept_noise``,
+    ``f = 1/n + dropped`` (the kept projection, the patch mean and the removed signal), to first
+    order (:func:`qmriprep.fit.uncertainty.crb_sd`)."""
 
     mask: np.ndarray
     vectors: np.ndarray
     patch_voxels: int
     dropped: np.ndarray
+    kept_noise: np.ndarray
 
     def at(self, where) -> tuple[np.ndarray, np.ndarray]:
-        """``(n, channels, P)`` float32 vectors of the voxels ``where`` (a bool array inside
-        ``mask``) and ``(n,)`` the error variance per direction outside them, over ``sigma^2``."""
+        """The covariance over ``sigma^2`` of the voxels ``where`` (a bool array inside ``mask``)
+        as ``V V^T + f I``: ``V = sqrt(k - f) U`` ``(n, channels, P)`` and ``f`` ``(n,)``, float32."""
         where = np.asarray(where, bool)
         if np.any(where & ~self.mask):
             raise ValueError("NoiseBasis.at: voxels outside the denoised mask have no kept components")
         index = (np.cumsum(self.mask.ravel()) - 1)[np.flatnonzero(where.ravel())]
-        return (self.vectors[index].astype(np.float32),
-                1.0 / self.patch_voxels + self.dropped[index].astype(np.float32))
+        floor = 1.0 / self.patch_voxels + self.dropped[index].astype(np.float32)
+        gain = np.sqrt(np.clip(self.kept_noise[index] - floor, 0, None))
+        return self.vectors[index].astype(np.float32) * gain[:, None, None], floor
+
+    def variance(self) -> np.ndarray:
+        """``(V, channels)`` error variance of each channel over ``sigma^2``:
+        ``k |U_c|^2 + f (1 - |U_c|^2)`` (the diagonal of the covariance above)."""
+        kept = np.square(self.vectors, dtype=np.float32).sum(-1)
+        floor = 1.0 / self.patch_voxels + self.dropped[:, None]
+        return self.kept_noise[:, None] * kept + floor * (1.0 - kept)
 
     def channels(self, index) -> "NoiseBasis":
         """The basis restricted to the channels ``index`` (e.g. a fit that drops the first echo)."""
-        return NoiseBasis(self.mask, self.vectors[:, index, :], self.patch_voxels, self.dropped)
+        return NoiseBasis(self.mask, self.vectors[:, index, :], self.patch_voxels, self.dropped, self.kept_noise)
 
     def save(self, path) -> str:
         np.savez(path, mask=self.mask, vectors=self.vectors, patch_voxels=self.patch_voxels,
-                 dropped=self.dropped)
+                 dropped=self.dropped, kept_noise=self.kept_noise)
         return str(path)
 
     @classmethod
     def load(cls, path) -> "NoiseBasis":
         with np.load(path) as f:
-            return cls(f["mask"], f["vectors"], int(f["patch_voxels"]), f["dropped"])
+            return cls(f["mask"], f["vectors"], int(f["patch_voxels"]), f["dropped"], f["kept_noise"])
 
 
 def denoise_mppca(series, mask=None, *, sigma=None, patch=PATCH, return_basis=False):
@@ -93,9 +106,9 @@ def denoise_mppca(series, mask=None, *, sigma=None, patch=PATCH, return_basis=Fa
         inner = mask[..., lo:hi].copy()
         inner[..., :z0 - lo] = False
         inner[..., z1 - lo:] = False
-        out[..., lo:hi, :][inner], vectors, dropped = _denoise_voxels(x[..., lo:hi, :], inner, size, sigma)
+        out[..., lo:hi, :][inner], *terms = _denoise_voxels(x[..., lo:hi, :], inner, size, sigma)
         if return_basis:
-            kept.append((order[..., lo:hi][inner], vectors, dropped))
+            kept.append((order[..., lo:hi][inner], *terms))
         progress.update(z1, final=z1 == nz)
     if is_complex:
         n = data.shape[-1]
@@ -106,20 +119,21 @@ def denoise_mppca(series, mask=None, *, sigma=None, patch=PATCH, return_basis=Fa
 
 
 def _basis(mask, kept, channels: int, patch_voxels: int) -> NoiseBasis:
-    """:class:`NoiseBasis` from the slabs' ``(voxel order, vectors, dropped)``."""
-    width = max([v.shape[-1] for _, v, _ in kept] + [1])
+    """:class:`NoiseBasis` from the slabs' ``(voxel order, vectors, dropped, kept_noise)``."""
+    width = max([v.shape[-1] for _, v, _, _ in kept] + [1])
     vectors = np.zeros((int(mask.sum()), channels, width), np.float16)
-    dropped = np.zeros(int(mask.sum()), np.float32)
-    for where, v, d in kept:
+    dropped, kept_noise = np.zeros(int(mask.sum()), np.float32), np.ones(int(mask.sum()), np.float32)
+    for where, v, d, k in kept:
         vectors[where, :, :v.shape[-1]] = v
-        dropped[where] = d
-    return NoiseBasis(mask, vectors, patch_voxels, dropped)
+        dropped[where], kept_noise[where] = d, k
+    return NoiseBasis(mask, vectors, patch_voxels, dropped, kept_noise)
 
 
 def _denoise_voxels(x, where, size, sigma=None):
     """Denoised channels of the voxels ``where`` of the slab ``x``, the kept eigenvectors
-    ``(voxels, channels, P)`` (P: the most any of them kept; the others' extra columns zero) and
-    the removed signal variance per dropped direction over the noise (:class:`NoiseBasis`)."""
+    ``(voxels, channels, P)`` (P: the most any of them kept; the others' extra columns zero), the
+    removed signal variance per dropped direction and the noise variance per kept direction, both
+    over the noise (:class:`NoiseBasis`)."""
     channels = x.shape[-1]
     n = int(np.prod(size))
     box = lambda v: uniform_filter(v, size=size, mode="reflect")[where]  # noqa: E731
@@ -134,10 +148,12 @@ def _denoise_voxels(x, where, size, sigma=None):
     kept = vecs * keep[:, None, :]
     coef = np.einsum("vc,vck->vk", x[where] - mean, kept)
     width = int(keep.sum(1).max()) if keep.size else 0  # eigh: ascending, so the kept are last
-    n_dropped = np.maximum((~keep).sum(1), 1)
-    mean_dropped = np.where(keep, 0.0, lam).sum(1) / n_dropped
-    dropped = np.where(var > 0, mean_dropped / np.where(var > 0, var, 1.0) - (n - 1) / n, 0.0).clip(0, None)
-    return np.einsum("vk,vck->vc", coef, kept) + mean, kept[:, :, channels - width:], dropped
+    n_kept = keep.sum(1)
+    d = np.where(keep, 0.0, lam).sum(1) / np.maximum(channels - n_kept, 1) / np.where(var > 0, var, np.inf)
+    dropped = np.where(var > 0, d - (n - 1) / n, 0.0).clip(0, None)
+    kept_noise = ((channels * (n - 1) / n - (channels - n_kept) * d) / np.maximum(n_kept, 1) + 1 / n).clip(1, None)
+    return (np.einsum("vk,vck->vc", coef, kept) + mean, kept[:, :, channels - width:], dropped,
+            np.where((var > 0) & (n_kept > 0), kept_noise, 1.0))
 
 
 @dataclass

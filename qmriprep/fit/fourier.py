@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..physics.bssfp import configurations, normalise, remove_common_phase
+from ..physics.bssfp import ORDERS, configurations, normalise, remove_common_phase
+from .denoise import NoiseBasis
+
+CHUNK = 1 << 16  # voxels per batch of the configuration noise basis
 
 
 def complex_from_parts(first, second, parts: str):
@@ -59,3 +62,28 @@ def fourier_configurations(images, phase_increments, *, gibbs=True, mask=None, r
     if not return_norm:
         return features
     return features, np.where(valid, np.sqrt(np.sum(np.abs(modes) ** 2, -1)), 0).astype(np.float32)
+
+
+def configuration_noise(basis: NoiseBasis, series, phase_increments, orders=ORDERS) -> NoiseBasis:
+    """The noise of the configuration magnitudes ``|F_p|`` of an MP-PCA denoised complex series.
+
+    ``basis``: the series' :class:`~qmriprep.fit.denoise.NoiseBasis` (channels: the real then the
+    imaginary parts of the ``N`` cycles), ``series`` the denoised ``(x, y, z, N)`` series. To first
+    order ``|F_p|`` moves along its own phase ``psi_p``: ``d|F_p| = m_p . dS`` with
+    ``m_p = (cos(p phi_j - psi_p), -sin(p phi_j - psi_p)) / N`` (real, imaginary channels; ``F_p =
+    (1/N) sum_j S_j exp(i p phi_j)``, so the common-phase removal does not change it). With
+    ``sqrt(N) m_p`` orthonormal (uniform cycling) the magnitudes' covariance over ``sigma^2 / N``
+    is ``k W W^T + f (I - W W^T)``, ``W = sqrt(N) m U``: returned as a 3-channel basis of the same
+    voxels (:func:`qmriprep.fit.uncertainty.crb_sd`); without denoising it would be the identity.
+    """
+    phi = np.asarray(phase_increments, np.float64)
+    n = phi.size
+    p = np.asarray(orders, np.float64)
+    raw = np.asarray(configurations(np.asarray(series)[basis.mask].astype(np.complex128), phi, orders))
+    vectors = np.zeros((raw.shape[0], p.size, basis.vectors.shape[-1]), np.float16)
+    for start in range(0, raw.shape[0], CHUNK):
+        part = slice(start, start + CHUNK)
+        angle = p[None, :, None] * phi[None, None, :] - np.angle(raw[part])[:, :, None]  # (v, orders, N)
+        rows = np.concatenate([np.cos(angle), -np.sin(angle)], -1) / np.sqrt(n)
+        vectors[part] = np.einsum("voc,vck->vok", rows, basis.vectors[part].astype(np.float64))
+    return NoiseBasis(basis.mask, vectors, basis.patch_voxels, basis.dropped, basis.kept_noise)

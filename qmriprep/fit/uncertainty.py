@@ -29,9 +29,9 @@ def crb_sd(model, params: dict, sigma: float, mask=None, *, fixed=None, chunk: i
     complex). Voxels outside ``mask``, with non-finite parameters or a singular ``J^T J`` get
     SD 0 (float32 maps, like the fits). ``basis``: the :class:`~qmriprep.fit.denoise.NoiseBasis`
     of a denoised series (``mask`` inside its mask, its channels those of ``model``): the noise
-    then has covariance ``sigma^2 C``, ``C = U U^T + f (I - U U^T)``, ``f = 1/n + dropped``,
-    and the SD of the least-squares estimate is ``sigma sqrt(diag(A C A^T))``,
-    ``A = (J^T J)^-1 J^T`` (first-order propagation through the denoiser).
+    then has covariance ``sigma^2 C``, ``C = V V^T + f I`` (:meth:`NoiseBasis.at
+    <qmriprep.fit.denoise.NoiseBasis.at>`), and the SD of the least-squares estimate is
+    ``sigma sqrt(diag(A C A^T))``, ``A = (J^T J)^-1 J^T`` (first-order propagation through the denoiser).
     """
     names, fixed = list(params), dict(fixed or {})
     arrays = [np.asarray(params[k], np.float64) for k in names]
@@ -62,7 +62,7 @@ def crb_sd(model, params: dict, sigma: float, mask=None, *, fixed=None, chunk: i
 
 def _chunk_sd(model, names, primals, sigma, noise=None):
     """``sigma sqrt(diag((J^T J)^-1))`` for one chunk, ``(n_params, voxels)``; 0 if singular;
-    ``noise``: ``(U (v, n, P), f (v,))`` of a denoised series (:func:`crb_sd`)."""
+    ``noise``: ``(V (v, n, P), f (v,))`` of a denoised series (:func:`crb_sd`)."""
     def signal(*values):
         s = model(**dict(zip(names, values)))
         return torch.cat([s.real, s.imag], -1) if s.is_complex() else s
@@ -75,10 +75,9 @@ def _chunk_sd(model, names, primals, sigma, noise=None):
     jac = torch.stack(cols, -1)  # (v, n, p)
     inv, info = torch.linalg.inv_ex(jac.transpose(1, 2) @ jac)
     var = torch.diagonal(inv, dim1=1, dim2=2).T
-    if noise is not None:  # diag(A C A^T) = |A U|^2 + f (|A|^2 - |A U|^2), with diag(A A^T) = var
+    if noise is not None:  # diag(A C A^T) = |A V|^2 + f |A|^2, with diag(A A^T) = var
         vectors, floor = noise
-        kept = ((inv @ jac.transpose(1, 2)) @ vectors).pow(2).sum(-1).T
-        var = kept + (var - kept) * floor
+        var = ((inv @ jac.transpose(1, 2)) @ vectors).pow(2).sum(-1).T + var * floor
     ok = (info == 0) & torch.isfinite(var).all(0) & (var >= 0).all(0)
     return torch.where(ok, sigma * var.clamp(min=0).sqrt(), torch.zeros_like(var)).numpy()
 
@@ -153,7 +152,7 @@ def dess_sd(t2, s1, protocol, sigma, mask=None, *, t1=1.2, b1=None) -> dict:
     return {"t2_sd": sd["t2"], "r2_sd": reciprocal_sd(t2, sd["t2"])}
 
 
-def miracle_sd(t1, t2, b1, protocol, *, sigma, norm, mask=None) -> dict:
+def miracle_sd(t1, t2, b1, protocol, *, sigma, norm, mask=None, basis=None) -> dict:
     """``t1_sd``, ``t2_sd`` of MIRACLE by first-order propagation of the configuration noise.
 
     MIRACLE inverts the three magnitudes ``|F-1|, |F0|, |F+1|`` exactly (their two ratios give T1
@@ -163,7 +162,9 @@ def miracle_sd(t1, t2, b1, protocol, *, sigma, norm, mask=None) -> dict:
     and ``sigma_F = sigma / (sqrt(N) norm)``: the DFT over the ``N`` cycles of ``protocol`` (its
     ``phase_increments``, ``flip_angle``, ``tr``; SI) divides the noise of each
     real channel by ``sqrt(N)`` and the configurations were normalised by ``norm`` (their raw
-    per-voxel norm). Magnitudes treated as Gaussian (high SNR of each configuration).
+    per-voxel norm). Magnitudes treated as Gaussian (high SNR of each configuration). ``basis``:
+    the 3-channel noise of the magnitudes of a denoised series over ``sigma^2 / N``
+    (:func:`qmriprep.fit.fourier.configuration_noise`).
     """
     from ..physics.bssfp import closed_form_configurations as configurations
 
@@ -181,6 +182,6 @@ def miracle_sd(t1, t2, b1, protocol, *, sigma, norm, mask=None) -> dict:
                                                          np.where(valid, b1, 1.0),
                                                          flip_angle=flip_angle, tr=tr, te=0.0)], -1)
     c = 1.0 / np.maximum(np.linalg.norm(unit, axis=-1), 1e-12)  # the configurations have unit norm
-    sd = crb_sd(model, {"c": c, "t1": t1, "t2": t2}, 1.0, valid, fixed={"b1": b1})
+    sd = crb_sd(model, {"c": c, "t1": t1, "t2": t2}, 1.0, valid, fixed={"b1": b1}, basis=basis)
     scale = np.where(valid, float(sigma) / (np.sqrt(n_cycles) * np.where(norm > 0, norm, 1.0)), 0.0)
     return {"t1_sd": (sd["t1"] * scale).astype(np.float32), "t2_sd": (sd["t2"] * scale).astype(np.float32)}
