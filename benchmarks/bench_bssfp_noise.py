@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from qmriprep.fit.fourier import fourier_configurations
+from qmriprep.fit.uncertainty import denoised_network_sd
 from qmriprep.estimators.bssfp import fit_miracle
 from qmriprep.nn.insilico import matched_snr, seed_protocol, snap_snr
 from qmriprep.nn.train import TrainSettings
@@ -54,18 +55,21 @@ def phantom_data(n_cycles, snr, seed=0, denoise=False):
     est = estimate_noise(sig, is_complex=True, mask=None)
     measured, method = float(est.sigma), est.method
     protocol = seed_protocol(n_cycles)
-    noise = None
+    noise, measured_iid = None, measured
     if denoise:  # as the pipeline: threshold at the measured sigma, the magnitudes' noise basis
         from qmriprep.fit.denoise import denoise_mppca
-        from qmriprep.fit.fourier import configuration_noise
+        from qmriprep.fit.fourier import configuration_noise, iid_equivalent_sigma
         sig, basis = denoise_mppca(sig, brain, sigma=measured, return_basis=True)
         noise = configuration_noise(basis, sig, protocol.phase_increments)
+        measured_iid = iid_equivalent_sigma(measured, noise)
     F, norm = fourier_configurations(sig, protocol.phase_increments, mask=brain, gibbs=False,  # pipeline default
                                      return_norm=True)
     masks = {t: brain & ph.pure & (ph.labels == lab) for t, lab in TISSUES.items()}
     masks["brain"] = brain & (ph.labels != 1)
+    level = float(np.median(norm[brain]))
     return dict(F=F, norm=norm, b1=ph.b1, t1=ph.t1, t2=ph.t2, masks=masks, sigma=sigma, measured=measured,
-                method=method, level=float(np.median(norm[brain])), protocol=protocol, noise=noise)
+                method=method, level=level, protocol=protocol, noise=noise,
+                measured_iid=measured_iid, series_snr=matched_snr(measured_iid, level, protocol))
 
 
 def crb_row(d, n_cycles, snr, seed=0):
@@ -102,11 +106,19 @@ def coverage(res, d, region):
 
 
 def network(name, d, training, cache):
+    """A network's maps on ``d``; on a denoised series its SD as the pipeline gives it
+    (:func:`qmriprep.fit.uncertainty.denoised_network_sd`)."""
     est, cpx = name.replace("complex", ""), name.endswith("complex")
     t0 = time.perf_counter()
     model, prov = get_model(d["protocol"], est, cpx, training, ModelSource(cache_dir=cache))
     F = d["F"] if cpx else np.abs(d["F"])
-    return model.predict(F, d["b1"]), prov, time.perf_counter() - t0
+    res = model.predict(F, d["b1"])
+    if d["noise"] is not None and training.snr:
+        sd = denoised_network_sd(res, d["b1"], d["protocol"], sigma=d["measured"],
+                                 training_sigma=d["measured_iid"] * d["series_snr"] / training.snr, norm=d["norm"],
+                                 basis=d["noise"], mask=d["masks"]["brain"])
+        res = {**res, **sd}
+    return res, prov, time.perf_counter() - t0
 
 
 def row(label, res, d, extra=""):
@@ -135,13 +147,14 @@ def main(argv=None) -> int:
     ap.add_argument("--priors", nargs="*", default=["uniform", "invivo"], help="training distributions")
     ap.add_argument("--denoise", action="store_true", help="MP-PCA (qmriprep.fit.denoise) before the fits")
     ap.add_argument("--snr-factor", type=float, default=1.0,
-                    help="train at this multiple of the matched SNR (after denoising: the residual noise)")
+                    help="train at this multiple of the matched SNR (after denoising: that of the i.i.d. "
+                         "noise equivalent to the configurations', as the pipeline does)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     for n_cycles in args.cycles:
         for snr in args.snr:
             d = phantom_data(n_cycles, snr, denoise=args.denoise)
-            train_snr = snap_snr(args.snr_factor * matched_snr(d["measured"], d["level"], d["protocol"]))
+            train_snr = snap_snr(args.snr_factor * d["series_snr"])
             print(f"\n### {n_cycles} cycles, SNR {snr:g}{' (MP-PCA denoised)' if args.denoise else ''}: sigma {d['sigma']:.3g}, measured {d['measured']:.3g} "
                   f"({d['method']}), matched training SNR {train_snr}; "
                   f"{', '.join(f'{k} {int(v.sum())}' for k, v in d['masks'].items())} voxels\n")

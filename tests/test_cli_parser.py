@@ -104,3 +104,15 @@ def test_quick_preset_is_the_measured_recipe(tmp_path):
     assert z.max_epochs == 4 and z.lr == 8e-3 and not z.subspace
     seed = _build_config(build_parser().parse_args([*args, "--recon-preset", "seed"])).recon.zsssl
     assert not seed.subspace  # the paper's set-up
+
+
+def test_a_kind_named_twice_in_estimators_keeps_both_lists(tmp_path):
+    from qmriprep.cli.run import _build_config
+
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    config = _build_config(build_parser().parse_args([
+        str(bids), str(tmp_path / "out"), "participant", "--estimators", "bssfp:miracle", "mese:varpro",
+        "bssfp:svnn,miracle"]))
+    assert config.workflow.estimators["bssfp"] == ["miracle", "svnn"]
+    assert config.workflow.estimators["mese"] == ["varpro"]

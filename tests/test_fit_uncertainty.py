@@ -194,3 +194,29 @@ def test_miracle_sd_after_complex_denoising_is_calibrated():
     for p, truth in (("t1", ph.t1), ("t2", ph.t2)):
         assert _coverage(naive[p][tissue], truth[tissue], naive[f"{p}_sd"][tissue]) > 0.8, p
         assert 0.60 < _coverage(fit[p][tissue], truth[tissue], fit[f"{p}_sd"][tissue]) < 0.76, p
+
+
+def test_network_sd_on_denoised_data_keeps_the_prior_part_and_rescales_the_noise_part():
+    """Identity noise basis at the training sigma: the head's SD is returned; a basis with a tenth
+    of the noise: a head at the noise's Cramer-Rao SD (no prior pull) scales by 0.1, a head at half
+    of it (w = 1/4) becomes sqrt(h^2 - n^2 / 16 + n^2 / 1600)."""
+    from qmriprep.bids.protocols import BSSFPProtocol
+    from qmriprep.fit.denoise import NoiseBasis
+    from qmriprep.fit.uncertainty import denoised_network_sd, miracle_sd
+
+    protocol = BSSFPProtocol(tuple(2 * np.pi * np.arange(12) / 12), 0.0048, np.deg2rad(15), 0.0024)
+    t1, t2 = np.array([0.8, 1.3, 1.9]), np.array([0.06, 0.08, 0.1])
+    mask = np.ones(3, bool)
+    same = NoiseBasis(mask, np.zeros((3, 3, 1), np.float16), 1, np.zeros(3, np.float32), np.ones(3, np.float32))
+    tenth = NoiseBasis(mask, np.zeros((3, 3, 1), np.float16), 100, np.zeros(3, np.float32), np.ones(3, np.float32))
+    n = miracle_sd(t1, t2, None, protocol, sigma=0.01, norm=0.2)
+    kw = {"sigma": 0.01, "training_sigma": 0.01, "norm": 0.2}
+    for p in ("t1_sd", "t2_sd"):
+        heads = {"t1": t1, "t2": t2, "t1_sd": n["t1_sd"], "t2_sd": n["t2_sd"]}
+        np.testing.assert_allclose(denoised_network_sd(heads, None, protocol, basis=same, **kw)[p],
+                                   n[p], rtol=1e-5)
+        np.testing.assert_allclose(denoised_network_sd(heads, None, protocol, basis=tenth, **kw)[p],
+                                   n[p] / 10, rtol=1e-4)
+        half = {**heads, "t1_sd": n["t1_sd"] / 2, "t2_sd": n["t2_sd"] / 2}
+        np.testing.assert_allclose(denoised_network_sd(half, None, protocol, basis=tenth, **kw)[p],
+                                   np.sqrt(n[p] ** 2 / 4 - n[p] ** 2 / 16 + n[p] ** 2 / 1600), rtol=1e-4)

@@ -69,3 +69,21 @@ def test_auto_denoising_passes_a_series_without_background_through(tmp_path):
                    noise_meta={"NoiseSigma": 0.5}).run(cwd=str(tmp_path)).outputs  # pure noise: all removed
     assert done.out_file != str(path) and "MP-PCA" in done.meta["Denoising"]
     assert not np.allclose(np.asarray(nib.load(done.out_file).dataobj), data)
+
+
+def test_denoised_bssfp_fits_and_networks_get_the_configuration_noise(collections):
+    """MP-PCA of the cycles: MIRACLE and the networks read the configurations' noise basis, the
+    noise-matched trainers the i.i.d. sigma equivalent to it; without denoising, the measured sigma."""
+    wf = _build(collections, "mppca")
+    bssfp = wf.get_node(next(n.split(".")[0] for n in wf.list_node_names() if n.startswith("bssfp")))
+    edges = {(u.name, v.name): d["connect"] for u, v, d in bssfp._graph.edges(data=True)}
+    assert ("noise_basis", "noise_basis") in edges[("denoise", "configuration_noise")]
+    assert ("noise_basis", "noise_basis_file") in edges[("configuration_noise", "fit_miracle")]
+    assert ("noise_basis", "noise_basis_file") in edges[("configuration_noise", "fit_svnn")]
+    assert ("training_sigma", "noise_sigma") in edges[("configuration_noise", "train_svnn")]
+    assert ("scale_file" in dict((b, a) for a, b in edges[("configs", "fit_svnn")]))
+    wf = _build(collections, "none")
+    raw = wf.get_node(next(n.split(".")[0] for n in wf.list_node_names() if n.startswith("bssfp")))
+    edges = {(u.name, v.name): d["connect"] for u, v, d in raw._graph.edges(data=True)}
+    assert "configuration_noise" not in raw.list_node_names()
+    assert ("sigma", "noise_sigma") in edges[("noise", "train_svnn")]

@@ -110,8 +110,10 @@ def _build_config(opts):
         config.recon.apply_preset(given.pop("recon.preset"))
     for path, value in given.items():
         config.set(path, value)
-    for kind, methods in getattr(opts, "estimators", []):
-        config.workflow.estimators[kind] = methods
+    chosen = {}
+    for kind, methods in getattr(opts, "estimators", []):  # a kind given twice: both lists, in order
+        chosen[kind] = list(dict.fromkeys(chosen.get(kind, []) + list(methods)))
+    config.workflow.estimators.update(chosen)
     ex.bids_dir, ex.output_dir = str(bids_dir), str(output_dir)
     check_folder(ex.work_dir, "work folder")
     config.nn.cache_dir = config.nn.cache_dir or str(Path(ex.work_dir) / "networks")

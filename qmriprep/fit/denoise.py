@@ -172,6 +172,6 @@ class DenoiseSettings:
 #: series kinds MP-PCA runs on: enough volumes for a patch PCA (not the 2 DESS echoes)
 DENOISABLE = frozenset({"MESE", "MEGRE", "VFA", "bSSFP"})
 #: kinds denoised by default: it lowered the median T2, T2* and T1 errors in WM and GM at SNR 30
-#: and 50 (benchmarks/bench_noise.py, RESULTS.md). pc-bSSFP gains too (MIRACLE) but stays off:
-#: its noise-matched networks are trained for the noise of the acquired cycles
-AUTO_KINDS = frozenset({"MESE", "MEGRE", "VFA"})
+#: and 50 (benchmarks/bench_noise.py, bench_bssfp_noise.py --denoise; RESULTS.md); pc-bSSFP
+#: networks then train for the noise of the denoised configurations
+AUTO_KINDS = frozenset({"MESE", "MEGRE", "VFA", "bSSFP"})

@@ -87,3 +87,11 @@ def configuration_noise(basis: NoiseBasis, series, phase_increments, orders=ORDE
         rows = np.concatenate([np.cos(angle), -np.sin(angle)], -1) / np.sqrt(n)
         vectors[part] = np.einsum("voc,vck->vok", rows, basis.vectors[part].astype(np.float64))
     return NoiseBasis(basis.mask, vectors, basis.patch_voxels, basis.dropped, basis.kept_noise)
+
+
+def iid_equivalent_sigma(sigma: float, basis: NoiseBasis) -> float:
+    """The i.i.d. noise of the cycles giving the configuration magnitudes (``basis`` of
+    :func:`configuration_noise`) their median variance in the mask: ``sigma sqrt(median g)``, ``g``
+    the voxel's mean variance over ``sigma^2 / N``; what noise-matched networks train for."""
+    gain = float(np.median(basis.variance().mean(-1))) if basis.mask.any() else 1.0
+    return float(sigma) * float(np.sqrt(gain))

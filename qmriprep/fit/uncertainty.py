@@ -185,3 +185,28 @@ def miracle_sd(t1, t2, b1, protocol, *, sigma, norm, mask=None, basis=None) -> d
     sd = crb_sd(model, {"c": c, "t1": t1, "t2": t2}, 1.0, valid, fixed={"b1": b1}, basis=basis)
     scale = np.where(valid, float(sigma) / (np.sqrt(n_cycles) * np.where(norm > 0, norm, 1.0)), 0.0)
     return {"t1_sd": (sd["t1"] * scale).astype(np.float32), "t2_sd": (sd["t2"] * scale).astype(np.float32)}
+
+
+def denoised_network_sd(estimate: dict, b1, protocol, *, sigma, training_sigma, norm, basis, mask=None) -> dict:
+    """``t1_sd``, ``t2_sd`` of a network trained for i.i.d. noise ``training_sigma`` applied to the
+    configurations of a denoised series (noise ``sigma``, ``basis`` of
+    :func:`qmriprep.fit.fourier.configuration_noise`, ``norm`` their per-voxel norm).
+
+    The network's ``estimate`` (``t1``, ``t2``) comes with its SD ``h`` (``t1_sd``, ``t2_sd``), read as that of a linear shrinkage
+    estimator at the training noise: the noise's Cramer-Rao SD ``n`` there (configuration
+    magnitudes, :func:`miracle_sd`) scaled by its weight ``w = min(h^2 / n^2, 1)`` (a Gaussian
+    prior's posterior: ``h^2 = w n^2``), plus a part the noise does not set (the prior's pull
+    ``h^2 (1 - w)``, or the approximation error above ``n``): ``b^2 = h^2 - w^2 n^2``. On the
+    denoised data the noise part becomes ``w d`` with ``d`` the SD the denoised noise gives:
+    ``SD = sqrt(b^2 + w^2 d^2)``, at the network's estimates."""
+    kw = {"norm": norm, "mask": mask}
+    t1, t2 = estimate["t1"], estimate["t2"]
+    denoised = miracle_sd(t1, t2, b1, protocol, sigma=sigma, basis=basis, **kw)
+    iid = miracle_sd(t1, t2, b1, protocol, sigma=training_sigma, **kw)
+    out = {}
+    for p in ("t1_sd", "t2_sd"):
+        head, noise = np.asarray(estimate[p], np.float64), np.asarray(iid[p], np.float64)
+        weight = np.where(noise > 0, np.minimum(head ** 2 / np.where(noise > 0, noise, 1.0) ** 2, 1.0), 0.0)
+        rest = np.maximum(head ** 2 - (weight * noise) ** 2, 0)
+        out[p] = np.where(noise > 0, np.sqrt(rest + (weight * denoised[p]) ** 2), head).astype(np.float32)
+    return out

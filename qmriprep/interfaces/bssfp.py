@@ -1,4 +1,5 @@
-"""Nipype interfaces of the pc-bSSFP pipeline: complex series, configurations, B1 filter."""
+"""Nipype interfaces of the pc-bSSFP pipeline: complex series, configurations, their noise after
+denoising, B1 filter."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 
 import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface,
-                                    TraitedSpec, traits)
+                                    TraitedSpec, isdefined, traits)
 
 from ..utils.images import load_volume, optional_mask, save_like
 
@@ -96,6 +97,43 @@ class FourierConfigurations(SimpleInterface):
         self._results["out_file"] = save_like(feats, ref, out("configurations.nii.gz"), dtype=np.complex64)
         self._results["out_magnitude"] = save_like(np.abs(feats), ref, out("configurations_mag.nii.gz"))
         self._results["out_norm"] = save_like(norm, ref, out("configurations_norm.nii.gz"))
+        return runtime
+
+
+class _ConfigurationNoiseInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="the (denoised) complex 4-D phase-cycle series")
+    noise_basis = File(desc="its NoiseBasis (.npz) from the Denoise node; undefined: not denoised")
+    phase_increments = traits.List(traits.Float, mandatory=True, desc="RF phase increments (rad)")
+    noise_sigma = traits.Float(mandatory=True, desc="noise sigma of the acquired series")
+
+
+class _ConfigurationNoiseOutputSpec(TraitedSpec):
+    noise_basis = File(desc="the noise of |F-1|, |F0|, |F+1| (3-channel NoiseBasis, .npz); undefined "
+                            "when the series was not denoised")
+    training_sigma = traits.Float(desc="the i.i.d. noise of the cycles giving the configuration "
+                                       "magnitudes their median variance in the mask (noise_sigma "
+                                       "when not denoised): what noise-matched networks train for")
+
+
+class ConfigurationNoise(SimpleInterface):
+    """The noise of the configurations of a denoised series
+    (:func:`qmriprep.fit.fourier.configuration_noise`), for SD maps and network training."""
+
+    input_spec = _ConfigurationNoiseInputSpec
+    output_spec = _ConfigurationNoiseOutputSpec
+    mem_copies = 3.0  # the series and the rows of its magnitudes' basis
+
+    def _run_interface(self, runtime):
+        from ..fit.denoise import NoiseBasis
+        from ..fit.fourier import configuration_noise, iid_equivalent_sigma
+
+        self._results["training_sigma"] = self.inputs.noise_sigma
+        if not isdefined(self.inputs.noise_basis):
+            return runtime
+        series, _ = _load4d(self.inputs.in_file)
+        basis = configuration_noise(NoiseBasis.load(self.inputs.noise_basis), series, self.inputs.phase_increments)
+        self._results["training_sigma"] = iid_equivalent_sigma(self.inputs.noise_sigma, basis)
+        self._results["noise_basis"] = basis.save(os.path.join(runtime.cwd, "configuration_noise.npz"))
         return runtime
 
 

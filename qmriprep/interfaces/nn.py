@@ -81,6 +81,10 @@ class _NetworkFitInputSpec(BaseInterfaceInputSpec):
     protocol = traits.Dict(mandatory=True, desc="protocol fields in SI units (tr: s, to convert theta to Hz)")
     protocol_type = traits.Str(desc="protocol dataclass (unused)")
     noise_meta = traits.Dict(desc="sidecar fields of the series' noise (NoiseSigma, NoiseMethod, SNR)")
+    noise_sigma = traits.Float(desc="noise sigma of the acquired series (with noise_basis_file)")
+    noise_basis_file = File(exists=True, desc="the noise of the configuration magnitudes of a denoised "
+                                              "series (qmriprep.interfaces.bssfp.ConfigurationNoise)")
+    scale_file = File(exists=True, desc="per-voxel norm of the configurations (with noise_basis_file)")
 
 
 class _NetworkFitOutputSpec(TraitedSpec):
@@ -117,12 +121,13 @@ class NetworkFit(SimpleInterface):
         res["off_resonance"] = res.get("theta", np.zeros(mask.shape)) / (2 * np.pi * self.inputs.protocol["tr"])
         for key in ("t1_sd", "t2_sd"):  # weights without an uncertainty head: SD unknown, written as 0
             res.setdefault(key, np.zeros(mask.shape, np.float32))
+        prov = dict(self.inputs.provenance) if isdefined(self.inputs.provenance) else {}
+        self._denoised_sd(res, b1, mask, prov.get("training_noise_sigma"))
         res["out_of_range"] = (res["out_of_range"] & mask).astype(np.uint8)
         for key in ("t1", "t2", "off_resonance", "t1_sd", "t2_sd", "out_of_range"):
             self._results[key] = save_like(np.where(mask, res[key], 0), img,
                                            os.path.join(runtime.cwd, f"{key}.nii.gz"),
                                            **({"dtype": np.uint8} if key == "out_of_range" else {}))
-        prov = dict(self.inputs.provenance) if isdefined(self.inputs.provenance) else {}
         noise = dict(self.inputs.noise_meta) if isdefined(self.inputs.noise_meta) else {}
         self._results["meta"] = {**noise,
                                  "NetworkWeightsSHA256": prov.get("weights_sha256"),
@@ -136,3 +141,19 @@ class NetworkFit(SimpleInterface):
                                  "TrainingNoiseSigma": prov.get("training_noise_sigma"),
                                  "OutOfRangeVoxels": int(res["out_of_range"].sum())}
         return runtime
+
+    def _denoised_sd(self, res, b1, mask, training_sigma):
+        """On a denoised series, the head's SD with its noise part for the training's i.i.d. noise
+        replaced by that of the denoised noise (:func:`qmriprep.fit.uncertainty.denoised_network_sd`)."""
+        inputs = (self.inputs.noise_basis_file, self.inputs.noise_sigma, self.inputs.scale_file)
+        if not (all(isdefined(x) for x in inputs) and training_sigma):
+            return
+        from ..fit.denoise import NoiseBasis
+        from ..fit.uncertainty import denoised_network_sd
+        from ..nn.insilico import as_protocol
+
+        basis = NoiseBasis.load(self.inputs.noise_basis_file)
+        res.update(denoised_network_sd(res, b1, as_protocol(self.inputs.protocol),
+                                       sigma=self.inputs.noise_sigma, training_sigma=training_sigma,
+                                       norm=optional_volume(self.inputs.scale_file), basis=basis,
+                                       mask=mask & basis.mask))

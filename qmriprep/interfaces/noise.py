@@ -14,9 +14,9 @@ from .fit import _load
 
 #: sidecar ``Denoising`` of maps fitted to a denoised series
 DENOISED = ("MP-PCA (Veraart 2016, 5x5x5 patches, threshold from NoiseSigma) of the series before "
-            "fitting; NoiseSigma is that of the acquired series, and the SD maps of magnitude fits "
-            "propagate it through each voxel's kept components and add the signal the denoiser "
-            "removed (first order)")
+            "fitting; NoiseSigma is that of the acquired series, and the SD maps propagate it through "
+            "each voxel's kept components (with the noise they absorbed) and add the signal the "
+            "denoiser removed (first order)")
 
 
 class _NoiseInputSpec(BaseInterfaceInputSpec):
@@ -88,12 +88,9 @@ class Denoise(SimpleInterface):
                                  meta=meta)
             return runtime
         data, ref = _load(self.inputs.in_files)
-        if np.iscomplexobj(data):  # pc-bSSFP: its estimators fit configurations, not the series
-            out = denoise_mppca(data, optional_mask(self.inputs.mask_file), sigma=self.inputs.noise_sigma)
-        else:  # magnitude fits propagate the noise through the kept components
-            out, basis = denoise_mppca(data, optional_mask(self.inputs.mask_file), sigma=self.inputs.noise_sigma,
-                                       return_basis=True)
-            self._results["noise_basis"] = basis.save(os.path.join(runtime.cwd, "noise_basis.npz"))
+        out, basis = denoise_mppca(data, optional_mask(self.inputs.mask_file), sigma=self.inputs.noise_sigma,
+                                   return_basis=True)  # the fits' SD maps propagate the noise through it
+        self._results["noise_basis"] = basis.save(os.path.join(runtime.cwd, "noise_basis.npz"))
         dtype = np.complex64 if np.iscomplexobj(out) else np.float32
         path = save_like(out, ref, os.path.join(runtime.cwd, "denoised.nii.gz"), dtype=dtype)
         self._results.update(out_files=[path], out_file=path, meta={**meta, "Denoising": DENOISED})

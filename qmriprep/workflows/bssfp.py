@@ -7,7 +7,7 @@ import math
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from ..interfaces.bssfp import ComplexSeries, FourierConfigurations
+from ..interfaces.bssfp import ComplexSeries, ConfigurationNoise, FourierConfigurations
 from ..interfaces.estimate import ForegroundMask
 from .b1 import b1_meta, b1_transform_output, connect_b1_to_target
 from .estimate import FitInputs, citations_of, connect_estimators, sources_of
@@ -64,6 +64,7 @@ def init_bssfp_wf(*, item, config, output_dir: str, name: str = "bssfp_wf"):
     cycles = denoised(workflow, kind="bSSFP", series=(series, "out_file"), mask=(mask, "out_mask"),
                       config=config, port="out_file")
     workflow.connect(*cycles, configs, "in_file")
+    noise = configuration_noise(workflow, cycles[0], p.phase_increments)
     protocol_meta = {"RFPhaseIncrement": [round(math.degrees(x), 6) for x in p.phase_increments],
                      "FlipAngle": round(math.degrees(p.flip_angle), 6), "RepetitionTimeExcitation": p.tr}
     b1_out = None
@@ -83,7 +84,8 @@ def init_bssfp_wf(*, item, config, output_dir: str, name: str = "bssfp_wf"):
     outputs += connect_estimators(workflow, kind="bSSFP", names=item.estimators, protocol=p, config=config,
                                   inputs=FitInputs((configs, "out_file"), (mask, "out_mask"), b1_out,
                                                    tuple(sources + b1_sources), meta,
-                                                   acquired=(series, "out_file"), scale=(configs, "out_norm")))
+                                                   acquired=(series, "out_file"), scale=(configs, "out_norm"),
+                                                   data_noise=noise))
     outputs += [(series, "out_reference", MapSpec(  # BIDS: a fieldmap comes with its magnitude
         f"magnitude_{spec.desc}", "magnitude", desc=spec.desc, datatype="fmap", meta={
             "Sources": list(sources), "SkullStripped": False,
@@ -93,3 +95,14 @@ def init_bssfp_wf(*, item, config, output_dir: str, name: str = "bssfp_wf"):
     connect_ds_maps(workflow, inputnode=inputnode, outputnode=outputnode, outputs=outputs,
                     output_dir=output_dir)
     return workflow
+
+
+def configuration_noise(workflow, cycles, phase_increments):
+    """The ``configuration_noise`` node (:class:`ConfigurationNoise`) when ``cycles`` is the
+    ``denoise`` node (MP-PCA of the cycles), else None."""
+    if cycles is not workflow.get_node("denoise"):
+        return None
+    node = pe.Node(ConfigurationNoise(phase_increments=list(phase_increments)), name="configuration_noise")
+    workflow.connect([(cycles, node, [("out_file", "in_file"), ("noise_basis", "noise_basis")]),
+                      (workflow.get_node("noise"), node, [("sigma", "noise_sigma")])])
+    return node

@@ -45,6 +45,10 @@ class FitInputs:
     #: per-voxel level ``data`` was normalised by (pc-bSSFP: the configurations' norm), for
     #: estimators whose SD maps need the noise relative to it; None: ``data`` is not normalised
     scale: tuple | None = None
+    #: the noise of ``data`` when it derives from a denoised series: a node with outputs
+    #: ``noise_basis`` (NoiseBasis file) and ``training_sigma`` (the i.i.d. noise networks train
+    #: for); None: the ``denoise`` node's basis (when ``data`` is its output) and the measured sigma
+    data_noise: object | None = None
 
 
 def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: FitInputs) -> list:
@@ -54,6 +58,8 @@ def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: 
     data = inputs.data if inputs.acquired else denoised(workflow, kind=kind, series=inputs.data,
                                                         mask=inputs.mask, config=config)
     meta = noise_meta_source(workflow)
+    basis = ((inputs.data_noise, "noise_basis") if inputs.data_noise is not None
+             else (data[0], "noise_basis") if data[0] is workflow.get_node("denoise") else None)
     has_sd = any(o.desc.endswith("SD") for n in names for o in estimators.get(kind, n).outputs)
     workflow.__desc__ = ((workflow.__desc__ or "") + NOISE_TEXT + denoise_text(kind, config)
                          + (SD_TEXT if has_sd else ""))
@@ -63,11 +69,9 @@ def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: 
         workflow.connect([(data[0], fit, [(data[1], "in_files")]),
                           (inputs.mask[0], fit, [(inputs.mask[1], "mask_file")])])
         connect_noise_to(workflow, noise, meta, fit, est, inputs)
-        denoise = workflow.get_node("denoise")
-        if (denoise is not None and inputs.acquired is None and data[0] is denoise
-                and "noise_basis_file" in fit.inputs.copyable_trait_names()
+        if (basis is not None and "noise_basis_file" in fit.inputs.copyable_trait_names()
                 and any(o.desc.endswith("SD") for o in est.outputs)):
-            workflow.connect(denoise, "noise_basis", fit, "noise_basis_file")
+            workflow.connect(*basis, fit, "noise_basis_file")
         if est.takes_b1 and inputs.b1 is not None:
             workflow.connect(*inputs.b1, fit, "b1_file")
         for out in est.outputs:
@@ -82,13 +86,15 @@ def connect_estimators(workflow, *, kind: str, names, protocol, config, inputs: 
 def connect_noise_to(workflow, noise, meta, fit, est, inputs: FitInputs):
     """The series' noise fields (``meta``: ``(node, output)``) go to every map's sidecar (node
     input ``noise_meta``); its sigma and the data's level (``inputs.scale``) to estimators writing
-    SD maps; sigma, level and mask to noise-matched trainers (``train_<name>``)."""
+    SD maps; the training sigma (``inputs.data_noise``'s, else sigma), level and mask to
+    noise-matched trainers (``train_<name>``)."""
     if "noise_meta" in fit.inputs.copyable_trait_names():
         workflow.connect(*meta, fit, "noise_meta")
     if any(o.desc.endswith("SD") for o in est.outputs) and "noise_sigma" in fit.inputs.copyable_trait_names():
         workflow.connect(noise, "sigma", fit, "noise_sigma")
     train = workflow.get_node(f"train_{est.name}") if est.learned else None
-    ports = {"noise_sigma": (noise, "sigma"), "scale_file": inputs.scale, "mask_file": inputs.mask}
+    training = (noise, "sigma") if inputs.data_noise is None else (inputs.data_noise, "training_sigma")
+    ports = {"noise_sigma": training, "scale_file": inputs.scale, "mask_file": inputs.mask}
     for node, names in ((fit, ("scale_file",)), (train, tuple(ports))):
         for name in names:
             if node is not None and ports[name] is not None and name in node.inputs.copyable_trait_names():
