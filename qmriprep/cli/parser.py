@@ -200,8 +200,9 @@ def _estimation(g) -> None:
                         "without ringing (3 %% median T1/T2 error on a noise-free phantom)")
     g.add_argument("--denoise", dest="noise.denoise", choices=["auto", "mppca", "none"],
                    help="MP-PCA denoising (Veraart 2016) of the echoes, flip angles and complex "
-                        "pc-bSSFP cycles before fitting. auto (default): where it lowered the map "
-                        "errors in benchmarks/bench_noise.py (see README); mppca: every series of "
+                        "pc-bSSFP cycles before fitting. auto (default): MESE, MEGRE, VFA and "
+                        "pc-bSSFP series whose noise came from a noise-only background (where it "
+                        "lowered the map errors: benchmarks/RESULTS.md); mppca: every series of "
                         "3 or more volumes; none: off")
     g.add_argument("--dess-t1", dest="dess.t1", type=float, metavar="S",
                    help="T1 assumed by the qDESS T2 estimate (s; Sveinsson 2017 used 1.2 for cartilage)")
