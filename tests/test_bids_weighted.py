@@ -87,3 +87,20 @@ def test_dicom_echo_train_length_of_a_gradient_echo_is_not_taken_for_the_pulses(
         mprage_protocol(_mprage(EchoTrainLength=1))
     assert str(err.value).startswith(NAME) and "EchoTrainLength = 1 cannot be" in str(err.value)
     assert "NumberShots" in str(err.value)
+
+
+def test_an_sd_map_beside_the_labels_is_never_taken_as_a_label(tmp_path):
+    """``desc-nllsSD`` sorts before ``desc-nlls`` (``S`` < ``_``); qmriprep writes both side by side."""
+    from qmriprep.bids.weighted import find_labels
+
+    anat = tmp_path / "sub-01" / "anat"
+    anat.mkdir(parents=True)
+    for desc in ("nlls", "nllsSD"):
+        for suffix in ("T1map", "T2map", "M0map"):
+            (anat / f"sub-01_desc-{desc}_{suffix}.nii.gz").touch()
+    found = find_labels(tmp_path, "01")
+    assert {k: p.name for k, p in found.items()} == {s: f"sub-01_desc-nlls_{s}.nii.gz"
+                                                     for s in ("T1map", "T2map", "M0map")}
+    for suffix in ("T1map", "T2map", "M0map"):
+        (anat / f"sub-01_desc-nlls_{suffix}.nii.gz").unlink()
+    assert find_labels(tmp_path, "01") is None  # SD maps alone are not labels

@@ -254,12 +254,14 @@ def _partner(t1w: Path, name, suffix: str) -> Path | None:
 
 def find_labels(deriv_dir: str | Path, subject: str, session: str | None = None) -> dict | None:
     """``{suffix: path}`` of the T1map, T2map, M0map of a subject in a derivatives folder (the
-    first in name order when several ``desc-`` exist), or None when any is missing."""
+    first in name order when several ``desc-`` exist; never an SD map, ``desc-<est>SD`` as
+    qmriprep writes them beside its maps), or None when any is missing."""
     base = Path(deriv_dir) / f"sub-{subject}"
     found = {}
     for suffix in LABEL_SUFFIXES:
         hits = sorted(p for p in base.rglob(f"sub-{subject}*_{suffix}.nii*")
-                      if session is None or parse_name(p).entities.get("ses") == session)
+                      if (session is None or parse_name(p).entities.get("ses") == session)
+                      and not parse_name(p).entities.get("desc", "").endswith("SD"))
         if not hits:
             return None
         found[suffix] = hits[0]
