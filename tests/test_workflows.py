@@ -96,8 +96,9 @@ def test_vfa_interface_takes_radians(collections):
 
 
 def test_noise_matched_trainer_gets_sigma_and_level(tmp_path):
-    """The bSSFP trainers take the measured sigma and the configurations' norm in the mask
-    (the level of the series' SNR)."""
+    """The bSSFP trainers take the noise sigma (by default that of the MP-PCA denoised
+    configurations' i.i.d. equivalent) and the configurations' norm in the mask (the level of the
+    series' SNR)."""
     from qmriprep.bids.collections import find_collections, load_layout
     from qmriprep.estimators.names import SVNN
 
@@ -108,5 +109,6 @@ def test_noise_matched_trainer_gets_sigma_and_level(tmp_path):
     sub = wf.get_node(trainers[0].rsplit(".", 1)[0])
     edges = {(u.name, v.name, tuple(d["connect"])) for u, v, d in sub._graph.edges(data=True)}
     train = f"train_{SVNN}"
-    assert {("noise", train, (("sigma", "noise_sigma"),)), ("configs", train, (("out_norm", "scale_file"),)),
+    assert {("configuration_noise", train, (("training_sigma", "noise_sigma"),)),
+            ("configs", train, (("out_norm", "scale_file"),)),
             ("mask", train, (("out_mask", "mask_file"),))} <= edges
