@@ -100,8 +100,11 @@ def errors(res, d):
 
 
 def coverage(res, d, region):
-    """Fraction (%) of voxels of ``region`` whose truth lies within +-1 SD of the estimate."""
-    m = d["masks"]["brain"] if region == "brain" else d["masks"]["WM"] | d["masks"]["GM"]
+    """Fraction (%) of voxels of ``region`` (``tissue``: pure WM and GM; ``brain``; ``unflagged``:
+    the brain outside the estimator's out-of-range mask) whose truth lies within +-1 SD."""
+    m = d["masks"]["WM"] | d["masks"]["GM"] if region == "tissue" else d["masks"]["brain"]
+    if region == "unflagged" and "out_of_range" in res:
+        m = m & (res["out_of_range"] == 0)
     return {p: 100 * float(np.mean(np.abs(res[p][m] - d[p][m]) <= res[f"{p}_sd"][m])) for p in ("t1", "t2")}
 
 
@@ -125,8 +128,8 @@ def row(label, res, d, extra=""):
     e = errors(res, d)
     cells = [f"{e[(p, t)]:.1f}" for p in ("t1", "t2") for t in TISSUES]
     if "t1_sd" in res:
-        cw, cb = coverage(res, d, "tissue"), coverage(res, d, "brain")
-        cells += [f"{cw['t1']:.0f} / {cw['t2']:.0f}", f"{cb['t1']:.0f} / {cb['t2']:.0f}",
+        cw, cb, cu = (coverage(res, d, r) for r in ("tissue", "brain", "unflagged"))
+        cells += [f"{cw['t1']:.0f} / {cw['t2']:.0f}", f"{cb['t1']:.0f} / {cb['t2']:.0f} ({cu['t1']:.0f} / {cu['t2']:.0f})",
                   str(int(res["out_of_range"][d["masks"]["brain"]].sum())) if "out_of_range" in res else "-"]
     else:
         cells += ["", "", ""]
@@ -159,7 +162,7 @@ def main(argv=None) -> int:
                   f"({d['method']}), matched training SNR {train_snr}; "
                   f"{', '.join(f'{k} {int(v.sum())}' for k, v in d['masks'].items())} voxels\n")
             print("| estimator | T1 WM % | T1 GM % | T2 WM % | T2 GM % | within 1 SD WM+GM T1/T2 % "
-                  "| within 1 SD brain T1/T2 % | out of range | notes |")
+                  "| within 1 SD brain T1/T2 % (unflagged) | out of range | notes |")
             print("|---|---|---|---|---|---|---|---|---|")
             t0 = time.perf_counter()
             mir = fit_miracle(d["F"], d["protocol"], b1=d["b1"], mask=d["masks"]["brain"],
