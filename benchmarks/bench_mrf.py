@@ -114,8 +114,10 @@ def phantom_accuracy(proto, meta, settings, args):
 
             t0 = time.perf_counter()
             cnn = fit_mrf_subspacecnn(series, proto, b1=ph.b1, mask=ph.mask, settings=settings,
-                                      cnn=SubspaceCNNSettings(time_budget_s=args.cnn_budget))
+                                      cnn=SubspaceCNNSettings(time_budget_s=args.cnn_budget), sigma=sigma)
             row["cnn"] = rmse(cnn, ph, tissue)
+            row["cnn_within_sd"] = tuple(float(np.mean(np.abs(cnn[k] - getattr(ph, k))[tissue]
+                                                       <= cnn[f"{k}_sd"][tissue])) for k in ("t1", "t2"))
             row["t_cnn"] = time.perf_counter() - t0
         yield row
 
@@ -191,7 +193,8 @@ def main(argv=None):
         if "cnn" in row:
             c, m = row["cnn"], row["matching"]
             line += (f" | subspace CNN {1e3 * c[0]:7.1f} / {1e3 * c[1]:6.1f} ({row['t_cnn']:.0f} s); "
-                     f"gain {m[0] / c[0]:.2f}x / {m[1] / c[1]:.2f}x")
+                     f"gain {m[0] / c[0]:.2f}x / {m[1] / c[1]:.2f}x; within +-1 SD "
+                     f"{100 * row['cnn_within_sd'][0]:.0f} / {100 * row['cnn_within_sd'][1]:.0f} %")
         print(line, flush=True)
     print(f"   load average at the end: {os.getloadavg()}")
 

@@ -74,6 +74,11 @@ def test_subspace_cnn_runs_through_the_cli_with_its_training_record(pristine, ru
     ref = _load(pristine / "derivatives" / "truth" / "sub-01" / "anat" / "sub-01_T1map.nii.gz")
     wm = (_load(pristine / "derivatives" / "truth" / "sub-01" / "anat" / "sub-01_dseg.nii.gz") == 3) & (est > 0)
     assert np.median(np.abs(np.log(est[wm] / ref[wm]))) < math.log1p(STEP)
+    sd = _load(out / "sub-01" / "anat" / "sub-01_desc-subspacecnnSD_T1map.nii.gz")  # the bound at its atoms
+    rel = np.median(sd[wm] / est[wm])
+    assert 0.7 < rel / (STEP / math.sqrt(12)) < 1.5, rel
+    sidecar = out / "sub-01" / "anat" / "sub-01_desc-subspacecnnSD_T1map.json"
+    assert "subspace CNN" in json.loads(sidecar.read_text())["Description"]
 
 
 @pytest.fixture

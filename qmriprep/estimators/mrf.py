@@ -18,10 +18,13 @@ def fit_matching(series, protocol, *, b1=None, mask=None, noise_sigma=None, **se
     return {f"{k}_sd": np.zeros_like(maps[k]) for k in ("t1", "t2", "m0")} | maps
 
 
-def fit_subspacecnn(series, protocol, *, b1=None, mask=None, seed=0, device="cpu", **settings):
+def fit_subspacecnn(series, protocol, *, b1=None, mask=None, seed=0, device="cpu", noise_sigma=None, **settings):
     """The subspace CNN of seed 001 (:mod:`..nn.subspacecnn`), trained on this scan (CPU);
-    ``settings``: the fields of the ``mrf`` and ``mrf_cnn`` config sections."""
+    ``settings``: the fields of the ``mrf`` and ``mrf_cnn`` config sections; SD maps from the
+    measured ``noise_sigma`` (0 without it)."""
     from dataclasses import fields
+
+    import numpy as np
 
     from ..fit.mrf import settings_from
     from ..nn.subspacecnn import SubspaceCNNSettings, train
@@ -29,8 +32,8 @@ def fit_subspacecnn(series, protocol, *, b1=None, mask=None, seed=0, device="cpu
     cnn = SubspaceCNNSettings(**{f.name: settings[f.name] for f in fields(SubspaceCNNSettings)
                                  if f.name in settings})
     maps, record = train(series, protocol, b1=b1, mask=mask, settings=settings_from(settings), cnn=cnn,
-                         seed=seed)
-    return {**maps, "meta": record}
+                         seed=seed, sigma=noise_sigma)
+    return {f"{k}_sd": np.zeros_like(maps[k]) for k in ("t1", "t2", "m0")} | maps | {"meta": record}
 
 
 _MAPS = (Output("t1", "T1map"), Output("t2", "T2map"), Output("m0", "M0map"),
@@ -42,18 +45,25 @@ _SD = ("Standard deviation of the {} estimate: Cramer-Rao bound of the voxel's s
        "(noise sigma measured on the series, NoiseSigma; Jacobian of the matched atom by finite "
        "differences on the dictionary grid, the phase and, without a B1+ map, B1+ estimated too){}")
 _QUANTISED = " combined with the grid quantisation (spacing^2 / 12)"
+_CNN_SD = ("; for the subspace CNN: that voxel-wise bound at the atoms its coefficients match, which "
+           "its spatial context can undercut (conservative where it denoises)")
+
+
+def _sd_outputs(extra: str = "") -> tuple:
+    """The T1, T2, M0 SD maps of an MRF estimator (description :data:`_SD` plus ``extra``)."""
+    return (Output("t1_sd", "T1map", desc="SD", description=_SD.format("T1", _QUANTISED + extra)),
+            Output("t2_sd", "T2map", desc="SD", description=_SD.format("T2", _QUANTISED + extra)),
+            Output("m0_sd", "M0map", desc="SD", description=_SD.format("M0", extra)))
 register(Estimator(
     kind="MRF", name=MATCHING, default=True, takes_b1=True, core=f"{__name__}:fit_matching",
     settings="mrf", citations=_CITES,
-    outputs=_MAPS + (Output("t1_sd", "T1map", desc="SD", description=_SD.format("T1", _QUANTISED)),
-                     Output("t2_sd", "T2map", desc="SD", description=_SD.format("T2", _QUANTISED)),
-                     Output("m0_sd", "M0map", desc="SD", description=_SD.format("M0", ""))),
+    outputs=_MAPS + _sd_outputs(),
     algorithm=f"MR fingerprinting dictionary matching: {_DICTIONARY}; each voxel takes the atom of "
               "largest normalised inner product (coarse-to-fine search on the T1 x T2 grid), M0 the "
               "projection scale"))
 register(Estimator(
     kind="MRF", name=SUBSPACECNN, takes_b1=True, stochastic=True, core=f"{__name__}:fit_subspacecnn",
-    settings=("mrf", "mrf_cnn"), citations=(*_CITES, "gao2022"), outputs=_MAPS,
+    settings=("mrf", "mrf_cnn"), citations=(*_CITES, "gao2022"), outputs=_MAPS + _sd_outputs(_CNN_SD),
     algorithm=f"Scan-specific subspace CNN: {_DICTIONARY}; a CNN maps the coefficient images fitted to "
               "one half of the frames (even or odd) to coefficients whose series is compared with the "
               "other half's frames by an L2 (default) or L1 loss (trained on this scan only, no labels, "

@@ -164,15 +164,19 @@ def _l1(out, data: _Slices, dst: int, where) -> torch.Tensor:
 
 
 def fit_mrf_subspacecnn(series, protocol, *, b1=None, mask=None, settings: MRFSettings | None = None,
-                        cnn: SubspaceCNNSettings | None = None, seed: int = 0) -> dict[str, np.ndarray]:
-    """T1, T2, M0, match quality and RMSE maps by the subspace CNN (module docstring)."""
-    return train(series, protocol, b1=b1, mask=mask, settings=settings, cnn=cnn, seed=seed)[0]
+                        cnn: SubspaceCNNSettings | None = None, seed: int = 0, sigma=None) -> dict[str, np.ndarray]:
+    """T1, T2, M0, match quality and RMSE maps by the subspace CNN (module docstring); with the
+    series' noise ``sigma`` also their SDs (:func:`train`)."""
+    return train(series, protocol, b1=b1, mask=mask, settings=settings, cnn=cnn, seed=seed, sigma=sigma)[0]
 
 
 def train(series, protocol, *, b1=None, mask=None, settings: MRFSettings | None = None,
-          cnn: SubspaceCNNSettings | None = None, seed: int = 0) -> tuple[dict[str, np.ndarray], dict]:
+          cnn: SubspaceCNNSettings | None = None, seed: int = 0, sigma=None) -> tuple[dict[str, np.ndarray], dict]:
     """The maps and the sidecar record of the training (settings, seed, epochs, curves, seconds,
-    and ``IdentityValidationLoss``: the held-out loss of the input coefficients themselves)."""
+    and ``IdentityValidationLoss``: the held-out loss of the input coefficients themselves); with
+    the series' noise ``sigma`` also ``t1_sd``, ``t2_sd``, ``m0_sd``: the voxel-wise Cramer-Rao bound
+    at the CNN's matched atoms (:func:`qmriprep.fit.mrf_sd.matching_sd`), which its spatial context
+    can undercut."""
     cnn = cnn or SubspaceCNNSettings()
     prep = prepare(series, protocol, b1=b1, mask=mask, settings=settings)
     full = prep.x @ prep.sub.phi.to(prep.x.dtype) if prep.x.is_complex() else prep.x.float() @ prep.sub.phi
@@ -201,4 +205,4 @@ def train(series, protocol, *, b1=None, mask=None, settings: MRFSettings | None 
                                 "val_loss": [None if v is None else float(f"{v:.6g}")
                                              for v in hist.column("val_loss")]}}
     LOGGER.info("subspace CNN: %d epochs (%s), %.0f s", len(hist.records), hist.stopped, hist.seconds)
-    return maps_from(coef, prep), record
+    return maps_from(coef, prep, sigma), record
