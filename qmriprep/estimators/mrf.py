@@ -45,8 +45,9 @@ _SD = ("Standard deviation of the {} estimate: Cramer-Rao bound of the voxel's s
        "(noise sigma measured on the series, NoiseSigma; Jacobian of the matched atom by finite "
        "differences on the dictionary grid, the phase and, without a B1+ map, B1+ estimated too){}")
 _QUANTISED = " combined with the grid quantisation (spacing^2 / 12)"
-_CNN_SD = ("; for the subspace CNN: that voxel-wise bound at the atoms its coefficients match, which "
-           "its spatial context can undercut (conservative where it denoises)")
+_CNN_SD = ("; for the subspace CNN: that voxel-wise bound at the atoms its coefficients match, its "
+           "variance scaled by the CNN's error variance over the bound, per parameter, measured on the "
+           "held-out voxels against the other half of the frames (SDCalibration)")
 
 
 def _sd_outputs(extra: str = "") -> tuple:

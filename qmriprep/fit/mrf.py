@@ -194,13 +194,14 @@ def prepare(series, protocol, *, b1=None, mask=None, settings: MRFSettings | Non
     return Prepared(x, keep, b1v, settings, dic, sub)
 
 
-def maps_from(coef: torch.Tensor, prep: Prepared, sigma=None) -> dict[str, np.ndarray]:
+def maps_from(coef: torch.Tensor, prep: Prepared, sigma=None, sd_factor: dict | None = None) -> dict[str, np.ndarray]:
     """Maps (module docstring) of subspace coefficients ``(V, r)`` of the voxels of ``prep``;
-    ``rmse`` against ``prep.x``; SD maps when the noise ``sigma`` is given."""
+    ``rmse`` against ``prep.x``; SD maps when the noise ``sigma`` is given (``sd_factor``: see
+    :func:`~.mrf_sd.matching_sd`)."""
     x, dic = prep.x, prep.dic
     total = (x.abs() ** 2).sum(1).float() if x.is_complex() else (x.float() ** 2).sum(1)
     with single_thread():  # small kernels: threads only add contention on a shared machine
-        found = _match_by_b1(coef, dic, prep.sub, prep.b1, prep.settings)
+        found = match_by_b1(coef, dic, prep.sub, prep.b1, prep.settings)
     atom, m0 = prep.sub.coef[found["index"]], found["m0"]
     data = project(x, prep.sub.phi)  # |x - m0 e^{i phi} a|^2, phase phi optimal
     inner = (data * atom.to(data.dtype)).sum(1).abs()
@@ -208,7 +209,8 @@ def maps_from(coef: torch.Tensor, prep: Prepared, sigma=None) -> dict[str, np.nd
     out = {"t1": dic.t1[found["index"]], "t2": dic.t2[found["index"]], "m0": found["m0"],
            "quality": found["quality"], "rmse": (resid.clamp_min(0) / x.shape[-1]).sqrt()}
     if sigma is not None:
-        out.update(matching_sd(found["index"], found["m0"], dic, prep.sub, float(sigma), b1_free=prep.b1 is None))
+        out.update(matching_sd(found["index"], found["m0"], dic, prep.sub, float(sigma), b1_free=prep.b1 is None,
+                               factor=sd_factor))
     maps = {}
     for key, v in out.items():
         full = np.zeros(prep.keep.shape, np.float32)
@@ -242,7 +244,7 @@ def build(protocol, settings: MRFSettings, *, magnitude: bool = False) -> tuple[
     return dic, subspace(dic.atoms, settings)
 
 
-def _match_by_b1(coef, dic: Dictionary, sub: Subspace, b1, settings: MRFSettings) -> dict:
+def match_by_b1(coef, dic: Dictionary, sub: Subspace, b1, settings: MRFSettings) -> dict:
     """Match over all atoms (B1 axis included), or, with a B1 map, within each voxel's nearest
     B1 level; by ``settings.search`` (``grid``: coarse-to-fine per B1 level, or ``exhaustive``)."""
     levels = torch.unique(dic.b1)

@@ -39,10 +39,9 @@ def _along(axis: int, index, values, coef, grid, lut):
     return deriv * ok[:, None], spacing
 
 
-def matching_sd(index, m0, dic, sub, sigma: float, *, b1_free: bool = False) -> dict[str, torch.Tensor]:
-    """``t1_sd``, ``t2_sd``, ``m0_sd`` ``(V,)`` of voxels matched to atoms ``index`` with scales ``m0``
-    (:mod:`qmriprep.fit.mrf`: ``dic`` the dictionary, ``sub`` its subspace); 0 where ``J^T J`` is
-    singular or the voxel has no signal."""
+def _jacobian(index, m0, dic, sub, b1_free: bool):
+    """``J`` ``(V, r, p)`` (columns T1, T2, M0, then B1 when it is matched too) at atoms ``index``
+    with scales ``m0``, its T1/T2 columns and the grid spacings of T1 and T2."""
     coef = sub.coef.double()
     m0 = m0.double()
     lut = _lookup(dic.grid)
@@ -53,17 +52,37 @@ def matching_sd(index, m0, dic, sub, sigma: float, *, b1_free: bool = False) -> 
     for name, axis, values in params:
         deriv, spacing[name] = _along(axis, index, values, coef, dic.grid, lut)
         cols.append(m0[:, None] * deriv)
-    jac = torch.stack(cols[:2] + [coef[index]] + cols[2:], -1)  # (V, r, p)
+    return torch.stack(cols[:2] + [coef[index]] + cols[2:], -1), cols, spacing
+
+
+def sensitivity(index, m0, dic, sub, *, b1_free: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The linearised estimator ``(J^T J)^-1 J^T`` ``(V, p, r)`` at the matched atoms (a coefficient
+    error ``e``, rotated to the voxel's phase, moves the estimates by ``rows @ e``; its covariance
+    ``sigma^2 rows rows^T`` is the bound) and where it exists ``(V,)``."""
+    jac, _, _ = _jacobian(index, m0, dic, sub, b1_free)
+    inv, info = torch.linalg.inv_ex(jac.transpose(1, 2) @ jac)
+    rows = inv @ jac.transpose(1, 2)
+    return rows, (info == 0) & torch.isfinite(rows).flatten(1).all(1) & (m0 > 0)
+
+
+def matching_sd(index, m0, dic, sub, sigma: float, *, b1_free: bool = False,
+                factor: dict | None = None) -> dict[str, torch.Tensor]:
+    """``t1_sd``, ``t2_sd``, ``m0_sd`` ``(V,)`` of voxels matched to atoms ``index`` with scales ``m0``
+    (:mod:`qmriprep.fit.mrf`: ``dic`` the dictionary, ``sub`` its subspace); 0 where ``J^T J`` is
+    singular or the voxel has no signal. ``factor``: per parameter, the ratio of the estimator's
+    error variance to the bound (e.g. a denoiser's, :mod:`qmriprep.nn.subspacecnn_sd`; default 1),
+    applied to the bound before the quantisation is added."""
+    jac, cols, spacing = _jacobian(index, m0, dic, sub, b1_free)
     inv, info = torch.linalg.inv_ex(jac.transpose(1, 2) @ jac)
     var = sigma ** 2 * torch.diagonal(inv, dim1=1, dim2=2)
     ok = (info == 0) & torch.isfinite(var).all(1) & (var >= 0).all(1) & (m0 > 0)
-    atom = coef[index]
+    atom = jac[:, :, 2]
     quantised = {name: spacing[name] ** 2 / 12 for name in ("t1", "t2")}
     # a T1/T2 off by delta moves the projection scale by -M0 <c, dc> / |c|^2 delta
     quantised["m0"] = sum(((atom * cols[k]).sum(1) / (atom * atom).sum(1).clamp_min(1e-30)) ** 2 * quantised[name]
                           for k, name in enumerate(("t1", "t2")))
     out = {}
     for k, name in enumerate(("t1", "t2", "m0")):
-        v = var[:, k] + quantised[name]
+        v = var[:, k] * (factor or {}).get(name, 1.0) + quantised[name]
         out[f"{name}_sd"] = torch.where(ok, v.clamp_min(0).sqrt(), torch.zeros_like(v)).float()
     return out

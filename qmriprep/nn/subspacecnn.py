@@ -39,6 +39,7 @@ from torch import nn
 from ..fit.mrf import MRFSettings, maps_from, prepare
 from .blocks import ResidualBlock, conv_norm_relu
 from .loop import LoopSettings, fit, seeded
+from .subspacecnn_sd import HALVES, variance_factor
 
 LOGGER = logging.getLogger("nipype.interface")
 
@@ -109,6 +110,20 @@ def _volume(values: torch.Tensor, keep: np.ndarray, box) -> torch.Tensor:
     return full[box].permute(2, 0, 1, *range(3, values.dim() + 2))
 
 
+class _Rows:
+    """Cropped-grid volumes ``(Z, C, H, W)`` (or masks ``(Z, H, W)``) back to the voxel rows of the
+    series ``(V, r)``, coefficients in the series' units."""
+
+    def __init__(self, keep, box, is_complex: bool, scale: float):
+        self.inner, self.box, self.complex, self.scale = torch.as_tensor(keep)[box], box, is_complex, scale
+
+    def __call__(self, vol: torch.Tensor) -> torch.Tensor:
+        return _coefficients(vol.permute(2, 3, 0, 1)[self.inner], self.complex) * self.scale
+
+    def mask(self, vol: torch.Tensor) -> torch.Tensor:
+        return vol.permute(1, 2, 0)[self.inner]
+
+
 def _slices(prep, settings: SubspaceCNNSettings, scale: float, seed: int) -> tuple[_Slices, tuple]:
     keep = prep.keep if prep.keep.ndim == 3 else prep.keep[..., None]
     idx = np.nonzero(keep)
@@ -116,7 +131,7 @@ def _slices(prep, settings: SubspaceCNNSettings, scale: float, seed: int) -> tup
     x = (prep.x / scale).to(torch.complex64 if prep.x.is_complex() else torch.float32)
     phi = prep.sub.phi
     inputs, frames, phis, residual = [], [], [], []
-    for half in (slice(0, None, 2), slice(1, None, 2)):
+    for half in HALVES:
         ph = phi[half]
         solve = torch.linalg.pinv(ph.double()).float().T  # (T/2, r): least-squares coefficients
         xs = x[:, half]
@@ -175,8 +190,9 @@ def train(series, protocol, *, b1=None, mask=None, settings: MRFSettings | None 
     """The maps and the sidecar record of the training (settings, seed, epochs, curves, seconds,
     and ``IdentityValidationLoss``: the held-out loss of the input coefficients themselves); with
     the series' noise ``sigma`` also ``t1_sd``, ``t2_sd``, ``m0_sd``: the voxel-wise Cramer-Rao bound
-    at the CNN's matched atoms (:func:`qmriprep.fit.mrf_sd.matching_sd`), which its spatial context
-    can undercut."""
+    at the CNN's matched atoms (:func:`qmriprep.fit.mrf_sd.matching_sd`) scaled by the CNN's error
+    variance over that bound, measured on the held-out voxels (:mod:`.subspacecnn_sd`; recorded
+    as ``SDCalibration``)."""
     cnn = cnn or SubspaceCNNSettings()
     prep = prepare(series, protocol, b1=b1, mask=mask, settings=settings)
     full = prep.x @ prep.sub.phi.to(prep.x.dtype) if prep.x.is_complex() else prep.x.float() @ prep.sub.phi
@@ -192,11 +208,13 @@ def train(series, protocol, *, b1=None, mask=None, settings: MRFSettings | None 
     hist = fit(model, lambda: _loss(model, data, data.train, cnn.loss), loop,
                val_loss=(lambda: float(_loss(model, data, data.held, cnn.loss))) if data.held.any() else None)
     with torch.no_grad():
-        out = sum(model(data.inputs[k]) for k in (0, 1)) / 2  # (Z, C, H, W)
-    inside = torch.zeros(keep.shape, dtype=torch.bool)
-    inside[box] = True
-    grid = out.permute(2, 3, 0, 1)  # (H, W, Z, C) = the cropped box, channels last
-    coef = _coefficients(grid[torch.as_tensor(keep)[box]], data.complex) * scale
+        outs = [model(data.inputs[k]) for k in (0, 1)]  # (Z, C, H, W) each
+    rows = _Rows(keep, box, data.complex, scale or 1.0)
+    coef = rows((outs[0] + outs[1]) / 2)
+    factor = None
+    if sigma is not None:
+        factor = variance_factor([rows(x) for x in data.inputs], [rows(x) for x in outs], float(sigma), prep,
+                                 rows.mask(data.held))
     record = {"TrainingSettings": asdict(cnn), "RandomSeed": seed, "TrainingEpochs": len(hist.records),
               "TrainingBestEpoch": hist.best_epoch + 1, "TrainingStopped": hist.stopped,
               "TrainingSeconds": round(hist.seconds, 3), "IdentityValidationLoss": identity,
@@ -204,5 +222,8 @@ def train(series, protocol, *, b1=None, mask=None, settings: MRFSettings | None 
                                 "train_loss": [float(f"{v:.6g}") for v in hist.column("train_loss")],
                                 "val_loss": [None if v is None else float(f"{v:.6g}")
                                              for v in hist.column("val_loss")]}}
+    if factor is not None:
+        record["SDCalibration"] = {"HeldOutVoxels": factor.pop("voxels"),
+                                   "VarianceOverBound": {k: round(v, 4) for k, v in factor.items()}}
     LOGGER.info("subspace CNN: %d epochs (%s), %.0f s", len(hist.records), hist.stopped, hist.seconds)
-    return maps_from(coef, prep, sigma), record
+    return maps_from(coef, prep, sigma, factor), record
