@@ -38,7 +38,8 @@ def test_sidecars_carry_the_measured_noise(run):
         meta = _sidecar(out, name)
         sigma = next(v for k, v in record["noise_sigma"].items() if k.endswith(f"_{series}.nii.gz"))
         assert abs(meta["NoiseSigma"] / sigma - 1) < 0.10, (name, meta["NoiseSigma"], sigma)
-        assert meta["NoiseMethod"] and meta["SNR"] > 5
+        assert meta["NoiseMethod"].startswith("background") and meta["SNR"] > 5
+        assert meta["NoiseChannels"] == pytest.approx(1, rel=0.1)  # the synthetic series' one channel
         assert "MP-PCA" in meta["Denoising"]  # --denoise mppca
 
 

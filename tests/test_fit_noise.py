@@ -115,3 +115,28 @@ def test_noise_of_a_single_slice_series_without_background_within_10_percent():
     series += 10 * rng.standard_normal(series.shape)
     est = estimate_noise(series, is_complex=False, mask=np.ones((60, 70, 1), bool))
     assert est.method.startswith("MP-PCA") and est.sigma == pytest.approx(10, rel=0.1)
+
+
+@pytest.mark.parametrize("coils", [1, 4, 8, 32])
+def test_noise_of_a_coil_combined_magnitude_within_10_percent(phantom, coils):
+    """A multi-channel magnitude's background is a central chi with 2N degrees of freedom: its
+    channels and sigma (per real channel of one coil) from the background's moments."""
+    from qmriprep.synth.kspace import coil_maps, root_sum_of_squares
+
+    clean = np.stack([v[2] for v in contrasts.complete_volumes("MESE", phantom)], -1)
+    sigma = float(np.mean(clean[..., 0][phantom.noise_reference()]) / 30)
+    data = root_sum_of_squares(clean, coil_maps(phantom, coils), sigma, np.random.default_rng(5))
+    est = estimate_noise(data, is_complex=False)
+    assert est.method.startswith("background") and est.channels == pytest.approx(coils, rel=0.05)
+    assert abs(est.sigma / sigma - 1) < 0.10, (est, sigma)
+
+
+def test_a_background_with_a_ghost_is_not_taken_for_noise(phantom):
+    """A Nyquist ghost (the image shifted by half the field of view at 10 %) filling a single-coil
+    background: chi-like moments (taken as noise they gave sigma 32 % high), but neighbouring
+    background voxels correlate, so MP-PCA in the foreground is used instead."""
+    data, sigma = _magnitude(phantom, "MESE", 30, np.random.default_rng(6))
+    ghost = np.roll(data, data.shape[1] // 2, axis=1)
+    est = estimate_noise(np.hypot(data, 0.1 * ghost), is_complex=False)
+    assert est.method.startswith("MP-PCA") and est.channels is None
+    assert abs(est.sigma / sigma - 1) < 0.10, (est, sigma)

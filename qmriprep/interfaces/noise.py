@@ -48,6 +48,8 @@ class EstimateNoise(SimpleInterface):
         self._results["sigma"] = est.sigma
         self._results["meta"] = {"NoiseSigma": est.sigma, "NoiseMethod": est.method,
                                  "SNR": None if np.isnan(est.snr) else round(est.snr, 2)}
+        if est.channels is not None:
+            self._results["meta"]["NoiseChannels"] = est.channels
         self._results["background"] = est.method.startswith("background")
         return runtime
 

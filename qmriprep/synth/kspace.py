@@ -128,6 +128,17 @@ def coil_maps(grid, n_coils=8):
     return (maps / np.sqrt(np.sum(np.abs(maps) ** 2, 0))).astype(np.complex64)
 
 
+def root_sum_of_squares(clean, maps, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Magnitude ``sqrt(sum_c |S_c x + sigma n_c|^2)`` of a series ``clean`` ``(X, Y, Z, n)`` received
+    by coils ``maps`` ``(N, X, Y, Z)`` with complex Gaussian noise ``sigma`` per real channel (its
+    background is a central chi with 2N degrees of freedom)."""
+    total = np.zeros(np.shape(clean))
+    for sens in maps:
+        noise = rng.standard_normal((2,) + total.shape)
+        total += np.abs(sens[..., None] * clean + sigma * (noise[0] + 1j * noise[1])) ** 2
+    return np.sqrt(total)
+
+
 def _mask(mod, shape, settings, key):
     """Acquired phase encodes: ``(Y,)`` lines (2-D) or ``(Y, Z)`` (3-D)."""
     ny, nz = shape[1:]
