@@ -227,21 +227,46 @@ def test_off_resonance_bias_at_6_and_4_cycles():
 
 @pytest.mark.parametrize("n_cycles", [4, 8, 12])
 def test_estimator_flags_voxels_the_infinite_cycle_model_misses(n_cycles):
-    """The MIRACLE estimator's ``out_of_range`` mask: aliased configurations at the estimate
-    (alias level > 1 %). Unflagged voxels are accurate on noise-free data at any off-resonance;
-    4 cycles flag brain tissue, 12 cycles only long-T2 voxels."""
+    """Magnitude configurations (no off-resonance phase, no alias correction): the ``out_of_range``
+    mask holds the aliased voxels at the estimate (alias level > 1 %); unflagged voxels are
+    accurate on noise-free data at any off-resonance; 4 cycles flag brain tissue, 12 cycles only
+    long-T2 voxels."""
     from qmriprep.estimators.bssfp import fit_miracle as estimator
 
     t1, t2, b1 = tissue_box(400, seed=4)
     t1, t2, b1 = np.r_[t1, 4.2], np.r_[t2, 1.8], np.r_[b1, 1.0]  # + a CSF voxel
     theta = np.random.default_rng(5).uniform(-np.pi, np.pi, t1.size)
     protocol = BSSFPProtocol(tuple(seed_grid(n_cycles)), TR, FA, TE)
-    out = estimator(features(t1, t2, b1, theta, n_cycles=n_cycles), protocol, b1=b1)
+    out = estimator(np.abs(features(t1, t2, b1, theta, n_cycles=n_cycles)), protocol, b1=b1)
     flagged = out["out_of_range"].astype(bool)
     assert out["out_of_range"].dtype == np.uint8 and out["meta"]["OutOfRangeVoxels"] == flagged.sum()
+    assert out["meta"]["AliasCorrectedVoxels"] == 0
     assert flagged[-1]  # CSF
     ok = ~flagged
     assert rel(out["t2"][ok], t2[ok]).max(initial=0) < 0.05 and rel(out["t1"][ok], t1[ok]).max(initial=0) < 0.05
     assert ok.mean() == 0 if n_cycles == 4 else ok.mean() > 0.5
-    wm = estimator(features(*WM, 1.0, 0.0, n_cycles=n_cycles), protocol, b1=np.ones(()))["out_of_range"]
+    wm = estimator(np.abs(features(*WM, 1.0, 0.0, n_cycles=n_cycles)), protocol, b1=np.ones(()))["out_of_range"]
     assert bool(wm) == (n_cycles == 4)
+
+
+@pytest.mark.parametrize("n_cycles", [4, 6, 12])
+def test_alias_correction_recovers_tissue_at_any_off_resonance(n_cycles):
+    """Complex configurations: the fixed point on the N-cycle model takes the aliases out, so
+    MIRACLE, 16-26 % off at 4 cycles without it, recovers noise-free tissue at any off-resonance:
+    95 % of the box (which reaches B1+ 0.7 and T1 0.4 s) within 1 %; the rest (4 % at 4 cycles,
+    1 % at 6) sits at other fixed points whose configurations differ from the truth's by less than
+    SNR 30's noise (near-degenerate at few cycles)."""
+    from qmriprep.estimators.bssfp import fit_miracle as estimator
+
+    t1, t2, b1 = tissue_box(400, seed=4)
+    theta = np.random.default_rng(5).uniform(-np.pi, np.pi, t1.size)
+    protocol = BSSFPProtocol(tuple(seed_grid(n_cycles)), TR, FA, TE)
+    f = features(t1, t2, b1, theta, n_cycles=n_cycles)
+    raw = fit_miracle(f, b1, flip_angle=FA, tr=TR)
+    out = estimator(f, protocol, b1=b1)
+    err = np.maximum(rel(out["t1"], t1), rel(out["t2"], t2))
+    assert np.mean(err < 0.01) > 0.95 and np.median(err) < 1e-3
+    assert out["meta"]["OutOfRangeVoxels"] == out["out_of_range"].sum() < 0.05 * t1.size
+    if n_cycles == 4:
+        assert np.mean(np.maximum(rel(raw["t1"], t1), rel(raw["t2"], t2)) < 0.01) < 0.1
+        assert out["meta"]["AliasCorrectedVoxels"] > 0.95 * t1.size

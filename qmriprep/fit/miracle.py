@@ -20,7 +20,8 @@ Accuracy: the model terms are the infinite-cycle (``N -> inf``) configurations a
 ``F_{p +- N}``, whose size scales like ``((p - r)/q)^(N-1)``: negligible at 12 cycles for
 brain tissue (white matter 939/62 ms: < 0.02 %), but not for long T2 with short T1 or low
 flip angle (T1/T2 = 400/150 ms at B1 0.7: ~17 % T2 bias at 12 cycles), and at 6 and 4
-cycles off resonance they bias the fit strongly.
+cycles off resonance they bias the fit strongly: :mod:`qmriprep.fit.miracle_alias` takes them
+out (the estimator does, for complex configurations).
 
 Solved per voxel by compiled kernels (:mod:`qmriprep.fit.miracle_kernels`, numba; blocks of
 :data:`CHUNK` voxels on ``torch.get_num_threads()`` threads, with progress lines). The GSS
@@ -122,23 +123,24 @@ def _check(tr):
         raise ValueError(f"tr must be > 0 s, got {tr}")
 
 
-def _solve(y, b1, params, chunk):
+def _solve(y, b1, params, chunk, progress=True):
     """:func:`~qmriprep.fit.miracle_kernels.fit_voxels` on blocks of ``chunk`` voxels, on
-    ``torch.get_num_threads()`` threads (progress lines); ``(n, 4)`` rows ``(T1, T2, rounds,
-    status)``."""
+    ``torch.get_num_threads()`` threads (progress lines unless ``progress`` is False); ``(n, 4)``
+    rows ``(T1, T2, rounds, status)``."""
     out = np.zeros((y.shape[0], 4))
-    progress = Progress("MIRACLE T1/T2", y.shape[0], unit="voxels")
+    progress = Progress("MIRACLE T1/T2", y.shape[0], unit="voxels") if progress else None
     blocks = [slice(s, s + chunk) for s in range(0, y.shape[0], chunk)]
     with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
         jobs = [pool.submit(kernels.fit_voxels, y[b], b1[b], params, out[b]) for b in blocks]
         for job, block in zip(jobs, blocks):
             job.result()
             done = min(block.stop, y.shape[0])
-            progress.update(done, final=done == y.shape[0])
+            if progress is not None:
+                progress.update(done, final=done == y.shape[0])
     return out
 
 
-def fit_miracle(features, b1=None, *, flip_angle, tr, settings=None, mask=None, chunk=CHUNK):
+def fit_miracle(features, b1=None, *, flip_angle, tr, settings=None, mask=None, chunk=CHUNK, progress=True):
     """MIRACLE T1/T2 maps from normalised bSSFP configurations, every voxel independently.
 
     Parameters
@@ -151,6 +153,7 @@ def fit_miracle(features, b1=None, *, flip_angle, tr, settings=None, mask=None, 
         defaults (Newton on the fixed point of the seed's alternation).
     mask : bool array broadcastable to ``features.shape[:-1]``; None = all voxels.
     chunk : voxels per kernel call and progress update.
+    progress : False: no progress lines (a caller fitting again and again shows its own).
 
     Returns
     -------
@@ -180,7 +183,7 @@ def fit_miracle(features, b1=None, *, flip_angle, tr, settings=None, mask=None, 
     params = np.array([flip_angle, tr, settings.t1_init, lo, hi, settings.tol, settings.max_rounds,
                        settings.search == "newton"], dtype=np.float64)
     res = _solve(np.stack([y2[idx], y1[idx]], 1), np.ascontiguousarray(b1_flat[idx]), params,
-                 int(chunk))
+                 int(chunk), progress)
     maps = {"t1": np.zeros(mag.shape[0], np.float32), "t2": np.zeros(mag.shape[0], np.float32),
             "rounds": np.zeros(mag.shape[0], np.int32), "not_converged": np.zeros(mag.shape[0], bool)}
     maps["t1"][idx], maps["t2"][idx], maps["rounds"][idx] = res[:, 0], res[:, 1], res[:, 2]
