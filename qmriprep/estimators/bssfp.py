@@ -45,7 +45,7 @@ def _alias_correction(out: dict, configurations, b1, protocol):
     import numpy as np
 
     from ..fit.miracle import fit_miracle as miracle
-    from ..fit.miracle_alias import ROUNDS, correct_aliases
+    from ..fit.miracle_alias import correct_aliases
 
     fitted = (out["t1"] > 0) & (out["t2"] > 0)
     if not np.iscomplexobj(configurations) or not fitted.any():
@@ -58,7 +58,7 @@ def _alias_correction(out: dict, configurations, b1, protocol):
 
     fix = correct_aliases(np.asarray(configurations)[fitted], b1v, out["t1"][fitted], out["t2"][fitted],
                           protocol=protocol, solve=solve)
-    settled = fix["corrected"] & (fix["rounds"] < ROUNDS)
+    settled = fix["settled"]
     for key in ("t1", "t2"):
         out[key][fitted] = fix[key].astype(out[key].dtype)
     corrected = np.zeros_like(fitted)

@@ -88,7 +88,8 @@ def correct_aliases(features, b1, t1, t2, *, protocol, solve) -> dict:
     ``(V,)``, the latter MIRACLE's fit (0 where it failed: left alone); ``protocol`` with
     ``phase_increments``, ``tr``, ``te``, ``flip_angle``; ``solve(magnitudes, b1) -> (t1, t2)``
     MIRACLE on ``(n, 3)`` magnitudes. Returns ``t1``, ``t2``, ``theta`` (rad, 0 where not
-    corrected), ``corrected`` (bool: the voxels it ran on) and ``rounds`` (int: rounds run).
+    corrected), ``corrected`` (bool: the voxels it ran on), ``settled`` (bool: those that stopped
+    moving; not those where MIRACLE failed or :data:`ROUNDS` ran out) and ``rounds`` (int).
     """
     f = torch.as_tensor(np.asarray(features), dtype=torch.complex128)
     b1v, t1v, t2v = (torch.as_tensor(np.asarray(v, dtype=np.float64)) for v in (b1, t1, t2))
@@ -98,7 +99,7 @@ def correct_aliases(features, b1, t1, t2, *, protocol, solve) -> dict:
                                 tr=protocol.tr, n_cycles=len(protocol.phase_increments))
     active = fitted & (level > ALIAS_FLOOR)
     out = {"t1": t1v.clone(), "t2": t2v.clone(), "theta": torch.zeros_like(t1v), "corrected": active.clone(),
-           "rounds": torch.zeros(t1v.shape, dtype=torch.int32)}
+           "settled": torch.zeros_like(active), "rounds": torch.zeros(t1v.shape, dtype=torch.int32)}
     theta = torch.zeros_like(t1v)
     theta[active] = _phase_theta(f[active])
     progress = Progress("MIRACLE alias correction", ROUNDS, unit="rounds")
@@ -120,6 +121,7 @@ def correct_aliases(features, b1, t1, t2, *, protocol, solve) -> dict:
         out["t2"][idx] = torch.where(ok, new_t2, out["t2"][idx])
         out["rounds"][idx] = k + 1
         active[idx] = ok & (change > TOL)
+        out["settled"][idx] = ok & (change <= TOL)
         progress.update(k + 1, f"{int(active.sum())} of {int(out['corrected'].sum())} voxels still moving",
                         final=k + 1 == ROUNDS or not active.any())
     out["theta"] = torch.where(out["corrected"], theta, torch.zeros_like(theta))
