@@ -40,8 +40,9 @@ def fit_miracle(configurations, protocol, *, b1=None, mask=None, noise_sigma=Non
 
 
 def _alias_correction(out: dict, configurations, b1, protocol):
-    """Replace ``out``'s T1, T2 by the alias-corrected fixed point where it settles; the mask of
-    those voxels (none for magnitude configurations, which hold no off-resonance phase)."""
+    """Replace ``out``'s T1, T2 by the alias-corrected ones (the last round where the fixed point
+    did not settle); the mask of the voxels where it settled (none for magnitude configurations,
+    which hold no off-resonance phase)."""
     import numpy as np
 
     from ..fit.miracle import fit_miracle as miracle

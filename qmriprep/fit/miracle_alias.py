@@ -39,11 +39,15 @@ CHUNK = 1 << 17     # voxels per model evaluation
 _GOLD = (np.sqrt(5.0) - 1.0) / 2.0
 
 
+def _model(t1, t2, b1, theta, protocol) -> torch.Tensor:
+    """Normalised ``(F-1, F0, F+1)`` ``(V, 3)`` of the protocol's N cycles at ``theta``."""
+    s = bssfp_signal(t1, t2, b1, theta, protocol)
+    return normalise(configurations(remove_common_phase(s), protocol.phase_increments))
+
+
 def _misfit(f, t1, t2, b1, theta, protocol) -> torch.Tensor:
     """``1 - |<g, f>|^2`` of unit-norm measured ``f`` ``(V, 3)`` and model configurations ``g``."""
-    s = bssfp_signal(t1, t2, b1, theta, protocol)
-    g = normalise(configurations(remove_common_phase(s), protocol.phase_increments))
-    return 1.0 - (g.conj() * f).sum(-1).abs() ** 2
+    return 1.0 - (_model(t1, t2, b1, theta, protocol).conj() * f).sum(-1).abs() ** 2
 
 
 def _search_theta(f, t1, t2, b1, protocol, centre, half_width: float, steps: int) -> torch.Tensor:
@@ -67,8 +71,7 @@ def _phase_theta(f) -> torch.Tensor:
 
 def _corrected(f, t1, t2, b1, protocol, theta) -> torch.Tensor:
     """Measured magnitudes times ``|F_p(inf)| / |g_p(theta)|`` (module docstring, step 2)."""
-    s = bssfp_signal(t1, t2, b1, theta, protocol)
-    g = normalise(configurations(remove_common_phase(s), protocol.phase_increments)).abs()
+    g = _model(t1, t2, b1, theta, protocol).abs()
     inf = torch.stack(closed_form_configurations(t1, t2, b1, flip_angle=protocol.flip_angle, tr=protocol.tr,
                                                  te=protocol.te), -1).abs()
     inf = inf / inf.norm(dim=-1, keepdim=True).clamp_min(1e-30)
